@@ -1,0 +1,120 @@
+package apidef
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// object is a decoded JSON object that remembers its key order, so that
+// errors come out in the order the operator wrote the fields.
+type object struct {
+	keys   []string
+	values map[string]any
+}
+
+// parseJSON decodes one JSON document into nil, bool, json.Number, string,
+// []any and *object values. Unlike encoding/json into a map it rejects
+// duplicate keys and trailing data, which would otherwise be silently
+// dropped from an operator's definition.
+func parseJSON(data []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	v, err := readValue(dec, 0)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("unexpected data after the JSON document")
+	}
+	return v, nil
+}
+
+// maxDepth bounds nesting so that a hostile document cannot exhaust the
+// stack; API definitions are at most four levels deep.
+const maxDepth = 32
+
+func readValue(dec *json.Decoder, depth int) (any, error) {
+	if depth > maxDepth {
+		return nil, errors.New("JSON nested too deeply")
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, syntaxError(err)
+	}
+	switch t := tok.(type) {
+	case json.Delim:
+		switch t {
+		case '{':
+			obj := &object{values: map[string]any{}}
+			for dec.More() {
+				kt, err := dec.Token()
+				if err != nil {
+					return nil, syntaxError(err)
+				}
+				key, ok := kt.(string)
+				if !ok {
+					return nil, errors.New("malformed JSON object")
+				}
+				if _, dup := obj.values[key]; dup {
+					return nil, fmt.Errorf("duplicate key %q", key)
+				}
+				v, err := readValue(dec, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				obj.keys = append(obj.keys, key)
+				obj.values[key] = v
+			}
+			if _, err := dec.Token(); err != nil {
+				return nil, syntaxError(err)
+			}
+			return obj, nil
+		case '[':
+			arr := []any{}
+			for dec.More() {
+				v, err := readValue(dec, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				arr = append(arr, v)
+			}
+			if _, err := dec.Token(); err != nil {
+				return nil, syntaxError(err)
+			}
+			return arr, nil
+		default:
+			return nil, fmt.Errorf("unexpected %q", t)
+		}
+	default:
+		return t, nil
+	}
+}
+
+func syntaxError(err error) error {
+	if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+		return errors.New("unexpected end of JSON input")
+	}
+	return err
+}
+
+// typeName names a decoded value's JSON type for error messages.
+func typeName(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case json.Number:
+		return "a number"
+	case string:
+		return "a string"
+	case []any:
+		return "an array"
+	case *object:
+		return "an object"
+	}
+	return "an unknown value"
+}

@@ -1,0 +1,372 @@
+// Package config loads ase.conf: the vendor's key=value file, overridden by
+// ASE_<KEY> environment variables, validated strictly.
+//
+// The format is the vendor's, so existing files work: one key=value per
+// line, whitespace around key and value ignored, blank lines ignored, and
+// lines whose first non-blank character is ';' or '#' are comments. There
+// are no inline comments: everything after the first '=' is the value, so
+// "data_dir=/srv/ase#1" names the directory "/srv/ase#1". CRLF line endings
+// and a leading UTF-8 byte order mark are accepted.
+//
+// Unknown keys, duplicate keys and bad values are errors, and every problem
+// is reported at once, each naming the file and line (or the environment
+// variable) and the key.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ase-project/ase/internal/units"
+)
+
+// Mode is how ASE sits in front of the APIs.
+type Mode string
+
+// The modes of the mode key.
+const (
+	ModeInline   Mode = "inline"   // a reverse proxy on the data path
+	ModeSideband Mode = "sideband" // an API gateway asks ASE for decisions
+)
+
+// Config is the effective configuration: defaults, then ase.conf, then the
+// environment.
+type Config struct {
+	Mode           Mode   // mode, default inline
+	HTTPWSPort     int    // http_ws_port, default 8000
+	HTTPSWSSPort   int    // https_wss_port, default 8443; 0 turns HTTPS/WSS off
+	ManagementPort int    // management_port, default 8010
+	ListenAddress  string // listen_address, default 0.0.0.0: the data ports' IP address
+	// ManagementAddress is management_address, default 127.0.0.1, so the
+	// management API is not exposed unless the operator asks for it.
+	ManagementAddress string
+	DataDir           string // data_dir, default ./data
+	APIDir            string // api_dir, default empty (none): API JSON files imported at start
+
+	EnableFirewall               bool       // enable_firewall, default true
+	EnableASEDetectedAttack      bool       // enable_ase_detected_attack, default false
+	EnableSidebandAuthentication bool       // enable_sideband_authentication, default false
+	EnableSidebandKeepalive      bool       // enable_sideband_keepalive, default false
+	EnableXFF                    bool       // enable_xff, default false
+	AttackListMemory             units.Size // attack_list_memory, default 128MB, at least 1MB
+	EnableAudit                  bool       // enable_audit, default true
+	EnableAccessLog              bool       // enable_access_log, default true
+	EnableASEHealth              bool       // enable_ase_health, default false
+
+	Timezone string // timezone, default utc; also local or an IANA name such as Europe/Paris
+	// Location is Timezone resolved once at load time; default time.UTC.
+	Location       *time.Location
+	AdminLogLevel  int            // admin_log_level, default 4: 1 fatal, 2 error, 3 warning, 4 info, 5 debug
+	SessionTimeout units.Duration // session_timeout, default 20m
+
+	// The files below are named, not opened: the server opens them, so that
+	// an error there is reported by the code that knows what the file is for.
+	TLSCertFile           string // tls_cert_file, default empty; set with tls_key_file for HTTPS/WSS
+	TLSKeyFile            string // tls_key_file, default empty
+	ManagementTLSCertFile string // management_tls_cert_file, default empty; set with management_tls_key_file
+	ManagementTLSKeyFile  string // management_tls_key_file, default empty
+	ClientCAFile          string // client_ca_file, default empty; set to allow x509 login
+	ServerCACertPath      string // server_ca_cert_path, default empty: the CAs trusted for backend TLS
+
+	AllowDefaultPassword bool // allow_default_password, default false
+
+	LogDir          string     // log_dir, default empty, meaning <data_dir>/logs
+	AccessLogStdout bool       // access_log_stdout, default false; true writes access log lines to stdout
+	LogMaxSize      units.Size // log_max_size, default 100MB: a log file is rotated at this size
+	LogMaxFiles     int        // log_max_files, default 10: rotated files kept
+
+	EnableCluster bool     // enable_cluster, default false
+	ClusterID     string   // cluster_id, default empty; required with enable_cluster
+	EtcdEndpoints []string // etcd_endpoints, default none; comma-separated URLs, required with enable_cluster
+
+	// Warnings lists settings that are valid but probably not what the
+	// operator meant; the server logs them at start-up.
+	Warnings []string
+}
+
+// Default returns the configuration used when there is no ase.conf.
+func Default() *Config {
+	return &Config{
+		Mode:              ModeInline,
+		HTTPWSPort:        8000,
+		HTTPSWSSPort:      8443,
+		ManagementPort:    8010,
+		ListenAddress:     "0.0.0.0",
+		ManagementAddress: "127.0.0.1",
+		DataDir:           "./data",
+		EnableFirewall:    true,
+		AttackListMemory:  128 << 20,
+		EnableAudit:       true,
+		EnableAccessLog:   true,
+		Timezone:          "utc",
+		Location:          time.UTC,
+		AdminLogLevel:     4,
+		SessionTimeout:    units.Duration(20 * time.Minute),
+		LogMaxSize:        100 << 20,
+		LogMaxFiles:       10,
+	}
+}
+
+// Error is one problem in the configuration.
+type Error struct {
+	// Pos is where the value came from: "ase.conf:12" for a line,
+	// "ASE_HTTP_WS_PORT" for an environment variable, empty for a default.
+	Pos string
+	Key string // the known key concerned, if any
+	Msg string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.Pos != "" {
+		b.WriteString(e.Pos)
+		b.WriteString(": ")
+	}
+	// The variable's name already names the key.
+	if e.Key != "" && e.Pos != envName(e.Key) {
+		b.WriteString(e.Key)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Load reads the ase.conf at path ("" for none: defaults only), applies the
+// ASE_<KEY> overrides found by lookupEnv (os.LookupEnv in the server; nil
+// for none) and validates the result. The error joins every problem found.
+func Load(path string, lookupEnv func(string) (string, bool)) (*Config, error) {
+	var data []byte
+	if path != "" {
+		var err error
+		if data, err = os.ReadFile(path); err != nil {
+			return nil, err
+		}
+	}
+	return Parse(path, data, lookupEnv)
+}
+
+// Parse is Load for ase.conf content already in memory; name is the file's
+// name in messages.
+func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
+	p := parser{name: name, c: Default(), pos: make(map[string]string)}
+	p.file(string(data))
+	if lookupEnv != nil {
+		p.env(lookupEnv)
+	}
+	p.check()
+	if len(p.errs) > 0 {
+		return nil, errors.Join(p.errs...)
+	}
+	p.c.Warnings = warnings(p.c)
+	return p.c, nil
+}
+
+type parser struct {
+	name string
+	c    *Config
+	pos  map[string]string // key -> where its value was set
+	errs []error
+}
+
+func (p *parser) errorf(pos, key, format string, args ...any) {
+	p.errs = append(p.errs, &Error{Pos: pos, Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (p *parser) file(data string) {
+	data = strings.TrimPrefix(data, "\uFEFF")
+	lineOf := make(map[string]int) // key -> first line setting it
+	for i, line := range strings.Split(data, "\n") {
+		n := i + 1
+		pos := p.lineName(n)
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == ';' || line[0] == '#' {
+			continue
+		}
+		name, value, ok := strings.Cut(line, "=")
+		if !ok {
+			p.errorf(pos, "", "%q is not a key=value line", line)
+			continue
+		}
+		name = strings.TrimSpace(name)
+		k := lookup(name)
+		if k == nil {
+			p.errorf(pos, "", "unknown key %q%s", name, suggest(name))
+			continue
+		}
+		if first, dup := lineOf[name]; dup {
+			p.errorf(pos, name, "duplicate key, first set on line %d", first)
+			continue
+		}
+		lineOf[name] = n
+		p.set(k, pos, strings.TrimSpace(value))
+	}
+}
+
+func (p *parser) lineName(n int) string {
+	if p.name == "" {
+		return fmt.Sprintf("line %d", n)
+	}
+	return fmt.Sprintf("%s:%d", p.name, n)
+}
+
+func (p *parser) env(lookupEnv func(string) (string, bool)) {
+	for i := range keys {
+		k := &keys[i]
+		v, ok := lookupEnv(envName(k.name))
+		if ok {
+			p.set(k, envName(k.name), strings.TrimSpace(v))
+		}
+	}
+}
+
+func (p *parser) set(k *key, pos, v string) {
+	p.pos[k.name] = pos
+	if v == "" {
+		if !k.text {
+			p.errorf(pos, k.name, "missing value")
+			return
+		}
+		// An empty text value means the default, as in the vendor's "api_dir=".
+		v = k.get(Default())
+	}
+	if err := k.set(p.c, v); err != nil {
+		p.errorf(pos, k.name, "%v", err)
+	}
+}
+
+// check validates what no single key can.
+func (p *parser) check() {
+	c := p.c
+	ports := []struct {
+		key  string
+		port int
+	}{
+		{"http_ws_port", c.HTTPWSPort},
+		{"https_wss_port", c.HTTPSWSSPort},
+		{"management_port", c.ManagementPort},
+	}
+	// All enabled ports must differ, even though the data and management
+	// addresses may differ: "0.0.0.0" overlaps every address anyway.
+	for i, a := range ports {
+		for _, b := range ports[i+1:] {
+			if a.port == 0 || a.port != b.port {
+				continue
+			}
+			blame, other := b.key, a.key
+			if p.pos[b.key] == "" && p.pos[a.key] != "" {
+				blame, other = a.key, b.key
+			}
+			p.errorf(p.pos[blame], blame, "port %d is also %s", a.port, other)
+		}
+	}
+	p.pair("tls_cert_file", c.TLSCertFile, "tls_key_file", c.TLSKeyFile)
+	p.pair("management_tls_cert_file", c.ManagementTLSCertFile, "management_tls_key_file", c.ManagementTLSKeyFile)
+	if c.EnableCluster {
+		if c.ClusterID == "" {
+			p.errorf(p.pos["enable_cluster"], "enable_cluster", "cluster_id is required in a cluster")
+		}
+		if len(c.EtcdEndpoints) == 0 {
+			p.errorf(p.pos["enable_cluster"], "enable_cluster", "etcd_endpoints is required in a cluster")
+		}
+	}
+}
+
+// pair requires both keys or neither.
+func (p *parser) pair(k1, v1, k2, v2 string) {
+	switch {
+	case v1 != "" && v2 == "":
+		p.errorf(p.pos[k1], k1, "%s is required too", k2)
+	case v1 == "" && v2 != "":
+		p.errorf(p.pos[k2], k2, "%s is required too", k1)
+	}
+}
+
+func warnings(c *Config) []string {
+	var w []string
+	if c.Mode == ModeInline {
+		if c.EnableSidebandAuthentication {
+			w = append(w, "enable_sideband_authentication=true has no effect in inline mode")
+		}
+		if c.EnableSidebandKeepalive {
+			w = append(w, "enable_sideband_keepalive=true has no effect in inline mode")
+		}
+	}
+	if c.Mode == ModeSideband && c.EnableXFF {
+		w = append(w, "enable_xff=true has no effect in sideband mode: the gateway reports the client address")
+	}
+	if !c.EnableCluster && (c.ClusterID != "" || len(c.EtcdEndpoints) > 0) {
+		w = append(w, "cluster_id and etcd_endpoints are ignored without enable_cluster=true")
+	}
+	if c.AllowDefaultPassword {
+		w = append(w, "allow_default_password=true: the default admin password is accepted; change it")
+	}
+	if c.ManagementTLSCertFile == "" && !isLoopback(c.ManagementAddress) {
+		w = append(w, fmt.Sprintf("the management API on %s is served without TLS (set management_tls_cert_file and management_tls_key_file)", c.ManagementAddress))
+	}
+	return w
+}
+
+// Format renders c as ase.conf text that Parse reads back to an equal
+// Config: every key, in the order of Keys.
+func (c *Config) Format() string {
+	var b strings.Builder
+	b.WriteString("; ASE configuration.\n")
+	for i := range keys {
+		b.WriteString(keys[i].name)
+		b.WriteByte('=')
+		b.WriteString(keys[i].get(c))
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// suggest returns ` (did you mean "k"?)` for the known key closest to name,
+// or "" when none is within two edits.
+func suggest(name string) string {
+	best, bestDist := "", 3
+	lower := strings.ToLower(name)
+	for i := range keys {
+		if d := editDistance(lower, keys[i].name, bestDist); d < bestDist {
+			best, bestDist = keys[i].name, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// editDistance is the Levenshtein distance between a and b, or limit when
+// it is at least limit (which also keeps long fuzzed keys cheap).
+func editDistance(a, b string, limit int) int {
+	if abs(len(a)-len(b)) >= limit {
+		return limit
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return min(prev[len(b)], limit)
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}

@@ -1,0 +1,231 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bucketKV   = []byte("kv")
+	bucketMeta = []byte("meta")
+	keyRev     = []byte("rev")
+)
+
+// Bolt is the embedded Store: one bbolt file, fsynced on every commit.
+type Bolt struct {
+	db *bolt.DB
+
+	// mu orders commits with their delivery to subscribers, so that events
+	// arrive in revision order and a new subscription's snapshot and its
+	// first event meet with nothing lost in between.
+	mu     sync.Mutex
+	rev    atomic.Int64
+	subs   map[int]*subscription
+	nextID int
+	closed bool
+}
+
+type subscription struct {
+	prefix  string
+	onEvent func(Event)
+}
+
+// Open opens (creating if needed) the store file at path. It fails at
+// once if another process holds the file.
+func Open(path string) (*Bolt, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:      time.Second,
+		FreelistType: bolt.FreelistMapType,
+	})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("store: %s is in use by another ase process", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	s := &Bolt{db: db, subs: map[int]*subscription{}}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(bucketKV); err != nil {
+			return err
+		}
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if v := meta.Get(keyRev); len(v) == 8 {
+			s.rev.Store(int64(binary.BigEndian.Uint64(v)))
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Get implements Store.
+func (s *Bolt) Get(ctx context.Context, key string) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketKV).Get([]byte(key))
+		if v == nil {
+			return ErrNotFound
+		}
+		out = bytes.Clone(v)
+		return nil
+	})
+	return out, s.wrap(err)
+}
+
+// Scan implements Store.
+func (s *Bolt) Scan(ctx context.Context, prefix string, fn func(key string, value []byte) error) error {
+	return s.wrap(s.db.View(func(tx *bolt.Tx) error { return scan(ctx, tx, prefix, fn) }))
+}
+
+func scan(ctx context.Context, tx *bolt.Tx, prefix string, fn func(string, []byte) error) error {
+	p := []byte(prefix)
+	c := tx.Bucket(bucketKV).Cursor()
+	n := 0
+	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+		if n++; n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if err := fn(string(k), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Commit implements Store.
+func (s *Bolt) Commit(ctx context.Context, b Batch) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, ErrClosed
+	}
+	var changes []Change
+	rev := s.rev.Load() + 1
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		kv := tx.Bucket(bucketKV)
+		for _, c := range b.Conds {
+			v := kv.Get([]byte(c.Key))
+			if (v != nil) != c.Exists || (c.Value != nil && !bytes.Equal(v, c.Value)) {
+				return &ConflictError{Cond: c}
+			}
+		}
+		changes = make([]Change, 0, len(b.Ops))
+		for _, op := range b.Ops {
+			switch op.Kind {
+			case OpPut:
+				if op.Key == "" {
+					return errors.New("store: empty key")
+				}
+				if err := kv.Put([]byte(op.Key), op.Value); err != nil {
+					return err
+				}
+				changes = append(changes, Change{Key: op.Key, Value: op.Value})
+			case OpDelete:
+				if kv.Get([]byte(op.Key)) == nil {
+					continue
+				}
+				if err := kv.Delete([]byte(op.Key)); err != nil {
+					return err
+				}
+				changes = append(changes, Change{Key: op.Key, Deleted: true})
+			case OpDeletePrefix:
+				var keys [][]byte
+				p := []byte(op.Key)
+				c := kv.Cursor()
+				for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+					keys = append(keys, bytes.Clone(k))
+				}
+				for _, k := range keys {
+					if err := kv.Delete(k); err != nil {
+						return err
+					}
+					changes = append(changes, Change{Key: string(k), Deleted: true})
+				}
+			default:
+				return fmt.Errorf("store: unknown op kind %d", op.Kind)
+			}
+		}
+		var buf [8]byte
+		binary.BigEndian.PutUint64(buf[:], uint64(rev))
+		return tx.Bucket(bucketMeta).Put(keyRev, buf[:])
+	})
+	if err != nil {
+		return 0, err
+	}
+	s.rev.Store(rev)
+	for _, sub := range s.subs {
+		if cs := filter(changes, sub.prefix); len(cs) > 0 {
+			sub.onEvent(Event{Rev: rev, Changes: cs})
+		}
+	}
+	return rev, nil
+}
+
+// Subscribe implements Store. onEvent runs synchronously inside Commit, so
+// it must be quick and must not call Commit or Subscribe; the values it
+// receives are the committed ones and must not be modified.
+func (s *Bolt) Subscribe(ctx context.Context, prefix string, load func(key string, value []byte) error, onEvent func(Event)) (func(), error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if load != nil {
+		if err := s.db.View(func(tx *bolt.Tx) error { return scan(ctx, tx, prefix, load) }); err != nil {
+			return nil, err
+		}
+	}
+	id := s.nextID
+	s.nextID++
+	s.subs[id] = &subscription{prefix: prefix, onEvent: onEvent}
+	return func() {
+		s.mu.Lock()
+		delete(s.subs, id)
+		s.mu.Unlock()
+	}, nil
+}
+
+// Rev implements Store.
+func (s *Bolt) Rev() int64 { return s.rev.Load() }
+
+// Close implements Store.
+func (s *Bolt) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	return s.db.Close()
+}
+
+func (s *Bolt) wrap(err error) error {
+	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+		return ErrClosed
+	}
+	return err
+}

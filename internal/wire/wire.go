@@ -1,0 +1,139 @@
+// Package wire holds the JSON shapes of the management API, shared by the
+// server, the typed client and the CLI so that each field is spelled once.
+package wire
+
+// Status is the vendor's reply to a change and its error shape:
+// {"status": "...", "status_message": "..."}.
+type Status struct {
+	Status  string `json:"status"`
+	Message string `json:"status_message"`
+}
+
+// Status strings from the seeds.
+const (
+	StatusSuccess          = "success"
+	StatusFail             = "fail"
+	StatusAPIExists        = "api_already_exists"
+	StatusAPINotFound      = "api_not_found"
+	StatusValidation       = "validation_error"
+	StatusServerExists     = "server_exists"
+	StatusServerNotFound   = "server_not_found"
+	StatusNoClusterMode    = "no_cluster_mode"
+	StatusInvalidValue     = "invalid_value"
+	StatusEnabled          = "enabled"
+	StatusDisabled         = "disabled"
+	StatusTokenCreated     = "token_created"
+	StatusSecretInUse      = "secret_in_use"
+	StatusTransactionOpen  = "transaction_in_progress"
+	StatusPermissionDenied = "permission_denied"
+)
+
+// APIList is the reply of GET /api. APICount is a string, as in the seed.
+type APIList struct {
+	APICount string         `json:"api_count"`
+	API      []APIListEntry `json:"api"`
+}
+
+// APIListEntry is one API in an APIList.
+type APIListEntry struct {
+	APIID  string `json:"api_id"`
+	Status string `json:"status"`
+}
+
+// FlowControl is an API's flow_control. The byte thresholds appear for
+// WebSocket APIs only.
+type FlowControl struct {
+	ClientSpikeThreshold     string  `json:"client_spike_threshold"`
+	BytesInThreshold         *string `json:"bytes_in_threshold,omitempty"`
+	BytesOutThreshold        *string `json:"bytes_out_threshold,omitempty"`
+	ServerConnectionQueueing bool    `json:"server_connection_queueing"`
+}
+
+// FlowControlInfo is the reply of GET and POST /firewall/flowcontrol.
+type FlowControlInfo struct {
+	APIID       string      `json:"api_id"`
+	FlowControl FlowControl `json:"flow_control"`
+}
+
+// Server is a backend server. ServerSpikeThreshold appears for REST APIs
+// only; HealthStatus ("Up" or "Down") only in server listings.
+type Server struct {
+	Host                  string  `json:"host"`
+	Port                  int     `json:"port"`
+	ServerSpikeThreshold  *string `json:"server_spike_threshold,omitempty"`
+	ServerConnectionQuota int     `json:"server_connection_quota"`
+	HealthStatus          string  `json:"health_status,omitempty"`
+}
+
+// ServerList is the reply of GET /server.
+type ServerList struct {
+	APIID       string   `json:"api_id"`
+	ServerCount int      `json:"server_count"`
+	Server      []Server `json:"server"`
+}
+
+// Health statuses of a server.
+const (
+	HealthUp   = "Up"
+	HealthDown = "Down"
+)
+
+// PersistentConnections is the reply of GET /persistentconnection.
+type PersistentConnections struct {
+	APIID string          `json:"api_id"`
+	Count ConnectionCount `json:"persistent_connection_count"`
+}
+
+// ConnectionCount counts live WebSocket connections by scheme.
+type ConnectionCount struct {
+	WS  int64 `json:"ws"`
+	WSS int64 `json:"wss"`
+}
+
+// Cluster is the reply of GET /cluster in cluster mode.
+type Cluster struct {
+	ClusterID string        `json:"cluster_id"`
+	NodeCount int           `json:"node_count"`
+	Node      []ClusterNode `json:"node"`
+}
+
+// ClusterNode is one node of a Cluster.
+type ClusterNode struct {
+	Host   string `json:"host"`
+	Port   int    `json:"port"`
+	UUID   string `json:"uuid"`
+	Status string `json:"status"` // "active" or "inactive"
+}
+
+// PasswordChange is the body of PUT /password (the CLI's update_password).
+type PasswordChange struct {
+	CurrentPassword string `json:"current_password"`
+	NewPassword     string `json:"new_password"`
+}
+
+// StatusInfo is the reply of GET /status: what `ase status` prints.
+type StatusInfo struct {
+	Status                 string     `json:"status"`
+	Version                string     `json:"version"`
+	Mode                   string     `json:"mode"`
+	HTTPWS                 string     `json:"http_ws"`
+	HTTPSWSS               string     `json:"https_wss"`
+	Firewall               string     `json:"firewall"`
+	Audit                  string     `json:"audit"`
+	SidebandAuthentication string     `json:"sideband_authentication"`
+	ASEDetectedAttack      string     `json:"ase_detected_attack"`
+	AttackListMemory       string     `json:"attack_list_memory"`
+	AttackListMemoryBytes  MemoryInfo `json:"attack_list_memory_bytes"`
+	LogLevel               string     `json:"log_level"`
+	Timezone               string     `json:"timezone"`
+	AdminPassword          string     `json:"admin_password"` // "default" or "changed"
+	Cluster                string     `json:"cluster"`
+	StartedAt              string     `json:"started_at"`
+}
+
+// MemoryInfo is a memory budget in bytes.
+type MemoryInfo struct {
+	Configured int64 `json:"configured"`
+	Used       int64 `json:"used"`
+	Free       int64 `json:"free"`
+}
