@@ -229,3 +229,15 @@ func (s *Bolt) wrap(err error) error {
 	}
 	return err
 }
+
+// Check verifies the file's internal consistency (pages, freelist,
+// buckets) and returns every problem found.
+func (s *Bolt) Check() error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() {
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	})
+}

@@ -1,0 +1,439 @@
+// Package admin is ASE's management REST API: one route table, served
+// under both /v4/ase and /v5/ase, with the vendor's authentication headers,
+// status strings and messages.
+//
+// Handlers read through a store.Reader and return a store.Batch or a reply;
+// one adapter authenticates, limits and reads the body, commits, audits and
+// writes every response, so each rule is enforced in one place.
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ase-project/ase/internal/accounts"
+	"github.com/ase-project/ase/internal/apidef"
+	"github.com/ase-project/ase/internal/audit"
+	"github.com/ase-project/ase/internal/catalog"
+	"github.com/ase-project/ase/internal/config"
+	"github.com/ase-project/ase/internal/lockout"
+	"github.com/ase-project/ase/internal/store"
+	"github.com/ase-project/ase/internal/wire"
+)
+
+// Body limits: 1 MiB for ordinary requests; bulk list imports may be larger.
+const (
+	MaxBody     = 1 << 20
+	MaxBulkBody = 32 << 20
+)
+
+// Prefixes under which every ASE route exists, with identical behaviour.
+var Prefixes = []string{"/v4/ase", "/v5/ase"}
+
+// Deps is what the management API works on.
+type Deps struct {
+	Store    store.Store
+	Live     *catalog.Live
+	Accounts *accounts.Accounts
+	Guard    *lockout.Guard
+	Audit    *audit.Log // nil when audit is disabled
+	Log      *slog.Logger
+	Config   *config.Config
+	Version  string
+	Started  time.Time
+	// Health returns "Up" or "Down" for a backend server of an API.
+	Health func(apiID string, s apidef.Server) string
+	// Connections returns an API's live WebSocket connection counts.
+	Connections func(apiID string) wire.ConnectionCount
+	// ListMemoryUsed returns the bytes the deny and allow lists use.
+	ListMemoryUsed func() int64
+	// Sleep waits before a failed authentication's reply (slow-down).
+	Sleep func(ctx context.Context, d time.Duration)
+}
+
+// Route is one endpoint of the management API.
+type Route struct {
+	Method  string
+	Path    string   // under each of Prefixes
+	Action  string   // audit action of a write; empty for reads
+	Query   []string // accepted query parameters; others are refused
+	Summary string
+	MaxBody int64
+	handle  func(c *call) (any, error)
+}
+
+// Write reports whether the route changes configuration.
+func (rt *Route) Write() bool { return rt.Action != "" }
+
+// Handler serves the management API.
+type Handler struct {
+	d      Deps
+	routes []*Route
+	byPath map[string]map[string]*Route // full path -> method -> route
+
+	// writeMu serializes changes on this node: a read-modify-write of one
+	// API by two operators must not lose either (across nodes, the store's
+	// conditions catch it).
+	writeMu sync.Mutex
+}
+
+// New returns the management API handler.
+func New(d Deps) *Handler {
+	if d.Sleep == nil {
+		d.Sleep = func(ctx context.Context, dur time.Duration) {
+			t := time.NewTimer(dur)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+		}
+	}
+	h := &Handler{d: d, byPath: map[string]map[string]*Route{}}
+	h.routes = h.table()
+	for _, rt := range h.routes {
+		if rt.MaxBody == 0 {
+			rt.MaxBody = MaxBody
+		}
+		for _, p := range Prefixes {
+			full := p + rt.Path
+			if h.byPath[full] == nil {
+				h.byPath[full] = map[string]*Route{}
+			}
+			h.byPath[full][rt.Method] = rt
+		}
+	}
+	return h
+}
+
+// Routes returns the route table (paths without prefix).
+func (h *Handler) Routes() []Route {
+	out := make([]Route, len(h.routes))
+	for i, rt := range h.routes {
+		out[i] = *rt
+	}
+	return out
+}
+
+// Error is a failure as the management API reports it.
+type Error struct {
+	Code    int
+	Status  string
+	Message string
+	Detail  string // optional precision next to a fixed vendor message
+	Header  http.Header
+}
+
+func (e *Error) Error() string { return e.Message }
+
+func fail(code int, status, format string, args ...any) *Error {
+	return &Error{Code: code, Status: status, Message: fmt.Sprintf(format, args...)}
+}
+
+// reply is a handler result with a status code other than 200.
+type reply struct {
+	code int
+	body any
+}
+
+// principal is who a request acts for.
+type principal struct {
+	user string
+	role accounts.Role
+	auth string // secret_key, session, apikey, x509
+}
+
+// call is one request being served.
+type call struct {
+	ctx    context.Context
+	h      *Handler
+	r      *http.Request
+	route  *Route
+	query  url.Values
+	body   []byte
+	who    principal
+	via    string
+	client string
+	// params are the audit parameters the handler fills in.
+	params map[string]any
+}
+
+func (c *call) reader() store.Reader { return c.h.d.Store }
+
+// commit applies a change.
+func (c *call) commit(b store.Batch) error {
+	if len(b.Ops) == 0 {
+		return nil
+	}
+	_, err := c.h.d.Store.Commit(c.ctx, b)
+	return err
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	methods := h.byPath[r.URL.Path]
+	if methods == nil {
+		h.writeError(w, fail(http.StatusNotFound, wire.StatusFail, "no such endpoint: %s", r.URL.Path))
+		return
+	}
+	rt := methods[r.Method]
+	if rt == nil {
+		allow := make([]string, 0, len(methods))
+		for m := range methods {
+			allow = append(allow, m)
+		}
+		e := fail(http.StatusMethodNotAllowed, wire.StatusFail, "method %s is not allowed on %s", r.Method, r.URL.Path)
+		slices.Sort(allow)
+		e.Header = http.Header{"Allow": {strings.Join(allow, ", ")}}
+		h.writeError(w, e)
+		return
+	}
+	c := &call{ctx: r.Context(), h: h, r: r, route: rt, via: "rest_api", client: clientAddr(r).String()}
+	if strings.HasPrefix(r.Header.Get("User-Agent"), "ase-cli/") {
+		c.via = "cli"
+	}
+	result, err := h.serve(c)
+	if err != nil {
+		e := h.toError(c, err)
+		if rt.Write() && e.Code != http.StatusTooManyRequests && c.who.user != "" {
+			h.d.Audit.Record(audit.Entry{User: c.who.user, Via: c.via, Auth: c.who.auth, Client: c.client, Action: rt.Action, Params: c.params, Result: e.Status})
+		}
+		h.writeError(w, e)
+		return
+	}
+	if rt.Write() {
+		h.d.Audit.Record(audit.Entry{User: c.who.user, Via: c.via, Auth: c.who.auth, Client: c.client, Action: rt.Action, Params: c.params, Result: wire.StatusSuccess})
+	}
+	code := http.StatusOK
+	if rep, ok := result.(reply); ok {
+		code, result = rep.code, rep.body
+	}
+	writeJSON(w, code, result)
+}
+
+func (h *Handler) serve(c *call) (any, error) {
+	who, err := h.authenticate(c)
+	if err != nil {
+		return nil, err
+	}
+	c.who = who
+	q, err := url.ParseQuery(c.r.URL.RawQuery)
+	if err != nil {
+		return nil, fail(http.StatusForbidden, wire.StatusValidation, "the query string is malformed: %v", err)
+	}
+	for name := range q {
+		if !slices.Contains(c.route.Query, name) {
+			return nil, fail(http.StatusForbidden, wire.StatusValidation, "unknown query parameter %q for %s %s", name, c.r.Method, c.route.Path)
+		}
+		if len(q[name]) > 1 {
+			return nil, fail(http.StatusForbidden, wire.StatusValidation, "query parameter %q is given more than once", name)
+		}
+	}
+	c.query = q
+	if err := c.readBody(); err != nil {
+		return nil, err
+	}
+	if c.route.Write() {
+		h.writeMu.Lock()
+		defer h.writeMu.Unlock()
+	}
+	return c.route.handle(c)
+}
+
+// authenticate checks the vendor's access and secret key headers, slowing
+// down and then locking out an address that keeps failing.
+func (h *Handler) authenticate(c *call) (principal, error) {
+	addr := clientAddr(c.r)
+	if left := h.d.Guard.Locked(addr); left > 0 {
+		return principal{}, tooMany(left)
+	}
+	access, hasAccess := headerValue(c.r.Header, "x-ase-access-key")
+	secret, hasSecret := headerValue(c.r.Header, "x-ase-secret-key")
+	switch {
+	case !hasAccess:
+		return principal{}, fail(http.StatusForbidden, wire.StatusFail, "x-ase-access-key header missing")
+	case !hasSecret:
+		return principal{}, fail(http.StatusForbidden, wire.StatusFail, "x-ase-secret-key header missing")
+	}
+	// Only the built-in admin has an access key; any other name fails
+	// exactly like a wrong password.
+	u, ok := h.d.Accounts.Authenticate(c.ctx, accounts.Admin, secret)
+	if !ok || access != accounts.Admin {
+		delay, locked := h.d.Guard.Fail(addr)
+		h.d.Log.Warn("management authentication failed", "client", addr.String(), "path", c.r.URL.Path)
+		if locked {
+			return principal{}, tooMany(h.d.Guard.Locked(addr))
+		}
+		h.d.Sleep(c.ctx, delay)
+		return principal{}, fail(http.StatusForbidden, wire.StatusFail, "authorization failure")
+	}
+	return principal{user: u.Name, role: u.Role, auth: "secret_key"}, nil
+}
+
+func tooMany(left time.Duration) *Error {
+	secs := int((left + time.Second - 1) / time.Second)
+	e := fail(http.StatusTooManyRequests, wire.StatusFail, "too many failed authentications from this address; retry in %d seconds", secs)
+	e.Header = http.Header{"Retry-After": {strconv.Itoa(secs)}}
+	return e
+}
+
+// headerValue returns a header's value and whether it was sent at all.
+func headerValue(h http.Header, name string) (string, bool) {
+	v, ok := h[http.CanonicalHeaderKey(name)]
+	if !ok || len(v) == 0 {
+		return "", false
+	}
+	return v[0], true
+}
+
+// readBody reads the request body within the route's limit and insists on
+// a JSON content type when there is one.
+func (c *call) readBody() error {
+	r := c.r
+	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	limit := c.route.MaxBody
+	if r.ContentLength > limit {
+		return tooLarge(limit)
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return fail(http.StatusBadRequest, wire.StatusFail, "reading the request body failed: %v", err)
+	}
+	if int64(len(body)) > limit {
+		return tooLarge(limit)
+	}
+	if len(body) == 0 {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return fail(http.StatusForbidden, wire.StatusFail, "content-type header missing")
+	}
+	c.body = body
+	return nil
+}
+
+func tooLarge(limit int64) *Error {
+	return fail(http.StatusRequestEntityTooLarge, wire.StatusFail, "request body too large: the limit is %d bytes", limit)
+}
+
+// requireBody returns the body, or the vendor's error when there is none.
+func (c *call) requireBody() ([]byte, error) {
+	if len(c.body) == 0 {
+		return nil, fail(http.StatusForbidden, wire.StatusFail, "json parsing error").withDetail("the request needs a JSON body")
+	}
+	return c.body, nil
+}
+
+func (e *Error) withDetail(d string) *Error { e.Detail = d; return e }
+
+// apiID returns the api_id query parameter, required and valid.
+func (c *call) apiID() (string, error) {
+	id, ok := c.query["api_id"]
+	if !ok {
+		return "", fail(http.StatusForbidden, wire.StatusValidation, "query parameter api_id is required")
+	}
+	if err := apidef.CheckID(id[0]); err != nil {
+		return "", fail(http.StatusForbidden, wire.StatusValidation, "%v", err)
+	}
+	return id[0], nil
+}
+
+// toError maps any error to what the client sees. Unexpected errors are
+// logged and reported as the vendor's "unknown error".
+func (h *Handler) toError(c *call, err error) *Error {
+	var e *Error
+	var ve apidef.ValidationError
+	var rc *catalog.ConflictError
+	var sc *store.ConflictError
+	id := ""
+	if v := c.query["api_id"]; len(v) > 0 {
+		id = v[0]
+	}
+	switch {
+	case errors.As(err, &e):
+		return e
+	case errors.As(err, &ve):
+		if apidef.IsSyntax(err) {
+			return fail(http.StatusForbidden, wire.StatusFail, "json parsing error").withDetail(strings.TrimPrefix(ve[0].Msg, "invalid JSON: "))
+		}
+		return fail(http.StatusForbidden, wire.StatusValidation, "%s", ve.Error())
+	case errors.As(err, &rc):
+		return fail(http.StatusForbidden, wire.StatusValidation, "%s", rc.Error())
+	case errors.Is(err, catalog.ErrAPIExists):
+		return fail(http.StatusForbidden, wire.StatusAPIExists, "api %s already exists", id)
+	case errors.Is(err, catalog.ErrAPINotFound):
+		return fail(http.StatusNotFound, wire.StatusAPINotFound, "api %s does not exist", id)
+	case errors.Is(err, catalog.ErrServerExists):
+		return fail(http.StatusForbidden, wire.StatusServerExists, "server already exists")
+	case errors.Is(err, catalog.ErrServerNotFound):
+		return fail(http.StatusNotFound, wire.StatusServerNotFound, "server does not exist")
+	case errors.Is(err, accounts.ErrWrongPassword):
+		return fail(http.StatusForbidden, wire.StatusFail, "%v", err)
+	case errors.Is(err, accounts.ErrPasswordTooShort):
+		return fail(http.StatusForbidden, wire.StatusValidation, "%v", err)
+	case errors.As(err, &sc):
+		return fail(http.StatusConflict, wire.StatusFail, "the configuration was changed by someone else meanwhile; retry")
+	case errors.Is(err, context.Canceled):
+		return fail(499, wire.StatusFail, "request canceled")
+	}
+	h.d.Log.Error("management request failed", "method", c.r.Method, "path", c.r.URL.Path, "error", err)
+	return fail(http.StatusInternalServerError, wire.StatusFail, "unknown error")
+}
+
+func (h *Handler) writeError(w http.ResponseWriter, e *Error) {
+	for k, v := range e.Header {
+		w.Header()[k] = v
+	}
+	writeJSON(w, e.Code, errorBody{Status: e.Status, Message: e.Message, Detail: e.Detail})
+}
+
+type errorBody struct {
+	Status  string `json:"status"`
+	Message string `json:"status_message"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		code, b = http.StatusInternalServerError, []byte(`{"status": "fail", "status_message": "unknown error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
+}
+
+func success(msg string) wire.Status { return wire.Status{Status: wire.StatusSuccess, Message: msg} }
+
+// clientAddr is the peer's address. The management API is reached
+// directly, so X-Forwarded-For is never trusted here.
+func clientAddr(r *http.Request) netip.Addr {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.IPv4Unspecified()
+	}
+	return a.Unmap()
+}

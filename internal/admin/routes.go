@@ -1,0 +1,433 @@
+package admin
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ase-project/ase/internal/apidef"
+	"github.com/ase-project/ase/internal/catalog"
+	"github.com/ase-project/ase/internal/units"
+	"github.com/ase-project/ase/internal/wire"
+)
+
+// table is the management API: every route, once.
+func (h *Handler) table() []*Route {
+	return []*Route{
+		{Method: "GET", Path: "/api", Query: []string{"api_id"}, Summary: "List APIs, or read one API's definition with api_id", handle: h.getAPI},
+		{Method: "POST", Path: "/api", Query: []string{"api_id"}, Action: "create_api", Summary: "Create an API", handle: h.createAPI},
+		{Method: "PUT", Path: "/api", Query: []string{"api_id"}, Action: "update_api", Summary: "Replace an API's definition", handle: h.updateAPI},
+		{Method: "DELETE", Path: "/api", Query: []string{"api_id"}, Action: "delete_api", Summary: "Delete an API", handle: h.deleteAPI},
+
+		{Method: "GET", Path: "/server", Query: []string{"api_id"}, Summary: "List an API's backend servers with their health", handle: h.listServers},
+		{Method: "POST", Path: "/server", Query: []string{"api_id"}, Action: "add_server", Summary: "Add a backend server to an API", handle: h.addServer},
+		{Method: "DELETE", Path: "/server", Query: []string{"api_id"}, Action: "delete_server", Summary: "Remove a backend server from an API", handle: h.deleteServer},
+
+		{Method: "GET", Path: "/cluster", Summary: "Cluster nodes", handle: h.cluster},
+		{Method: "GET", Path: "/persistentconnection", Query: []string{"api_id"}, Summary: "Live WebSocket connection counts of an API", handle: h.persistentConnections},
+
+		{Method: "GET", Path: "/firewall", Summary: "Firewall status", handle: h.getFirewall},
+		{Method: "POST", Path: "/firewall", Query: []string{"status"}, Action: "update_firewall", Summary: "Enable or disable the firewall", handle: h.setFirewall},
+		{Method: "GET", Path: "/firewall/flowcontrol", Query: []string{"api_id"}, Summary: "Read an API's flow control", handle: h.getFlowControl},
+		{Method: "POST", Path: "/firewall/flowcontrol", Query: []string{"api_id"}, Action: "update_flow_control", Summary: "Update an API's flow control", handle: h.setFlowControl},
+		{Method: "POST", Path: "/firewall/flowcontrol/server", Query: []string{"api_id"}, Action: "update_server_flow_control", Summary: "Update one server's quota and spike threshold", handle: h.setServerFlowControl},
+
+		{Method: "GET", Path: "/status", Summary: "What `ase status` prints", handle: h.status},
+		{Method: "PUT", Path: "/password", Action: "update_password", Summary: "Change the admin password (the CLI's update_password)", handle: h.updatePassword},
+	}
+}
+
+func (h *Handler) getAPI(c *call) (any, error) {
+	if _, given := c.query["api_id"]; !given {
+		apis, err := catalog.ListAPIs(c.ctx, c.reader())
+		if err != nil {
+			return nil, err
+		}
+		list := wire.APIList{APICount: strconv.Itoa(len(apis)), API: []wire.APIListEntry{}}
+		for _, a := range apis {
+			list.API = append(list.API, wire.APIListEntry{APIID: a.ID, Status: "loaded"})
+		}
+		return list, nil
+	}
+	id, err := c.apiID()
+	if err != nil {
+		return nil, err
+	}
+	a, err := catalog.GetAPI(c.ctx, c.reader(), id)
+	if err != nil {
+		return nil, err
+	}
+	return json.RawMessage(a.Encode()), nil
+}
+
+// decodeAPI decodes the body as api id's definition and records it for the
+// audit log.
+func (c *call) decodeAPI(id string) (*apidef.API, error) {
+	body, err := c.requireBody()
+	if err != nil {
+		return nil, err
+	}
+	var doc map[string]any
+	if json.Unmarshal(body, &doc) == nil {
+		c.params["definition"] = doc
+	}
+	return apidef.Decode(id, body)
+}
+
+func (h *Handler) createAPI(c *call) (any, error) {
+	id, err := c.apiID()
+	if err != nil {
+		return nil, err
+	}
+	c.params = map[string]any{"api_id": id}
+	a, err := c.decodeAPI(id)
+	if err != nil {
+		return nil, err
+	}
+	b, err := catalog.CreateAPI(c.ctx, c.reader(), a)
+	if err != nil {
+		return nil, err
+	}
+	return success("success"), c.commit(b)
+}
+
+func (h *Handler) updateAPI(c *call) (any, error) {
+	id, err := c.apiID()
+	if err != nil {
+		return nil, err
+	}
+	c.params = map[string]any{"api_id": id}
+	if _, err := catalog.GetAPI(c.ctx, c.reader(), id); err != nil {
+		return nil, err
+	}
+	a, err := c.decodeAPI(id)
+	if err != nil {
+		return nil, err
+	}
+	b, err := catalog.UpdateAPI(c.ctx, c.reader(), a)
+	if err != nil {
+		return nil, err
+	}
+	return success("success"), c.commit(b)
+}
+
+func (h *Handler) deleteAPI(c *call) (any, error) {
+	id, err := c.apiID()
+	if err != nil {
+		return nil, err
+	}
+	c.params = map[string]any{"api_id": id}
+	b, err := catalog.DeleteAPI(c.ctx, c.reader(), id)
+	if err != nil {
+		return nil, err
+	}
+	return success("success"), c.commit(b)
+}
+
+func (h *Handler) listServers(c *call) (any, error) {
+	id, err := c.apiID()
+	if err != nil {
+		return nil, err
+	}
+	a, err := catalog.GetAPI(c.ctx, c.reader(), id)
+	if err != nil {
+		return nil, err
+	}
+	list := wire.ServerList{APIID: id, ServerCount: len(a.Servers), Server: []wire.Server{}}
+	for _, s := range a.Servers {
+		ws := a.WireServer(s)
+		ws.HealthStatus = h.d.Health(id, s)
+		list.Server = append(list.Server, ws)
+	}
+	return list, nil
+}
+
+// decodeServer decodes {"server": {...}} for api id (whose protocol
+// decides the fields allowed) and records it for the audit log.
+func (c *call) decodeServer(id string, full bool) (apidef.Server, error) {
+	p, err := catalog.ServerProtocol(c.ctx, c.reader(), id)
+	if err != nil {
+		return apidef.Server{}, err
+	}
+	body, err := c.requireBody()
+	if err != nil {
+		return apidef.Server{}, err
+	}
+	var doc map[string]any
+	if json.Unmarshal(body, &doc) == nil {
+		c.params["server"] = doc["server"]
+	}
+	return apidef.DecodeServer(p, body, full)
+}
+
+func (h *Handler) addServer(c *call) (any, error) {
+	id, err := c.apiID()
+	if err != nil {
+		return nil, err
+	}
+	c.params = map[string]any{"api_id": id}
+	s, err := c.decodeServer(id, true)
+	if err != nil {
+		return nil, err
+	}
+	b, err := catalog.AddServer(c.ctx, c.reader(), id, s)
+	if err != nil {
+		return nil, err
+	}
+	return success("success"), c.commit(b)
+}
+
+func (h *Handler) deleteServer(c *call) (any, error) {
+	id, err := c.apiID()
+	if err != nil {
+		return nil, err
+	}
+	c.params = map[string]any{"api_id": id}
+	s, err := c.decodeServer(id, false)
+	if err != nil {
+		return nil, err
+	}
+	b, err := catalog.DeleteServer(c.ctx, c.reader(), id, s.Host, s.Port)
+	if err != nil {
+		return nil, err
+	}
+	return success("success"), c.commit(b)
+}
+
+func (h *Handler) cluster(c *call) (any, error) {
+	// Cluster mode (etcd) answers with the node list; a standalone node
+	// says so, as the vendor's does.
+	return nil, fail(http.StatusNotFound, wire.StatusNoClusterMode, "ase is not in cluster mode")
+}
+
+func (h *Handler) persistentConnections(c *call) (any, error) {
+	id, err := c.apiID()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := catalog.GetAPI(c.ctx, c.reader(), id); err != nil {
+		return nil, err
+	}
+	return wire.PersistentConnections{APIID: id, Count: h.d.Connections(id)}, nil
+}
+
+func (h *Handler) getFirewall(c *call) (any, error) {
+	on, err := catalog.GetSetting(c.ctx, c.reader(), catalog.Firewall, h.d.Config.EnableFirewall)
+	if err != nil {
+		return nil, err
+	}
+	return wire.Status{Status: enabledWord(on), Message: "Ok"}, nil
+}
+
+func (h *Handler) setFirewall(c *call) (any, error) {
+	return h.toggle(c, catalog.Firewall, h.d.Config.EnableFirewall, "Firewall")
+}
+
+// toggle implements the vendor's ?status=enable|disable switches: "X is
+// now enabled" on a change, "X is already enabled" otherwise.
+func (h *Handler) toggle(c *call, s catalog.Setting, def bool, name string) (any, error) {
+	v := c.query.Get("status")
+	c.params = map[string]any{"status": v}
+	var on bool
+	switch v {
+	case "enable":
+		on = true
+	case "disable":
+	default:
+		return nil, fail(http.StatusForbidden, wire.StatusInvalidValue, "query parameter status contains invalid value")
+	}
+	cur, err := catalog.GetSetting(c.ctx, c.reader(), s, def)
+	if err != nil {
+		return nil, err
+	}
+	if cur == on {
+		return wire.Status{Status: enabledWord(on), Message: name + " is already " + enabledWord(on)}, nil
+	}
+	if err := c.commit(catalog.SetSetting(s, on)); err != nil {
+		return nil, err
+	}
+	return wire.Status{Status: enabledWord(on), Message: name + " is now " + enabledWord(on)}, nil
+}
+
+func enabledWord(on bool) string {
+	if on {
+		return wire.StatusEnabled
+	}
+	return wire.StatusDisabled
+}
+
+func (h *Handler) getFlowControl(c *call) (any, error) {
+	id, err := c.apiID()
+	if err != nil {
+		return nil, err
+	}
+	a, err := catalog.GetAPI(c.ctx, c.reader(), id)
+	if err != nil {
+		return nil, err
+	}
+	return wire.FlowControlInfo{APIID: id, FlowControl: a.WireFlowControl()}, nil
+}
+
+func (h *Handler) setFlowControl(c *call) (any, error) {
+	id, err := c.apiID()
+	if err != nil {
+		return nil, err
+	}
+	c.params = map[string]any{"api_id": id}
+	if _, err := catalog.GetAPI(c.ctx, c.reader(), id); err != nil {
+		return nil, err
+	}
+	body, err := c.requireBody()
+	if err != nil {
+		return nil, err
+	}
+	var doc map[string]any
+	if json.Unmarshal(body, &doc) == nil {
+		c.params["flow_control"] = doc["flow_control"]
+	}
+	a, b, err := catalog.UpdateFlowControl(c.ctx, c.reader(), id, body)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.commit(b); err != nil {
+		return nil, err
+	}
+	return wire.FlowControlInfo{APIID: id, FlowControl: a.WireFlowControl()}, nil
+}
+
+func (h *Handler) setServerFlowControl(c *call) (any, error) {
+	id, err := c.apiID()
+	if err != nil {
+		return nil, err
+	}
+	c.params = map[string]any{"api_id": id}
+	s, err := c.decodeServer(id, true)
+	if err != nil {
+		return nil, err
+	}
+	b, err := catalog.UpdateServerFlow(c.ctx, c.reader(), id, s)
+	if err != nil {
+		return nil, err
+	}
+	return success("server updated successfully"), c.commit(b)
+}
+
+var logLevels = map[int]string{1: "fatal", 2: "error", 3: "warning", 4: "info", 5: "debug"}
+
+func (h *Handler) status(c *call) (any, error) {
+	cfg := h.d.Config
+	port := func(p int) string {
+		if p == 0 {
+			return "disabled"
+		}
+		return "port " + strconv.Itoa(p)
+	}
+	setting := func(s catalog.Setting, def bool) (string, error) {
+		on, err := catalog.GetSetting(c.ctx, c.reader(), s, def)
+		return enabledWord(on), err
+	}
+	firewall, err := setting(catalog.Firewall, cfg.EnableFirewall)
+	if err != nil {
+		return nil, err
+	}
+	sideband, err := setting(catalog.SidebandAuthentication, cfg.EnableSidebandAuthentication)
+	if err != nil {
+		return nil, err
+	}
+	detected, err := setting(catalog.ASEDetectedAttack, cfg.EnableASEDetectedAttack)
+	if err != nil {
+		return nil, err
+	}
+	used := h.d.ListMemoryUsed()
+	configured := int64(cfg.AttackListMemory)
+	free := max(configured-used, 0)
+	password := "changed"
+	if h.d.Accounts.DefaultPasswordInUse() {
+		password = "default"
+	}
+	cluster := "disabled"
+	if cfg.EnableCluster {
+		cluster = "enabled"
+	}
+	return wire.StatusInfo{
+		Status:                 "started",
+		Version:                h.d.Version,
+		Mode:                   string(cfg.Mode),
+		HTTPWS:                 port(cfg.HTTPWSPort),
+		HTTPSWSS:               port(cfg.HTTPSWSSPort),
+		Firewall:               firewall,
+		Audit:                  enabledWord(cfg.EnableAudit),
+		SidebandAuthentication: sideband,
+		ASEDetectedAttack:      detected,
+		AttackListMemory: "configured " + units.Size(configured).MB() + ", used " + units.Size(used).MB() +
+			", free " + units.Size(free).MB(),
+		AttackListMemoryBytes: wire.MemoryInfo{Configured: configured, Used: used, Free: free},
+		LogLevel:              logLevels[cfg.AdminLogLevel],
+		Timezone:              cfg.Timezone,
+		AdminPassword:         password,
+		Cluster:               cluster,
+		StartedAt:             h.d.Started.In(cfg.Location).Format(time.RFC3339),
+	}, nil
+}
+
+func (h *Handler) updatePassword(c *call) (any, error) {
+	c.params = map[string]any{"user": c.who.user}
+	body, err := c.requireBody()
+	if err != nil {
+		return nil, err
+	}
+	var req wire.PasswordChange
+	if err := strictJSON(body, &req); err != nil {
+		return nil, err
+	}
+	if req.CurrentPassword == "" || req.NewPassword == "" {
+		return nil, fail(http.StatusForbidden, wire.StatusValidation, "current_password and new_password are required")
+	}
+	b, err := h.d.Accounts.ChangePassword(c.ctx, c.reader(), c.who.user, req.CurrentPassword, req.NewPassword)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.commit(b); err != nil {
+		return nil, err
+	}
+	return success("password updated"), nil
+}
+
+// strictJSON decodes a small request body into v, refusing unknown
+// fields, wrong types and trailing data.
+func strictJSON(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("unexpected data after the JSON document")
+	}
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &typeErr):
+		return fail(http.StatusForbidden, wire.StatusValidation, "%s: must be %s, got %s", typeErr.Field, jsonType(typeErr.Type.Kind().String()), typeErr.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return fail(http.StatusForbidden, wire.StatusValidation, "%s: unknown field", strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`))
+	}
+	return fail(http.StatusForbidden, wire.StatusFail, "json parsing error").withDetail(err.Error())
+}
+
+func jsonType(kind string) string {
+	switch kind {
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	case "slice", "array":
+		return "an array"
+	case "struct", "map":
+		return "an object"
+	}
+	return "a number"
+}

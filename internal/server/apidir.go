@@ -1,0 +1,153 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/ase-project/ase/internal/apidef"
+	"github.com/ase-project/ase/internal/catalog"
+	"github.com/ase-project/ase/internal/store"
+)
+
+// importPrefix records, per api_id, the digest of the api_dir file last
+// imported.
+const importPrefix = "import/"
+
+// importAPIDir imports api_dir's <api_id>.json files. A file is imported
+// when it is new or its content changed since it was last imported; an
+// unchanged file does not overwrite changes made since through the
+// management API. Every file is validated first, and any problem stops
+// start-up with all problems named, before anything is stored.
+func importAPIDir(ctx context.Context, st store.Store, dir string, log *slog.Logger) error {
+	if dir == "" {
+		return nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("api_dir: %w", err)
+	}
+	type file struct {
+		api    *apidef.API
+		digest string
+	}
+	var files []file
+	var problems []error
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, ".json") {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			problems = append(problems, fmt.Errorf("api_dir: %w", err))
+			continue
+		}
+		a, err := apidef.Decode(strings.TrimSuffix(name, ".json"), data)
+		if err != nil {
+			problems = append(problems, fmt.Errorf("api_dir: %s: %w", name, err))
+			continue
+		}
+		sum := sha256.Sum256(data)
+		files = append(files, file{api: a, digest: hex.EncodeToString(sum[:])})
+	}
+	if len(problems) > 0 {
+		return errors.Join(problems...)
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].api.ID < files[j].api.ID })
+
+	// One batch for all files: either every changed file is imported or
+	// none is. Checks run against the store as it will be, file by file.
+	view := newOverlay(st)
+	var batch store.Batch
+	imported := 0
+	for _, f := range files {
+		key := importPrefix + f.api.ID
+		if prev, err := st.Get(ctx, key); err == nil && string(prev) == f.digest {
+			continue
+		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		var b store.Batch
+		if _, err := catalog.GetAPI(ctx, view, f.api.ID); errors.Is(err, catalog.ErrAPINotFound) {
+			b, err = catalog.CreateAPI(ctx, view, f.api)
+			if err != nil {
+				return fmt.Errorf("api_dir: %s.json: %w", f.api.ID, err)
+			}
+		} else if err != nil {
+			return err
+		} else if b, err = catalog.UpdateAPI(ctx, view, f.api); err != nil {
+			return fmt.Errorf("api_dir: %s.json: %w", f.api.ID, err)
+		}
+		b.Conds = nil // the overlay already checked them against this batch
+		b.Ops = append(b.Ops, store.Put(key, []byte(f.digest)))
+		view.apply(b.Ops)
+		batch.Ops = append(batch.Ops, b.Ops...)
+		imported++
+	}
+	if imported == 0 {
+		return nil
+	}
+	if _, err := st.Commit(ctx, batch); err != nil {
+		return fmt.Errorf("api_dir: %w", err)
+	}
+	log.Info("imported API definitions from api_dir", "dir", dir, "count", imported)
+	return nil
+}
+
+// overlay is a store.Reader of a store plus puts not yet committed.
+type overlay struct {
+	base store.Reader
+	puts map[string][]byte
+}
+
+func newOverlay(base store.Reader) *overlay { return &overlay{base: base, puts: map[string][]byte{}} }
+
+func (o *overlay) apply(ops []store.Op) {
+	for _, op := range ops {
+		if op.Kind == store.OpPut {
+			o.puts[op.Key] = op.Value
+		}
+	}
+}
+
+func (o *overlay) Get(ctx context.Context, key string) ([]byte, error) {
+	if v, ok := o.puts[key]; ok {
+		return v, nil
+	}
+	return o.base.Get(ctx, key)
+}
+
+func (o *overlay) Scan(ctx context.Context, prefix string, fn func(string, []byte) error) error {
+	seen := map[string]bool{}
+	err := o.base.Scan(ctx, prefix, func(k string, v []byte) error {
+		if nv, ok := o.puts[k]; ok {
+			v = nv
+		}
+		seen[k] = true
+		return fn(k, v)
+	})
+	if err != nil {
+		return err
+	}
+	var extra []string
+	for k := range o.puts {
+		if strings.HasPrefix(k, prefix) && !seen[k] {
+			extra = append(extra, k)
+		}
+	}
+	sort.Strings(extra)
+	for _, k := range extra {
+		if err := fn(k, o.puts[k]); err != nil {
+			return err
+		}
+	}
+	return nil
+}

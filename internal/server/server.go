@@ -1,0 +1,219 @@
+// Package server builds ASE's runtime from its configuration, starts its
+// listeners and stops them cleanly.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/ase-project/ase/internal/accounts"
+	"github.com/ase-project/ase/internal/admin"
+	"github.com/ase-project/ase/internal/audit"
+	"github.com/ase-project/ase/internal/catalog"
+	"github.com/ase-project/ase/internal/config"
+	"github.com/ase-project/ase/internal/health"
+	"github.com/ase-project/ase/internal/lockout"
+	"github.com/ase-project/ase/internal/logfile"
+	"github.com/ase-project/ase/internal/store"
+	"github.com/ase-project/ase/internal/wire"
+)
+
+// StoreFile is the embedded store's file name under data_dir.
+const StoreFile = "ase.db"
+
+// LogLevel maps admin_log_level (1 fatal .. 5 debug) to a slog level.
+func LogLevel(n int) slog.Level {
+	switch n {
+	case 1:
+		return slog.LevelError + 4
+	case 2:
+		return slog.LevelError
+	case 3:
+		return slog.LevelWarn
+	case 5:
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}
+
+// Run starts ASE with cfg and serves until ctx is done, then stops
+// cleanly. Errors at start-up are returned with what failed.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version string) error {
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
+	st, err := store.Open(filepath.Join(cfg.DataDir, StoreFile))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	if err := importAPIDir(ctx, st, cfg.APIDir, log); err != nil {
+		return err
+	}
+	accts, err := accounts.Open(ctx, st, log)
+	if err != nil {
+		return err
+	}
+	defer accts.Close()
+	live, err := catalog.NewLive(ctx, st, catalog.Defaults{
+		catalog.Firewall:               cfg.EnableFirewall,
+		catalog.ASEDetectedAttack:      cfg.EnableASEDetectedAttack,
+		catalog.SidebandAuthentication: cfg.EnableSidebandAuthentication,
+	}, log)
+	if err != nil {
+		return err
+	}
+	defer live.Close()
+
+	backendTLS, err := backendTLSConfig(cfg)
+	if err != nil {
+		return err
+	}
+	checker := health.New(log, backendTLS)
+	defer checker.Close()
+	live.Watch(checker.Sync)
+
+	var auditLog *audit.Log
+	if cfg.EnableAudit {
+		f, err := logfile.Open(filepath.Join(logDir(cfg), "audit.log"), int64(cfg.LogMaxSize), cfg.LogMaxFiles, true)
+		if err != nil {
+			return fmt.Errorf("audit log: %w", err)
+		}
+		defer f.Close()
+		auditLog = audit.New(f, cfg.Location, log)
+	}
+
+	handler := admin.New(admin.Deps{
+		Store:          st,
+		Live:           live,
+		Accounts:       accts,
+		Guard:          lockout.New(),
+		Audit:          auditLog,
+		Log:            log,
+		Config:         cfg,
+		Version:        version,
+		Started:        time.Now(),
+		Health:         checker.Status,
+		Connections:    func(string) wire.ConnectionCount { return wire.ConnectionCount{} },
+		ListMemoryUsed: func() int64 { return 0 },
+	})
+
+	mgmt, err := listenManagement(cfg, accts)
+	if err != nil {
+		return err
+	}
+	if accts.DefaultPasswordInUse() {
+		log.Warn("the admin password is still the default; change it with `ase update_password`")
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- serveListener(srv, mgmt, cfg) }()
+	log.Info("ASE started", "version", version, "mode", cfg.Mode, "management", mgmt.Addr().String(), "data_dir", cfg.DataDir)
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("management listener: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("ASE stopping")
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		log.Warn("management listener did not stop cleanly", "error", err)
+	}
+	log.Info("ASE stopped")
+	return nil
+}
+
+func serveListener(srv *http.Server, ln net.Listener, cfg *config.Config) error {
+	var err error
+	if cfg.ManagementTLSCertFile != "" {
+		err = srv.ServeTLS(ln, cfg.ManagementTLSCertFile, cfg.ManagementTLSKeyFile)
+	} else {
+		err = srv.Serve(ln)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// listenManagement binds the management API, refusing a non-loopback
+// address while the admin password is the factory one (unless the
+// operator allowed it explicitly).
+func listenManagement(cfg *config.Config, accts *accounts.Accounts) (net.Listener, error) {
+	addr, err := netip.ParseAddr(cfg.ManagementAddress)
+	if err != nil {
+		return nil, fmt.Errorf("management_address %q: %w", cfg.ManagementAddress, err)
+	}
+	if !addr.IsLoopback() && accts.DefaultPasswordInUse() && !cfg.AllowDefaultPassword {
+		return nil, fmt.Errorf("refusing to serve the management API on %s while the admin password is the default: run `ase update_password` with management_address=127.0.0.1 first, or set allow_default_password=true", addr)
+	}
+	if cfg.ManagementTLSCertFile != "" {
+		if _, err := tls.LoadX509KeyPair(cfg.ManagementTLSCertFile, cfg.ManagementTLSKeyFile); err != nil {
+			return nil, fmt.Errorf("management_tls_cert_file/management_tls_key_file: %w", err)
+		}
+	}
+	hostport := net.JoinHostPort(addr.String(), strconv.Itoa(cfg.ManagementPort))
+	ln, err := net.Listen("tcp", hostport)
+	if err != nil {
+		return nil, fmt.Errorf("management API: %w", err)
+	}
+	return ln, nil
+}
+
+// backendTLSConfig trusts server_ca_cert_path (a PEM file, or a directory
+// of them) for backend TLS, or the system roots when it is not set.
+func backendTLSConfig(cfg *config.Config) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.ServerCACertPath == "" {
+		return tc, nil
+	}
+	files := []string{cfg.ServerCACertPath}
+	if fi, err := os.Stat(cfg.ServerCACertPath); err != nil {
+		return nil, fmt.Errorf("server_ca_cert_path: %w", err)
+	} else if fi.IsDir() {
+		files, _ = filepath.Glob(filepath.Join(cfg.ServerCACertPath, "*.pem"))
+		crt, _ := filepath.Glob(filepath.Join(cfg.ServerCACertPath, "*.crt"))
+		files = append(files, crt...)
+	}
+	pool := x509.NewCertPool()
+	for _, f := range files {
+		pem, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("server_ca_cert_path: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("server_ca_cert_path: %s holds no PEM certificate", f)
+		}
+	}
+	tc.RootCAs = pool
+	return tc, nil
+}
+
+func logDir(cfg *config.Config) string {
+	if cfg.LogDir != "" {
+		return cfg.LogDir
+	}
+	return filepath.Join(cfg.DataDir, "logs")
+}
