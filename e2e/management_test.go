@@ -1,8 +1,13 @@
 package e2e
 
 import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 const ok = `{"status": "success", "status_message": "success"}`
@@ -255,5 +260,45 @@ func TestStatus(t *testing.T) {
 	}
 	if !strings.Contains(i.Output(), "admin password is still the default") {
 		t.Error("no start-up warning about the default password")
+	}
+}
+
+func TestHealthStatusFollowsBackends(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer backend.Close()
+	livePort := backend.Listener.Addr().(*net.TCPAddr).Port
+	deadPort := freePort(t)
+
+	i := startInstance(t, nil)
+	def := apiDoc("/h", fmt.Sprintf(`"health_check": true, "health_check_interval": 1, "health_retry_count": 1,
+		"servers": [{"host": "127.0.0.1", "port": %d}, {"host": "127.0.0.1", "port": %d}]`, livePort, deadPort))
+	wantJSON(t, i.Do("POST", "/v5/ase/api?api_id=h", def, nil), 200, ok)
+	want := map[int]string{livePort: "Up", deadPort: "Down"}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var l struct {
+			Server []struct {
+				Port   int    `json:"port"`
+				Health string `json:"health_status"`
+			} `json:"server"`
+		}
+		decode(t, i.Do("GET", "/v5/ase/server?api_id=h", "", nil), &l)
+		good := len(l.Server) == 2
+		for _, s := range l.Server {
+			good = good && s.Health == want[s.Port]
+		}
+		if good {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("health never became %v: got %+v", want, l.Server)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// A server added through the API is probed at once.
+	wantJSON(t, i.Do("POST", "/v5/ase/server?api_id=h", fmt.Sprintf(`{"server": {"host": "127.0.0.1", "port": %d}}`, freePort(t)), nil), 200, ok)
+	out, _, _ := i.CLI("", "health_status", "h")
+	if strings.Count(out, "Down") > 2 || !strings.Contains(out, "Up") {
+		t.Fatalf("got %q", out)
 	}
 }

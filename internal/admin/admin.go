@@ -30,6 +30,7 @@ import (
 	"github.com/ase-project/ase/internal/audit"
 	"github.com/ase-project/ase/internal/catalog"
 	"github.com/ase-project/ase/internal/config"
+	"github.com/ase-project/ase/internal/lists"
 	"github.com/ase-project/ase/internal/lockout"
 	"github.com/ase-project/ase/internal/store"
 	"github.com/ase-project/ase/internal/wire"
@@ -48,6 +49,7 @@ var Prefixes = []string{"/v4/ase", "/v5/ase"}
 type Deps struct {
 	Store    store.Store
 	Live     *catalog.Live
+	Lists    *lists.Lists
 	Accounts *accounts.Accounts
 	Guard    *lockout.Guard
 	Audit    *audit.Log // nil when audit is disabled
@@ -104,7 +106,7 @@ func New(d Deps) *Handler {
 		}
 	}
 	h := &Handler{d: d, byPath: map[string]map[string]*Route{}}
-	h.routes = h.table()
+	h.routes = append(h.table(), h.listRoutes()...)
 	for _, rt := range h.routes {
 		if rt.MaxBody == 0 {
 			rt.MaxBody = MaxBody
@@ -217,6 +219,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if rt.Write() {
 		h.d.Audit.Record(audit.Entry{User: c.who.user, Via: c.via, Auth: c.who.auth, Client: c.client, Action: rt.Action, Params: c.params, Result: wire.StatusSuccess})
+	}
+	if st, ok := result.(stream); ok {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+		if err := st(w); err != nil {
+			h.d.Log.Warn("streaming a reply failed", "path", r.URL.Path, "error", err)
+		}
+		return
 	}
 	code := http.StatusOK
 	if rep, ok := result.(reply); ok {
@@ -362,6 +373,9 @@ func (h *Handler) toError(c *call, err error) *Error {
 	var ve apidef.ValidationError
 	var rc *catalog.ConflictError
 	var sc *store.ConflictError
+	var exists *lists.ExistsError
+	var absent *lists.AbsentError
+	var full *lists.MemoryError
 	id := ""
 	if v := c.query["api_id"]; len(v) > 0 {
 		id = v[0]
@@ -384,6 +398,12 @@ func (h *Handler) toError(c *call, err error) *Error {
 		return fail(http.StatusForbidden, wire.StatusServerExists, "server already exists")
 	case errors.Is(err, catalog.ErrServerNotFound):
 		return fail(http.StatusNotFound, wire.StatusServerNotFound, "server does not exist")
+	case errors.As(err, &exists):
+		return fail(http.StatusForbidden, wire.StatusFail, "%s", exists.Error())
+	case errors.As(err, &absent):
+		return fail(http.StatusNotFound, wire.StatusFail, "%s", absent.Error())
+	case errors.As(err, &full):
+		return fail(http.StatusInsufficientStorage, wire.StatusFail, "%s", full.Error())
 	case errors.Is(err, accounts.ErrWrongPassword):
 		return fail(http.StatusForbidden, wire.StatusFail, "%v", err)
 	case errors.Is(err, accounts.ErrPasswordTooShort):

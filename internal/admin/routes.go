@@ -11,6 +11,7 @@ import (
 
 	"github.com/ase-project/ase/internal/apidef"
 	"github.com/ase-project/ase/internal/catalog"
+	"github.com/ase-project/ase/internal/store"
 	"github.com/ase-project/ase/internal/units"
 	"github.com/ase-project/ase/internal/wire"
 )
@@ -230,6 +231,12 @@ func (h *Handler) setFirewall(c *call) (any, error) {
 // toggle implements the vendor's ?status=enable|disable switches: "X is
 // now enabled" on a change, "X is already enabled" otherwise.
 func (h *Handler) toggle(c *call, s catalog.Setting, def bool, name string) (any, error) {
+	return h.toggleWith(c, s, def, name, nil)
+}
+
+// toggleWith is toggle with more changes (from also) applied atomically
+// with the switch when it changes.
+func (h *Handler) toggleWith(c *call, s catalog.Setting, def bool, name string, also func(on bool) (store.Batch, error)) (any, error) {
 	v := c.query.Get("status")
 	c.params = map[string]any{"status": v}
 	var on bool
@@ -247,7 +254,16 @@ func (h *Handler) toggle(c *call, s catalog.Setting, def bool, name string) (any
 	if cur == on {
 		return wire.Status{Status: enabledWord(on), Message: name + " is already " + enabledWord(on)}, nil
 	}
-	if err := c.commit(catalog.SetSetting(s, on)); err != nil {
+	b := catalog.SetSetting(s, on)
+	if also != nil {
+		more, err := also(on)
+		if err != nil {
+			return nil, err
+		}
+		b.Conds = append(b.Conds, more.Conds...)
+		b.Ops = append(b.Ops, more.Ops...)
+	}
+	if err := c.commit(b); err != nil {
 		return nil, err
 	}
 	return wire.Status{Status: enabledWord(on), Message: name + " is now " + enabledWord(on)}, nil

@@ -17,10 +17,18 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/ase-project/ase/internal/jsondoc"
 	"regexp"
 	"strings"
 
 	"github.com/ase-project/ase/internal/units"
+)
+
+// FieldError and ValidationError are the errors of Decode: every problem,
+// each at its JSON path.
+type (
+	FieldError      = jsondoc.FieldError
+	ValidationError = jsondoc.ValidationError
 )
 
 // Protocol is the kind of API: REST over HTTP or WebSocket.
@@ -58,6 +66,10 @@ type API struct {
 	ServerSSL                bool
 	Servers                  []Server
 	Decoy                    Decoy
+
+	// Derived once at decode time for the data path.
+	APIKeyHeaderLC string // APIKeyHeader in lower case: list entries match header names without case
+	APIKeyQSLC     string // APIKeyQS in lower case
 }
 
 // Enforcement is api_pattern_enforcement.
@@ -132,87 +144,88 @@ func CheckID(id string) error {
 // Decode parses and validates an API definition document for api_id id.
 // The error, if any, is a ValidationError listing every problem.
 func Decode(id string, data []byte) (*API, error) {
-	var w walker
+	var w jsondoc.Walker
 	if err := CheckID(id); err != nil {
-		w.fail("", "%v", err)
+		w.Fail("", "%v", err)
 	}
-	root, err := parseJSON(data)
+	root, err := jsondoc.Parse(data)
 	if err != nil {
-		return nil, ValidationError{{Msg: "invalid JSON: " + err.Error()}}
+		return nil, jsondoc.ValidationError{{Msg: "invalid JSON: " + err.Error()}}
 	}
-	top := w.object("", root, true)
-	md := w.object("api_metadata", mustGet(top, "api_metadata"), true)
-	top.close()
+	top := w.Object("", root, true)
+	md := w.Object("api_metadata", mustGet(top, "api_metadata"), true)
+	top.Close()
 	a := decodeMetadata(&w, md)
 	a.ID = id
-	if err := w.err(); err != nil {
+	if err := w.Err(); err != nil {
 		return nil, err
 	}
 	return a, nil
 }
 
-func mustGet(f *fields, key string) any {
-	v, _ := f.get(key)
+func mustGet(f *jsondoc.Fields, key string) any {
+	v, _ := f.Get(key)
 	return v
 }
 
-func decodeMetadata(w *walker, md *fields) *API {
+func decodeMetadata(w *jsondoc.Walker, md *jsondoc.Fields) *API {
 	a := &API{}
-	a.Protocol = Protocol(md.str("protocol", string(HTTP)))
+	a.Protocol = Protocol(md.Str("protocol", string(HTTP)))
 	if a.Protocol != HTTP && a.Protocol != WS {
-		w.fail(md.at("protocol"), "must be \"http\" or \"ws\", got %q", a.Protocol)
+		w.Fail(md.At("protocol"), "must be \"http\" or \"ws\", got %q", a.Protocol)
 		a.Protocol = HTTP
 	}
-	if v, ok := md.get("url"); !ok {
-		w.fail(md.at("url"), "is required")
+	if v, ok := md.Get("url"); !ok {
+		w.Fail(md.At("url"), "is required")
 	} else if s, isStr := v.(string); !isStr {
-		w.fail(md.at("url"), "must be a string, got %s", typeName(v))
+		w.Fail(md.At("url"), "must be a string, got %s", jsondoc.TypeName(v))
 	} else {
-		a.URL = checkPath(w, md.at("url"), s, false)
+		a.URL = checkPath(w, md.At("url"), s, false)
 	}
-	a.Hostname = checkHostname(w, md.at("hostname"), md.str("hostname", "*"))
-	a.Cookie = checkToken(w, md.at("cookie"), md.str("cookie", ""), "a cookie name")
+	a.Hostname = checkHostname(w, md.At("hostname"), md.Str("hostname", "*"))
+	a.Cookie = checkToken(w, md.At("cookie"), md.Str("cookie", ""), "a cookie name")
 	a.CookieIdleTimeout = duration(w, md, "cookie_idle_timeout", units.Duration(200*60e9))
-	a.LogoutAPIEnabled = md.boolean("logout_api_enabled", false)
-	a.CookiePersistenceEnabled = md.boolean("cookie_persistence_enabled", false)
-	a.OAuth2AccessToken = md.boolean("oauth2_access_token", false)
-	a.APIKeyQS = checkQueryName(w, md.at("apikey_qs"), md.str("apikey_qs", ""))
-	a.APIKeyHeader = checkToken(w, md.at("apikey_header"), md.str("apikey_header", ""), "a header name")
-	a.LoginURL = checkLoginURL(w, md.at("login_url"), md.str("login_url", ""))
-	a.EnableBlocking = md.boolean("enable_blocking", true)
+	a.LogoutAPIEnabled = md.Bool("logout_api_enabled", false)
+	a.CookiePersistenceEnabled = md.Bool("cookie_persistence_enabled", false)
+	a.OAuth2AccessToken = md.Bool("oauth2_access_token", false)
+	a.APIKeyQS = checkQueryName(w, md.At("apikey_qs"), md.Str("apikey_qs", ""))
+	a.APIKeyHeader = checkToken(w, md.At("apikey_header"), md.Str("apikey_header", ""), "a header name")
+	a.APIKeyHeaderLC, a.APIKeyQSLC = strings.ToLower(a.APIKeyHeader), strings.ToLower(a.APIKeyQS)
+	a.LoginURL = checkLoginURL(w, md.At("login_url"), md.Str("login_url", ""))
+	a.EnableBlocking = md.Bool("enable_blocking", true)
 
-	mapping := w.object(md.at("api_mapping"), mustGet(md, "api_mapping"), false)
-	a.InternalURL = checkPath(w, mapping.at("internal_url"), mapping.str("internal_url", ""), true)
-	mapping.close()
+	mapping := w.Object(md.At("api_mapping"), mustGet(md, "api_mapping"), false)
+	a.InternalURL = checkPath(w, mapping.At("internal_url"), mapping.Str("internal_url", ""), true)
+	mapping.Close()
 
-	a.Enforcement = decodeEnforcement(w, w.object(md.at("api_pattern_enforcement"), mustGet(md, "api_pattern_enforcement"), false), a.Protocol)
+	a.Enforcement = decodeEnforcement(w, w.Object(md.At("api_pattern_enforcement"), mustGet(md, "api_pattern_enforcement"), false), a.Protocol)
 
-	fc := w.object(md.at("flow_control"), mustGet(md, "flow_control"), false)
+	fc := w.Object(md.At("flow_control"), mustGet(md, "flow_control"), false)
 	a.FlowControl = decodeFlowControl(w, fc, a.Protocol, FlowControl{})
-	fc.close()
+	fc.Close()
 
 	a.APIMemorySize = size(w, md, "api_memory_size", 128<<20)
-	a.HealthCheck = md.boolean("health_check", false)
-	a.HealthCheckInterval = md.integer("health_check_interval", 60, 1, 86400)
-	a.HealthRetryCount = md.integer("health_retry_count", 4, 1, 100)
-	a.HealthURL = checkPath(w, md.at("health_url"), md.str("health_url", "/health"), true)
+	a.HealthCheck = md.Bool("health_check", false)
+	a.HealthCheckInterval = md.Int("health_check_interval", 60, 1, 86400)
+	a.HealthRetryCount = md.Int("health_retry_count", 4, 1, 100)
+	a.HealthURL = checkPath(w, md.At("health_url"), md.Str("health_url", "/health"), true)
 	if a.HealthCheck && a.HealthURL == "" {
-		w.fail(md.at("health_url"), "is required when health_check is true")
+		w.Fail(md.At("health_url"), "is required when health_check is true")
 	}
-	a.ServerSSL = md.boolean("server_ssl", false)
+	a.ServerSSL = md.Bool("server_ssl", false)
 	a.Servers = decodeServers(w, md, a.Protocol)
-	a.Decoy = decodeDecoy(w, w.object(md.at("decoy_config"), mustGet(md, "decoy_config"), false))
+	a.Decoy = decodeDecoy(w, w.Object(md.At("decoy_config"), mustGet(md, "decoy_config"), false))
 	if a.CookiePersistenceEnabled && a.Cookie == "" {
-		w.fail(md.at("cookie_persistence_enabled"), "needs the cookie field to name the cookie to persist on")
+		w.Fail(md.At("cookie_persistence_enabled"), "needs the cookie field to name the cookie to persist on")
 	}
-	md.close()
+	md.Close()
 	return a
 }
 
-func decodeEnforcement(w *walker, f *fields, p Protocol) Enforcement {
+func decodeEnforcement(w *jsondoc.Walker, f *jsondoc.Fields, p Protocol) Enforcement {
 	e := Enforcement{}
 	allowed := map[string]bool{"http": p == HTTP, "https": p == HTTP, "ws": p == WS, "wss": p == WS}
-	pa := f.str("protocol_allowed", "")
+	pa := f.Str("protocol_allowed", "")
 	seen := map[string]bool{}
 	for _, part := range splitList(pa) {
 		part = strings.ToLower(part)
@@ -222,105 +235,105 @@ func decodeEnforcement(w *walker, f *fields, p Protocol) Enforcement {
 			if p == WS {
 				want = "ws, wss"
 			}
-			w.fail(f.at("protocol_allowed"), "%q is not a protocol of a %s API (use %s, comma-separated)", part, p, want)
+			w.Fail(f.At("protocol_allowed"), "%q is not a protocol of a %s API (use %s, comma-separated)", part, p, want)
 		case seen[part]:
-			w.fail(f.at("protocol_allowed"), "lists %q twice", part)
+			w.Fail(f.At("protocol_allowed"), "lists %q twice", part)
 		default:
 			seen[part] = true
 			e.ProtocolAllowed = append(e.ProtocolAllowed, part)
 		}
 	}
-	rf := w.object(f.at("http_redirect"), mustGet(f, "http_redirect"), false)
-	e.Redirect.Code = rf.code("response_code", 0, 300, 399, true)
-	e.Redirect.Def = checkReason(w, rf.at("response_def"), rf.str("response_def", ""))
-	e.Redirect.HTTPSURL = rf.str("https_url", "")
+	rf := w.Object(f.At("http_redirect"), mustGet(f, "http_redirect"), false)
+	e.Redirect.Code = rf.Code("response_code", 0, 300, 399, true)
+	e.Redirect.Def = checkReason(w, rf.At("response_def"), rf.Str("response_def", ""))
+	e.Redirect.HTTPSURL = rf.Str("https_url", "")
 	if e.Redirect.HTTPSURL != "" {
-		checkAbsURL(w, rf.at("https_url"), e.Redirect.HTTPSURL)
+		checkAbsURL(w, rf.At("https_url"), e.Redirect.HTTPSURL)
 	}
 	if e.Redirect.Code != 0 && e.Redirect.HTTPSURL == "" {
-		w.fail(rf.at("https_url"), "is required when response_code is set")
+		w.Fail(rf.At("https_url"), "is required when response_code is set")
 	}
-	rf.close()
+	rf.Close()
 
-	ms := f.strings("methods_allowed", maxMethods)
+	ms := f.Strings("methods_allowed", maxMethods)
 	seenM := map[string]bool{}
 	for i, m := range ms {
-		path := fmt.Sprintf("%s[%d]", f.at("methods_allowed"), i)
+		path := fmt.Sprintf("%s[%d]", f.At("methods_allowed"), i)
 		if !isToken(m) {
-			w.fail(path, "%q is not an HTTP method", m)
+			w.Fail(path, "%q is not an HTTP method", m)
 			continue
 		}
 		m = strings.ToUpper(m)
 		if seenM[m] {
-			w.fail(path, "lists %s twice", m)
+			w.Fail(path, "lists %s twice", m)
 			continue
 		}
 		seenM[m] = true
 		e.MethodsAllowed = append(e.MethodsAllowed, m)
 	}
-	ct := f.str("content_type_allowed", "")
+	ct := f.Str("content_type_allowed", "")
 	seenCT := map[string]bool{}
 	for _, part := range splitList(ct) {
 		mt, ok := checkMediaType(part)
 		if !ok {
-			w.fail(f.at("content_type_allowed"), "%q is not a media type such as application/json", part)
+			w.Fail(f.At("content_type_allowed"), "%q is not a media type such as application/json", part)
 			continue
 		}
 		if seenCT[mt] {
-			w.fail(f.at("content_type_allowed"), "lists %q twice", mt)
+			w.Fail(f.At("content_type_allowed"), "lists %q twice", mt)
 			continue
 		}
 		seenCT[mt] = true
 		e.ContentTypeAllowed = append(e.ContentTypeAllowed, mt)
 	}
-	e.ErrorCode = f.code("error_code", 401, 400, 599, false)
-	e.ErrorDef = checkReason(w, f.at("error_def"), f.str("error_def", "Unauthorized"))
-	e.ErrorMessageBody = checkText(w, f.at("error_message_body"), f.str("error_message_body", "401 Unauthorized"), maxMessageBody)
-	f.close()
+	e.ErrorCode = f.Code("error_code", 401, 400, 599, false)
+	e.ErrorDef = checkReason(w, f.At("error_def"), f.Str("error_def", "Unauthorized"))
+	e.ErrorMessageBody = checkText(w, f.At("error_message_body"), f.Str("error_message_body", "401 Unauthorized"), maxMessageBody)
+	f.Close()
 	return e
 }
 
 // decodeFlowControl reads flow_control fields over base: fields given
 // replace base's, the rest keep it. Create passes the zero value (all
 // limits off); a flow-control update passes the API's current values.
-func decodeFlowControl(w *walker, f *fields, p Protocol, base FlowControl) FlowControl {
+func decodeFlowControl(w *jsondoc.Walker, f *jsondoc.Fields, p Protocol, base FlowControl) FlowControl {
 	fc := base
-	fc.ClientSpikeThreshold = f.rate("client_spike_threshold", base.ClientSpikeThreshold)
-	fc.BytesInThreshold = f.rate("bytes_in_threshold", base.BytesInThreshold)
-	fc.BytesOutThreshold = f.rate("bytes_out_threshold", base.BytesOutThreshold)
-	fc.ServerConnectionQueueing = f.boolean("server_connection_queueing", base.ServerConnectionQueueing)
+	fc.ClientSpikeThreshold = f.Rate("client_spike_threshold", base.ClientSpikeThreshold)
+	fc.BytesInThreshold = f.Rate("bytes_in_threshold", base.BytesInThreshold)
+	fc.BytesOutThreshold = f.Rate("bytes_out_threshold", base.BytesOutThreshold)
+	fc.ServerConnectionQueueing = f.Bool("server_connection_queueing", base.ServerConnectionQueueing)
 	if p != WS {
 		if !fc.BytesInThreshold.IsZero() {
-			w.fail(f.at("bytes_in_threshold"), "applies to ws APIs only; this API's protocol is http")
+			w.Fail(f.At("bytes_in_threshold"), "applies to ws APIs only; this API's protocol is http")
 		}
 		if !fc.BytesOutThreshold.IsZero() {
-			w.fail(f.at("bytes_out_threshold"), "applies to ws APIs only; this API's protocol is http")
+			w.Fail(f.At("bytes_out_threshold"), "applies to ws APIs only; this API's protocol is http")
 		}
 	}
 	return fc
 }
 
-func decodeServers(w *walker, md *fields, p Protocol) []Server {
-	v, ok := md.get("servers")
+func decodeServers(w *jsondoc.Walker, md *jsondoc.Fields, p Protocol) []Server {
+	v, ok := md.Get("servers")
 	if !ok {
 		return []Server{}
 	}
 	arr, isArr := v.([]any)
 	if !isArr {
-		w.fail(md.at("servers"), "must be an array of servers, got %s", typeName(v))
+		w.Fail(md.At("servers"), "must be an array of servers, got %s", jsondoc.TypeName(v))
 		return []Server{}
 	}
 	if len(arr) > maxServers {
-		w.fail(md.at("servers"), "must have at most %d servers, got %d", maxServers, len(arr))
+		w.Fail(md.At("servers"), "must have at most %d servers, got %d", maxServers, len(arr))
 		return []Server{}
 	}
 	out := make([]Server, 0, len(arr))
 	seen := map[string]int{}
 	for i, e := range arr {
-		path := fmt.Sprintf("%s[%d]", md.at("servers"), i)
-		s := decodeServer(w, w.object(path, e, true), p, true)
+		path := fmt.Sprintf("%s[%d]", md.At("servers"), i)
+		s := decodeServer(w, w.Object(path, e, true), p, true)
 		if prev, dup := seen[s.Addr()]; dup && s.Host != "" {
-			w.fail(path, "server %s is already listed at servers[%d]", s.Addr(), prev)
+			w.Fail(path, "server %s is already listed at servers[%d]", s.Addr(), prev)
 			continue
 		}
 		seen[s.Addr()] = i
@@ -331,76 +344,76 @@ func decodeServers(w *walker, md *fields, p Protocol) []Server {
 
 // decodeServer reads one server object. full=false reads only host and
 // port (the delete-server body).
-func decodeServer(w *walker, f *fields, p Protocol, full bool) Server {
+func decodeServer(w *jsondoc.Walker, f *jsondoc.Fields, p Protocol, full bool) Server {
 	s := Server{}
-	if v, ok := f.get("host"); !ok {
-		w.fail(f.at("host"), "is required")
+	if v, ok := f.Get("host"); !ok {
+		w.Fail(f.At("host"), "is required")
 	} else if h, isStr := v.(string); !isStr {
-		w.fail(f.at("host"), "must be a string, got %s", typeName(v))
+		w.Fail(f.At("host"), "must be a string, got %s", jsondoc.TypeName(v))
 	} else {
-		s.Host = checkServerHost(w, f.at("host"), h)
+		s.Host = checkServerHost(w, f.At("host"), h)
 	}
-	if _, ok := f.get("port"); !ok {
-		w.fail(f.at("port"), "is required")
+	if _, ok := f.Get("port"); !ok {
+		w.Fail(f.At("port"), "is required")
 	} else {
-		s.Port = f.integer("port", 0, 1, 65535)
+		s.Port = f.Int("port", 0, 1, 65535)
 	}
 	if full {
-		s.SpikeThreshold = f.rate("server_spike_threshold", units.Rate{})
+		s.SpikeThreshold = f.Rate("server_spike_threshold", units.Rate{})
 		if p == WS && !s.SpikeThreshold.IsZero() {
-			w.fail(f.at("server_spike_threshold"), "applies to http APIs only; this API's protocol is ws")
+			w.Fail(f.At("server_spike_threshold"), "applies to http APIs only; this API's protocol is ws")
 		}
-		s.ConnectionQuota = f.integer("server_connection_quota", 0, 0, maxQuota)
+		s.ConnectionQuota = f.Int("server_connection_quota", 0, 0, maxQuota)
 	}
-	f.close()
+	f.Close()
 	return s
 }
 
-func decodeDecoy(w *walker, f *fields) Decoy {
+func decodeDecoy(w *jsondoc.Walker, f *jsondoc.Fields) Decoy {
 	d := Decoy{}
-	d.Enabled = f.boolean("decoy_enabled", false)
-	d.ResponseCode = f.code("response_code", 200, 100, 599, false)
-	d.ResponseDef = checkReason(w, f.at("response_def"), f.str("response_def", ""))
-	d.ResponseMessage = checkText(w, f.at("response_message"), f.str("response_message", ""), maxMessageBody)
-	subs := f.strings("decoy_subpaths", maxSubpaths)
+	d.Enabled = f.Bool("decoy_enabled", false)
+	d.ResponseCode = f.Code("response_code", 200, 100, 599, false)
+	d.ResponseDef = checkReason(w, f.At("response_def"), f.Str("response_def", ""))
+	d.ResponseMessage = checkText(w, f.At("response_message"), f.Str("response_message", ""), maxMessageBody)
+	subs := f.Strings("decoy_subpaths", maxSubpaths)
 	seen := map[string]bool{}
 	d.Subpaths = []string{}
 	for i, s := range subs {
-		path := fmt.Sprintf("%s[%d]", f.at("decoy_subpaths"), i)
+		path := fmt.Sprintf("%s[%d]", f.At("decoy_subpaths"), i)
 		c := checkPath(w, path, s, false)
 		if c == "" {
 			continue
 		}
 		if c == "/" {
-			w.fail(path, "must name a sub-path such as /admin (an empty list makes the whole API a decoy)")
+			w.Fail(path, "must name a sub-path such as /admin (an empty list makes the whole API a decoy)")
 			continue
 		}
 		if seen[c] {
-			w.fail(path, "lists %q twice", c)
+			w.Fail(path, "lists %q twice", c)
 			continue
 		}
 		seen[c] = true
 		d.Subpaths = append(d.Subpaths, c)
 	}
-	f.close()
+	f.Close()
 	return d
 }
 
-func duration(w *walker, f *fields, key string, def units.Duration) units.Duration {
-	s := f.str(key, def.String())
+func duration(w *jsondoc.Walker, f *jsondoc.Fields, key string, def units.Duration) units.Duration {
+	s := f.Str(key, def.String())
 	d, err := units.ParseDuration(s)
 	if err != nil || d == 0 {
-		w.fail(f.at(key), "must be a duration such as 200m (a whole number greater than 0 and s, m, h or d), got %q", s)
+		w.Fail(f.At(key), "must be a duration such as 200m (a whole number greater than 0 and s, m, h or d), got %q", s)
 		return def
 	}
 	return d
 }
 
-func size(w *walker, f *fields, key string, def units.Size) units.Size {
-	s := f.str(key, def.String())
+func size(w *jsondoc.Walker, f *jsondoc.Fields, key string, def units.Size) units.Size {
+	s := f.Str(key, def.String())
 	z, err := units.ParseSize(s)
 	if err != nil || z < 1<<20 || z > 64<<30 {
-		w.fail(f.at(key), "must be a size from 1mb to 64gb such as 128mb, got %q", s)
+		w.Fail(f.At(key), "must be a size from 1mb to 64gb such as 128mb, got %q", s)
 		return def
 	}
 	return z
@@ -409,37 +422,37 @@ func size(w *walker, f *fields, key string, def units.Size) units.Size {
 // FlowControlPatch decodes the body of a flow-control update,
 // {"flow_control": {...}}, over the API's current values.
 func FlowControlPatch(a *API, data []byte) (FlowControl, error) {
-	var w walker
-	root, err := parseJSON(data)
+	var w jsondoc.Walker
+	root, err := jsondoc.Parse(data)
 	if err != nil {
-		return FlowControl{}, ValidationError{{Msg: "invalid JSON: " + err.Error()}}
+		return FlowControl{}, jsondoc.ValidationError{{Msg: "invalid JSON: " + err.Error()}}
 	}
-	top := w.object("", root, true)
-	f := w.object("flow_control", mustGet(top, "flow_control"), true)
-	top.close()
+	top := w.Object("", root, true)
+	f := w.Object("flow_control", mustGet(top, "flow_control"), true)
+	top.Close()
 	fc := decodeFlowControl(&w, f, a.Protocol, a.FlowControl)
-	f.close()
-	return fc, w.err()
+	f.Close()
+	return fc, w.Err()
 }
 
 // DecodeServer decodes {"server": {...}} for an API of protocol p. With
 // full=false only host and port are read (the delete-server body).
 func DecodeServer(p Protocol, data []byte, full bool) (Server, error) {
-	var w walker
-	root, err := parseJSON(data)
+	var w jsondoc.Walker
+	root, err := jsondoc.Parse(data)
 	if err != nil {
-		return Server{}, ValidationError{{Msg: "invalid JSON: " + err.Error()}}
+		return Server{}, jsondoc.ValidationError{{Msg: "invalid JSON: " + err.Error()}}
 	}
-	top := w.object("", root, true)
-	s := decodeServer(&w, w.object("server", mustGet(top, "server"), true), p, full)
-	top.close()
-	return s, w.err()
+	top := w.Object("", root, true)
+	s := decodeServer(&w, w.Object("server", mustGet(top, "server"), true), p, full)
+	top.Close()
+	return s, w.Err()
 }
 
 // IsSyntax reports whether err is about the JSON itself rather than its
 // content (the management API answers those with "json parsing error").
 func IsSyntax(err error) bool {
-	ve, ok := err.(ValidationError)
+	ve, ok := err.(jsondoc.ValidationError)
 	return ok && len(ve) == 1 && ve[0].Path == "" && strings.HasPrefix(ve[0].Msg, "invalid JSON: ")
 }
 

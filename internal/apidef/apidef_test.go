@@ -266,3 +266,39 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeServer(f *testing.F) {
+	f.Add(`{"server": {"host": "192.168.1.100", "port": 8080, "server_spike_threshold": "1/second", "server_connection_quota": 100}}`, true, false)
+	f.Add(`{"server": {"host": "::1", "port": 1}}`, false, true)
+	f.Fuzz(func(t *testing.T, body string, full, ws bool) {
+		p := HTTP
+		if ws {
+			p = WS
+		}
+		s, err := DecodeServer(p, []byte(body), full)
+		if err != nil {
+			return
+		}
+		if s.Port < 1 || s.Port > 65535 || s.Host == "" || s.ConnectionQuota < 0 {
+			t.Fatalf("accepted an invalid server %+v", s)
+		}
+	})
+}
+
+func FuzzFlowControlPatch(f *testing.F) {
+	f.Add(`{"flow_control": {"client_spike_threshold": "10/second", "bytes_in_threshold": "10/second"}}`, true)
+	f.Add(`{"flow_control": {"server_connection_queueing": true}}`, false)
+	f.Fuzz(func(t *testing.T, body string, ws bool) {
+		a := &API{Protocol: HTTP}
+		if ws {
+			a.Protocol = WS
+		}
+		fc, err := FlowControlPatch(a, []byte(body))
+		if err != nil {
+			return
+		}
+		if !ws && (!fc.BytesInThreshold.IsZero() || !fc.BytesOutThreshold.IsZero()) {
+			t.Fatalf("byte thresholds accepted on an http API: %+v", fc)
+		}
+	})
+}

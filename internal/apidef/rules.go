@@ -1,6 +1,7 @@
 package apidef
 
 import (
+	"github.com/ase-project/ase/internal/jsondoc"
 	"mime"
 	"net/netip"
 	"net/url"
@@ -10,15 +11,15 @@ import (
 
 // checkPath validates a URL path and returns its canonical form (trailing
 // slash removed except for "/"). Empty is allowed only when optional.
-func checkPath(w *walker, path, s string, optional bool) string {
+func checkPath(w *jsondoc.Walker, path, s string, optional bool) string {
 	if s == "" {
 		if !optional {
-			w.fail(path, "must not be empty (use / for the root)")
+			w.Fail(path, "must not be empty (use / for the root)")
 		}
 		return ""
 	}
 	if msg := pathProblem(s); msg != "" {
-		w.fail(path, "%s, got %q", msg, s)
+		w.Fail(path, "%s, got %q", msg, s)
 		return ""
 	}
 	if len(s) > 1 {
@@ -71,7 +72,7 @@ func isPathChar(c byte) bool {
 
 // checkHostname validates an API's hostname: "*", a DNS name or an IP
 // address, optionally with a port; returned in lower case.
-func checkHostname(w *walker, path, s string) string {
+func checkHostname(w *jsondoc.Walker, path, s string) string {
 	if s == "*" {
 		return s
 	}
@@ -81,12 +82,12 @@ func checkHostname(w *walker, path, s string) string {
 	}
 	if port != "" {
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			w.fail(path, "has an invalid port in %q", s)
+			w.Fail(path, "has an invalid port in %q", s)
 			return "*"
 		}
 	}
 	if !isIP(host) && !isDNSName(host) {
-		w.fail(path, "must be * or a host name or IP address (optionally with :port), got %q", s)
+		w.Fail(path, "must be * or a host name or IP address (optionally with :port), got %q", s)
 		return "*"
 	}
 	return strings.ToLower(s)
@@ -94,9 +95,9 @@ func checkHostname(w *walker, path, s string) string {
 
 // checkServerHost validates a backend server's host: a DNS name or an IP
 // address, without a port.
-func checkServerHost(w *walker, path, s string) string {
+func checkServerHost(w *jsondoc.Walker, path, s string) string {
 	if !isIP(s) && !isDNSName(s) {
-		w.fail(path, "must be a host name or IP address without a port, got %q", s)
+		w.Fail(path, "must be a host name or IP address without a port, got %q", s)
 		return ""
 	}
 	return strings.ToLower(s)
@@ -170,32 +171,32 @@ func isToken(s string) bool {
 	return true
 }
 
-func checkToken(w *walker, path, s, what string) string {
+func checkToken(w *jsondoc.Walker, path, s, what string) string {
 	if s != "" && !isToken(s) {
-		w.fail(path, "must be %s (letters, digits and !#$%%&'*+-.^_`|~, at most 256), got %q", what, s)
+		w.Fail(path, "must be %s (letters, digits and !#$%%&'*+-.^_`|~, at most 256), got %q", what, s)
 		return ""
 	}
 	return s
 }
 
-func checkQueryName(w *walker, path, s string) string {
+func checkQueryName(w *jsondoc.Walker, path, s string) string {
 	if s == "" {
 		return s
 	}
 	if len(s) > 256 || strings.ContainsAny(s, "&=#?+% ") || !isPrintable(s) {
-		w.fail(path, "must be a query parameter name (printable, without &=#?+%% or spaces, at most 256), got %q", s)
+		w.Fail(path, "must be a query parameter name (printable, without &=#?+%% or spaces, at most 256), got %q", s)
 		return ""
 	}
 	return s
 }
 
-func checkLoginURL(w *walker, path, s string) string {
+func checkLoginURL(w *jsondoc.Walker, path, s string) string {
 	if s == "" {
 		return s
 	}
 	if strings.HasPrefix(s, "/") {
 		if msg := pathProblem(s); msg != "" {
-			w.fail(path, "%s, got %q", msg, s)
+			w.Fail(path, "%s, got %q", msg, s)
 			return ""
 		}
 		return s
@@ -204,25 +205,25 @@ func checkLoginURL(w *walker, path, s string) string {
 	return s
 }
 
-func checkAbsURL(w *walker, path, s string) {
+func checkAbsURL(w *jsondoc.Walker, path, s string) {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(s) > 2048 || !isPrintable(s) {
-		w.fail(path, "must be an absolute http or https URL, got %q", s)
+		w.Fail(path, "must be an absolute http or https URL, got %q", s)
 	}
 }
 
 // checkReason validates text that goes into an HTTP status line.
-func checkReason(w *walker, path, s string) string {
+func checkReason(w *jsondoc.Walker, path, s string) string {
 	if len(s) > 256 || !isPrintable(s) {
-		w.fail(path, "must be printable text of at most 256 characters without line breaks")
+		w.Fail(path, "must be printable text of at most 256 characters without line breaks")
 		return ""
 	}
 	return s
 }
 
-func checkText(w *walker, path, s string, max int) string {
+func checkText(w *jsondoc.Walker, path, s string, max int) string {
 	if len(s) > max {
-		w.fail(path, "must be at most %d bytes, got %d", max, len(s))
+		w.Fail(path, "must be at most %d bytes, got %d", max, len(s))
 		return ""
 	}
 	return s

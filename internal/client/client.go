@@ -235,3 +235,40 @@ func (c *Client) UpdatePassword(ctx context.Context, current, next string) (wire
 	return out, c.Do(ctx, "PUT", "/password", nil, wire.PasswordChange{CurrentPassword: current, NewPassword: next}, &out)
 }
 
+// AddListEntries adds one entry (a wire.ListEntry) or many (a slice: a
+// bulk import) to list, "blacklist" or "whitelist".
+func (c *Client) AddListEntries(ctx context.Context, list string, entries any) (wire.Status, error) {
+	var out wire.Status
+	return out, c.Do(ctx, "POST", "/firewall/"+list, nil, entries, &out)
+}
+
+// DeleteListEntry deletes one entry from list.
+func (c *Client) DeleteListEntry(ctx context.Context, list string, e wire.ListEntry) (wire.Status, error) {
+	var out wire.Status
+	return out, c.Do(ctx, "DELETE", "/firewall/"+list, nil, e, &out)
+}
+
+// ClearList deletes every entry of list with tag ("all" for every entry).
+func (c *Client) ClearList(ctx context.Context, list, tag string) (wire.Status, error) {
+	var out wire.Status
+	return out, c.Do(ctx, "DELETE", "/firewall/"+list, url.Values{"tag": {tag}}, nil, &out)
+}
+
+// ViewList returns list's entries by section ("manual_blacklist", ...,
+// or "whitelist"), with tag ("all" for every section).
+func (c *Client) ViewList(ctx context.Context, list, tag string) (map[string][]wire.ListEntry, error) {
+	var out map[string][]wire.ListEntry
+	return out, c.Do(ctx, "GET", "/firewall/"+list, url.Values{"tag": {tag}}, nil, &out)
+}
+
+// ASEDetectedAttack returns whether ASE-detected attacks are enabled.
+func (c *Client) ASEDetectedAttack(ctx context.Context) (wire.Status, error) {
+	var out wire.Status
+	return out, c.Do(ctx, "GET", "/firewall/ase_detected_attack", nil, nil, &out)
+}
+
+// SetASEDetectedAttack enables or disables ASE-detected attacks.
+func (c *Client) SetASEDetectedAttack(ctx context.Context, on bool) (wire.Status, error) {
+	var out wire.Status
+	return out, c.Do(ctx, "POST", "/firewall/ase_detected_attack", statusQuery(on), nil, &out)
+}

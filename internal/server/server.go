@@ -23,6 +23,7 @@ import (
 	"github.com/ase-project/ase/internal/catalog"
 	"github.com/ase-project/ase/internal/config"
 	"github.com/ase-project/ase/internal/health"
+	"github.com/ase-project/ase/internal/lists"
 	"github.com/ase-project/ase/internal/lockout"
 	"github.com/ase-project/ase/internal/logfile"
 	"github.com/ase-project/ase/internal/store"
@@ -77,6 +78,12 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 	}
 	defer live.Close()
 
+	lst, err := lists.Open(ctx, st, lists.Options{Limit: int64(cfg.AttackListMemory), Log: log})
+	if err != nil {
+		return err
+	}
+	defer lst.Close()
+
 	backendTLS, err := backendTLSConfig(cfg)
 	if err != nil {
 		return err
@@ -98,6 +105,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 	handler := admin.New(admin.Deps{
 		Store:          st,
 		Live:           live,
+		Lists:          lst,
 		Accounts:       accts,
 		Guard:          lockout.New(),
 		Audit:          auditLog,
@@ -107,7 +115,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		Started:        time.Now(),
 		Health:         checker.Status,
 		Connections:    func(string) wire.ConnectionCount { return wire.ConnectionCount{} },
-		ListMemoryUsed: func() int64 { return 0 },
+		ListMemoryUsed: lst.MemoryUsed,
 	})
 
 	mgmt, err := listenManagement(cfg, accts)

@@ -137,3 +137,14 @@ type MemoryInfo struct {
 	Used       int64 `json:"used"`
 	Free       int64 `json:"free"`
 }
+
+// ListEntry is a deny- or allow-list entry: in add and delete bodies (with
+// an optional TTL in seconds) and in views (with expires_at when it has
+// one).
+type ListEntry struct {
+	Type      string `json:"type"`
+	Name      string `json:"name,omitempty"`
+	Value     string `json:"value"`
+	TTL       int64  `json:"ttl,omitempty"`
+	ExpiresAt string `json:"expires_at,omitempty"`
+}

@@ -1,4 +1,8 @@
-package apidef
+// Package jsondoc reads JSON documents from outside strictly: duplicate keys
+// and trailing data are errors, and typed getters collect every problem with
+// its JSON path instead of stopping at the first, so an operator sees all
+// that is wrong with a document at once.
+package jsondoc
 
 import (
 	"bytes"
@@ -8,18 +12,18 @@ import (
 	"io"
 )
 
-// object is a decoded JSON object that remembers its key order, so that
+// Object is a decoded JSON object that remembers its key order, so that
 // errors come out in the order the operator wrote the fields.
-type object struct {
+type Object struct {
 	keys   []string
 	values map[string]any
 }
 
-// parseJSON decodes one JSON document into nil, bool, json.Number, string,
-// []any and *object values. Unlike encoding/json into a map it rejects
+// Parse decodes one JSON document into nil, bool, json.Number, string,
+// []any and *Object values. Unlike encoding/json into a map it rejects
 // duplicate keys and trailing data, which would otherwise be silently
 // dropped from an operator's definition.
-func parseJSON(data []byte) (any, error) {
+func Parse(data []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	v, err := readValue(dec, 0)
@@ -48,7 +52,7 @@ func readValue(dec *json.Decoder, depth int) (any, error) {
 	case json.Delim:
 		switch t {
 		case '{':
-			obj := &object{values: map[string]any{}}
+			obj := &Object{values: map[string]any{}}
 			for dec.More() {
 				kt, err := dec.Token()
 				if err != nil {
@@ -100,8 +104,8 @@ func syntaxError(err error) error {
 	return err
 }
 
-// typeName names a decoded value's JSON type for error messages.
-func typeName(v any) string {
+// TypeName names a decoded value's JSON type for error messages.
+func TypeName(v any) string {
 	switch v.(type) {
 	case nil:
 		return "null"
@@ -113,7 +117,7 @@ func typeName(v any) string {
 		return "a string"
 	case []any:
 		return "an array"
-	case *object:
+	case *Object:
 		return "an object"
 	}
 	return "an unknown value"

@@ -1,4 +1,4 @@
-package apidef
+package jsondoc
 
 import (
 	"encoding/json"
@@ -35,67 +35,70 @@ func (e ValidationError) Error() string {
 	return strings.Join(parts, "; ")
 }
 
-// walker reads typed fields out of a parsed document, collecting every
+// Walker reads typed fields out of a parsed document, collecting every
 // problem instead of stopping at the first.
-type walker struct {
+type Walker struct {
 	errs ValidationError
 }
 
-func (w *walker) fail(path, format string, args ...any) {
+func (w *Walker) Fail(path, format string, args ...any) {
 	w.errs = append(w.errs, FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
-func (w *walker) err() error {
+// Errs returns the problems found so far.
+func (w *Walker) Errs() ValidationError { return w.errs }
+
+func (w *Walker) Err() error {
 	if len(w.errs) == 0 {
 		return nil
 	}
 	return w.errs
 }
 
-func join(path, key string) string {
+func Join(path, key string) string {
 	if path == "" {
 		return key
 	}
 	return path + "." + key
 }
 
-// fields reads one JSON object. Each getter marks its key used; close
+// Fields reads one JSON object. Each getter marks its key used; close
 // reports the keys nobody asked for.
-type fields struct {
-	w    *walker
+type Fields struct {
+	w    *Walker
 	path string
-	obj  *object
+	obj  *Object
 	used map[string]bool
 }
 
 // object returns the fields of v, which must be a JSON object; a null or
 // absent v (when optional) gives an empty object.
-func (w *walker) object(path string, v any, required bool) *fields {
-	f := &fields{w: w, path: path, obj: &object{values: map[string]any{}}, used: map[string]bool{}}
+func (w *Walker) Object(path string, v any, required bool) *Fields {
+	f := &Fields{w: w, path: path, obj: &Object{values: map[string]any{}}, used: map[string]bool{}}
 	switch o := v.(type) {
-	case *object:
+	case *Object:
 		f.obj = o
 	case nil:
 		if required {
-			w.fail(path, "is required")
+			w.Fail(path, "is required")
 		}
 	default:
-		w.fail(path, "must be an object, got %s", typeName(v))
+		w.Fail(path, "must be an object, got %s", TypeName(v))
 	}
 	return f
 }
 
 // get returns the raw value of key and whether it was given (null counts as
 // not given, so that the default applies).
-func (f *fields) get(key string) (any, bool) {
+func (f *Fields) Get(key string) (any, bool) {
 	f.used[key] = true
 	v, ok := f.obj.values[key]
 	return v, ok && v != nil
 }
 
-func (f *fields) at(key string) string { return join(f.path, key) }
+func (f *Fields) At(key string) string { return Join(f.path, key) }
 
-func (f *fields) close() {
+func (f *Fields) Close() {
 	var unknown []string
 	for _, k := range f.obj.keys {
 		if !f.used[k] {
@@ -107,12 +110,12 @@ func (f *fields) close() {
 		if s := suggest(k, f.knownKeys()); s != "" {
 			msg += fmt.Sprintf(" (did you mean %q?)", s)
 		}
-		f.w.fail(f.at(k), "%s", msg)
+		f.w.Fail(f.At(k), "%s", msg)
 	}
 }
 
 // knownKeys returns the keys the getters asked for: the object's schema.
-func (f *fields) knownKeys() []string {
+func (f *Fields) knownKeys() []string {
 	ks := make([]string, 0, len(f.used))
 	for k := range f.used {
 		ks = append(ks, k)
@@ -121,41 +124,41 @@ func (f *fields) knownKeys() []string {
 	return ks
 }
 
-func (f *fields) str(key, def string) string {
-	v, ok := f.get(key)
+func (f *Fields) Str(key, def string) string {
+	v, ok := f.Get(key)
 	if !ok {
 		return def
 	}
 	s, isStr := v.(string)
 	if !isStr {
-		f.w.fail(f.at(key), "must be a string, got %s", typeName(v))
+		f.w.Fail(f.At(key), "must be a string, got %s", TypeName(v))
 		return def
 	}
 	return s
 }
 
-func (f *fields) boolean(key string, def bool) bool {
-	v, ok := f.get(key)
+func (f *Fields) Bool(key string, def bool) bool {
+	v, ok := f.Get(key)
 	if !ok {
 		return def
 	}
 	b, isBool := v.(bool)
 	if !isBool {
-		f.w.fail(f.at(key), "must be true or false, got %s", typeName(v))
+		f.w.Fail(f.At(key), "must be true or false, got %s", TypeName(v))
 		return def
 	}
 	return b
 }
 
 // integer reads a whole JSON number in [lo, hi].
-func (f *fields) integer(key string, def, lo, hi int) int {
-	v, ok := f.get(key)
+func (f *Fields) Int(key string, def, lo, hi int) int {
+	v, ok := f.Get(key)
 	if !ok {
 		return def
 	}
 	n, isNum := v.(json.Number)
 	if !isNum {
-		f.w.fail(f.at(key), "must be a whole number from %d to %d, got %s", lo, hi, typeName(v))
+		f.w.Fail(f.At(key), "must be a whole number from %d to %d, got %s", lo, hi, TypeName(v))
 		return def
 	}
 	return f.inRange(key, string(n), def, lo, hi)
@@ -164,8 +167,8 @@ func (f *fields) integer(key string, def, lo, hi int) int {
 // code reads an HTTP status code given as a number or a numeric string (the
 // vendor's examples use both), in [lo, hi]. Empty string means 0 when
 // allowEmpty.
-func (f *fields) code(key string, def, lo, hi int, allowEmpty bool) int {
-	v, ok := f.get(key)
+func (f *Fields) Code(key string, def, lo, hi int, allowEmpty bool) int {
+	v, ok := f.Get(key)
 	if !ok {
 		return def
 	}
@@ -178,49 +181,49 @@ func (f *fields) code(key string, def, lo, hi int, allowEmpty bool) int {
 		}
 		return f.inRange(key, t, def, lo, hi)
 	}
-	f.w.fail(f.at(key), "must be an HTTP status code from %d to %d, got %s", lo, hi, typeName(v))
+	f.w.Fail(f.At(key), "must be an HTTP status code from %d to %d, got %s", lo, hi, TypeName(v))
 	return def
 }
 
-func (f *fields) inRange(key, s string, def, lo, hi int) int {
+func (f *Fields) inRange(key, s string, def, lo, hi int) int {
 	n, err := strconv.Atoi(s)
 	if err != nil || n < lo || n > hi {
-		f.w.fail(f.at(key), "must be a whole number from %d to %d, got %s", lo, hi, s)
+		f.w.Fail(f.At(key), "must be a whole number from %d to %d, got %s", lo, hi, s)
 		return def
 	}
 	return n
 }
 
-func (f *fields) rate(key string, def units.Rate) units.Rate {
-	s := f.str(key, def.String())
+func (f *Fields) Rate(key string, def units.Rate) units.Rate {
+	s := f.Str(key, def.String())
 	r, err := units.ParseRate(s)
 	if err != nil {
-		f.w.fail(f.at(key), "must be a rate such as 100/second (a whole number per second, minute or hour), got %q", s)
+		f.w.Fail(f.At(key), "must be a rate such as 100/second (a whole number per second, minute or hour), got %q", s)
 		return def
 	}
 	return r
 }
 
 // strings reads an array of strings; absent gives nil.
-func (f *fields) strings(key string, max int) []string {
-	v, ok := f.get(key)
+func (f *Fields) Strings(key string, max int) []string {
+	v, ok := f.Get(key)
 	if !ok {
 		return nil
 	}
 	arr, isArr := v.([]any)
 	if !isArr {
-		f.w.fail(f.at(key), "must be an array of strings, got %s", typeName(v))
+		f.w.Fail(f.At(key), "must be an array of strings, got %s", TypeName(v))
 		return nil
 	}
 	if len(arr) > max {
-		f.w.fail(f.at(key), "must have at most %d entries, got %d", max, len(arr))
+		f.w.Fail(f.At(key), "must have at most %d entries, got %d", max, len(arr))
 		return nil
 	}
 	out := make([]string, 0, len(arr))
 	for i, e := range arr {
 		s, isStr := e.(string)
 		if !isStr {
-			f.w.fail(fmt.Sprintf("%s[%d]", f.at(key), i), "must be a string, got %s", typeName(e))
+			f.w.Fail(fmt.Sprintf("%s[%d]", f.At(key), i), "must be a string, got %s", TypeName(e))
 			continue
 		}
 		out = append(out, s)

@@ -1,0 +1,220 @@
+// Package engine is ASE's decision: given a request's API, identities,
+// method, path, protocol and content type, allow or block it and say why.
+// It knows nothing of HTTP servers; inline and sideband are two front doors
+// to it.
+//
+// The order is SPEC section 6: firewall switch, allow list, deny list,
+// decoy, pattern enforcement, flow control. An allow-listed client is
+// allowed outright: none of the later checks apply to it, and nothing it
+// does puts it on the deny list.
+package engine
+
+import (
+	"strings"
+	"time"
+
+	"github.com/ase-project/ase/internal/apidef"
+	"github.com/ase-project/ase/internal/catalog"
+	"github.com/ase-project/ase/internal/lists"
+)
+
+// Action is what the front door does with a request.
+type Action uint8
+
+// The actions.
+const (
+	Allow    Action = iota // forward it (inline) or let the gateway proceed
+	Block                  // deny list: 403 "Error: Unauthorized"
+	Reject                 // pattern violation: the API's error_code, error_def, error_message_body
+	Redirect               // disallowed protocol with http_redirect: redirect to https_url
+	Decoy                  // the API's decoy response, never forwarded
+	Limit                  // flow control: 429 with Retry-After
+)
+
+var actionNames = [...]string{"allow", "block", "reject", "redirect", "decoy", "limit"}
+
+func (a Action) String() string { return actionNames[a] }
+
+// Reason is a decision's machine-readable cause.
+type Reason uint8
+
+// The reasons.
+const (
+	ReasonNone Reason = iota
+	ReasonFirewallDisabled
+	ReasonAllowList
+	ReasonDenyList
+	ReasonDecoy
+	ReasonInvalidProtocol
+	ReasonInvalidMethod
+	ReasonInvalidContentType
+	ReasonRateLimited
+)
+
+var reasonNames = [...]string{"none", "firewall_disabled", "allow_list", "deny_list", "decoy", "invalid_protocol", "invalid_method", "invalid_content_type", "rate_limited"}
+
+func (r Reason) String() string { return reasonNames[r] }
+
+// Decision is the engine's answer.
+type Decision struct {
+	Action Action
+	Reason Reason
+	// Monitor is set when the API is monitor-only (enable_blocking false)
+	// and Reason would have blocked: Action is then Allow.
+	Monitor bool
+	// Match is the list entry that decided (allow and deny lists).
+	Match      lists.Match
+	RetryAfter time.Duration
+}
+
+// Request is what the engine decides on.
+type Request struct {
+	API         *apidef.API
+	Path        string // the request's path, starting with the API's url
+	Method      string
+	Scheme      string // http, https, ws or wss
+	ContentType string // the Content-Type header, as sent
+	HasBody     bool
+	ID          lists.Identity
+}
+
+// Limiter is flow control's hook: whether a client may make one more
+// request to an API now, and if not, when it may.
+type Limiter interface {
+	Allow(api *apidef.API, id *lists.Identity) (ok bool, retryAfter time.Duration)
+}
+
+// Engine decides.
+type Engine struct {
+	lists   *lists.Lists
+	live    *catalog.Live
+	limiter Limiter
+}
+
+// New returns an engine over the lists and the live catalog's settings.
+// limiter may be nil (no flow control).
+func New(l *lists.Lists, live *catalog.Live, limiter Limiter) *Engine {
+	return &Engine{lists: l, live: live, limiter: limiter}
+}
+
+// Decide returns the decision for r. It does not allocate, except to
+// report a detected attacker.
+func (e *Engine) Decide(r *Request) Decision {
+	if !e.live.Setting(catalog.Firewall) {
+		return Decision{Action: Allow, Reason: ReasonFirewallDisabled}
+	}
+	keys := e.lists.Keys(&r.ID)
+	if m, ok := e.lists.Match(lists.Allow, &r.ID, &keys); ok {
+		return Decision{Action: Allow, Reason: ReasonAllowList, Match: m}
+	}
+	api := r.API
+	if m, ok := e.lists.Match(lists.Deny, &r.ID, &keys); ok {
+		return enforce(api, Decision{Action: Block, Reason: ReasonDenyList, Match: m})
+	}
+	if isDecoy(api, r.Path) {
+		e.detected(lists.Decoy, r)
+		// A decoy is an answer, not a block: it is given even on
+		// monitor-only APIs, and nothing is ever forwarded.
+		return Decision{Action: Decoy, Reason: ReasonDecoy}
+	}
+	if d, ok := e.pattern(r); ok {
+		return d
+	}
+	if e.limiter != nil {
+		if ok, after := e.limiter.Allow(api, &r.ID); !ok {
+			return enforce(api, Decision{Action: Limit, Reason: ReasonRateLimited, RetryAfter: after})
+		}
+	}
+	return Decision{Action: Allow}
+}
+
+// enforce turns a blocking decision into a logged allow on monitor-only
+// APIs.
+func enforce(api *apidef.API, d Decision) Decision {
+	if api != nil && !api.EnableBlocking {
+		d.Action, d.Monitor = Allow, true
+	}
+	return d
+}
+
+func (e *Engine) detected(tag lists.Tag, r *Request) {
+	if e.live.Setting(catalog.ASEDetectedAttack) {
+		e.lists.Report(tag, &r.ID)
+	}
+}
+
+// pattern checks api_pattern_enforcement: protocol, method, content type.
+func (e *Engine) pattern(r *Request) (Decision, bool) {
+	api := r.API
+	if api == nil {
+		return Decision{}, false
+	}
+	pe := &api.Enforcement
+	if len(pe.ProtocolAllowed) > 0 && !contains(pe.ProtocolAllowed, r.Scheme) {
+		if pe.Redirect.Code != 0 {
+			// The operator expects clients on the other protocol and sends
+			// them over; that is not an attack.
+			return enforce(api, Decision{Action: Redirect, Reason: ReasonInvalidProtocol}), true
+		}
+		e.detected(lists.InvalidProtocol, r)
+		return enforce(api, Decision{Action: Reject, Reason: ReasonInvalidProtocol}), true
+	}
+	if len(pe.MethodsAllowed) > 0 && !contains(pe.MethodsAllowed, r.Method) {
+		e.detected(lists.InvalidMethod, r)
+		return enforce(api, Decision{Action: Reject, Reason: ReasonInvalidMethod}), true
+	}
+	if len(pe.ContentTypeAllowed) > 0 && (r.ContentType != "" || r.HasBody) {
+		if !mediaTypeIn(pe.ContentTypeAllowed, r.ContentType) {
+			e.detected(lists.InvalidContentType, r)
+			return enforce(api, Decision{Action: Reject, Reason: ReasonInvalidContentType}), true
+		}
+	}
+	return Decision{}, false
+}
+
+// isDecoy reports whether path is a decoy of api: any path of an
+// out-of-context decoy API (no subpaths), else a decoy subpath (relative
+// to the API's url) or below it.
+func isDecoy(api *apidef.API, path string) bool {
+	if api == nil || !api.Decoy.Enabled {
+		return false
+	}
+	if len(api.Decoy.Subpaths) == 0 {
+		return true
+	}
+	rel := path
+	if api.URL != "/" {
+		rel = strings.TrimPrefix(path, api.URL)
+	}
+	for _, sub := range api.Decoy.Subpaths {
+		if underBase(rel, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// mediaTypeIn reports whether the media type of a Content-Type header
+// (parameters ignored, case-insensitive) is one of allowed.
+func mediaTypeIn(allowed []string, header string) bool {
+	mt := header
+	if i := strings.IndexByte(mt, ';'); i >= 0 {
+		mt = mt[:i]
+	}
+	mt = strings.TrimSpace(mt)
+	for _, a := range allowed {
+		if strings.EqualFold(a, mt) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,465 @@
+package lists
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/ase-project/ase/internal/jsondoc"
+)
+
+// Kind is what an entry identifies a client by.
+type Kind uint8
+
+// The kinds of entries, as the vendor names them on the wire.
+const (
+	IP Kind = iota + 1
+	Token
+	Cookie
+	APIKey
+	Username
+)
+
+var kindNames = map[Kind]string{IP: "ip", Token: "token", Cookie: "cookie", APIKey: "api_key", Username: "username"}
+
+func (k Kind) String() string { return kindNames[k] }
+
+func parseKind(s string) (Kind, bool) {
+	for k, n := range kindNames {
+		if n == s {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
+// Tag says why an entry is on the deny list.
+type Tag uint8
+
+// The deny-list tags. Allow-list entries are always Manual.
+const (
+	Manual Tag = iota
+	ABSGenerated
+	InvalidContentType
+	InvalidMethod
+	InvalidProtocol
+	Decoy
+	numTags
+)
+
+var tagNames = [numTags]string{"manual", "abs_generated", "invalid_content_type", "invalid_method", "invalid_protocol", "decoy"}
+
+func (t Tag) String() string {
+	if t < numTags {
+		return tagNames[t]
+	}
+	return "unknown"
+}
+
+// Tags lists every deny-list tag in the vendor's order.
+func Tags() []Tag {
+	return []Tag{Manual, ABSGenerated, InvalidContentType, InvalidMethod, InvalidProtocol, Decoy}
+}
+
+// ParseTag parses a tag name.
+func ParseTag(s string) (Tag, bool) {
+	for i, n := range tagNames {
+		if n == s {
+			return Tag(i), true
+		}
+	}
+	return 0, false
+}
+
+// Detected reports whether entries with this tag come from ASE-detected
+// attacks (and go when that feature is disabled).
+func (t Tag) Detected() bool {
+	return t == InvalidContentType || t == InvalidMethod || t == InvalidProtocol || t == Decoy
+}
+
+// List is the deny list or the allow list.
+type List uint8
+
+// The two lists, named as the vendor's REST API names them.
+const (
+	Deny List = iota
+	Allow
+)
+
+func (l List) String() string {
+	if l == Allow {
+		return "whitelist"
+	}
+	return "blacklist"
+}
+
+// Entry is one list entry.
+type Entry struct {
+	Kind   Kind
+	Name   string       // cookie or API key name
+	Value  string       // canonical: an IP or prefix in its shortest form
+	Prefix netip.Prefix // for IP entries; a single address is a full-length prefix
+	Tag    Tag
+	// Expires is when the entry stops matching; zero means never. Kept to
+	// the millisecond, so expiry is exact to the second and better.
+	Expires time.Time
+}
+
+// Describe returns the vendor CLI's wording of the entry: "ip 1.1.1.1",
+// "cookie JSESSIONID abc".
+func (e Entry) Describe() string {
+	if e.Name != "" {
+		return e.Kind.String() + " " + e.Name + " " + e.Value
+	}
+	return e.Kind.String() + " " + e.Value
+}
+
+// Limits on entries.
+const (
+	maxValueLen = 4096
+	maxNameLen  = 256
+	maxTTL      = 10 * 365 * 24 * 3600 // ten years, in seconds
+	// MaxBulk is how many entries one bulk import may carry.
+	MaxBulk = 100_000
+)
+
+// Input is an entry as a client sent it, before validation.
+type Input struct {
+	Type  string  `json:"type"`
+	Name  *string `json:"name,omitempty"`
+	Value string  `json:"value"`
+	TTL   *int64  `json:"ttl,omitempty"`
+}
+
+// DecodeEntries decodes a request body holding one entry object or (when
+// bulk is allowed) an array of them, validates every entry and returns
+// them. Every problem is reported at once, each with its JSON path
+// ("[3].value" in an array). now stamps TTLs into expiry times.
+func DecodeEntries(body []byte, allowBulk bool, now time.Time) ([]Entry, bool, error) {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	isArray := len(trimmed) > 0 && trimmed[0] == '['
+	if isArray && !allowBulk {
+		return nil, false, jsondoc.ValidationError{{Msg: "this endpoint takes one entry, not an array"}}
+	}
+	inputs, err := decodeInputs(body, isArray, now)
+	if err != nil {
+		return nil, isArray, err
+	}
+	if isArray && len(inputs) > MaxBulk {
+		return nil, true, jsondoc.ValidationError{{Msg: fmt.Sprintf("a bulk import takes at most %d entries, got %d", MaxBulk, len(inputs))}}
+	}
+	if isArray && len(inputs) == 0 {
+		return nil, true, jsondoc.ValidationError{{Msg: "the array of entries is empty"}}
+	}
+	var w jsondoc.Walker
+	out := make([]Entry, 0, len(inputs))
+	for i, in := range inputs {
+		path := ""
+		if isArray {
+			path = fmt.Sprintf("[%d]", i)
+		}
+		if e, ok := validate(&w, path, in, now); ok {
+			out = append(out, e)
+		}
+	}
+	if err := w.Err(); err != nil {
+		return nil, isArray, err
+	}
+	return out, isArray, nil
+}
+
+// decodeInputs decodes quickly with encoding/json (a threat feed may hold
+// 100,000 entries); only when that fails does it walk the document again
+// to name every problem.
+func decodeInputs(body []byte, isArray bool, now time.Time) ([]Input, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var inputs []Input
+	var err error
+	if isArray {
+		err = dec.Decode(&inputs)
+	} else {
+		var one Input
+		if err = dec.Decode(&one); err == nil {
+			inputs = []Input{one}
+		}
+	}
+	if err == nil && dec.More() {
+		err = errors.New("unexpected data after the JSON document")
+	}
+	if err == nil {
+		for _, in := range inputs {
+			// encoding/json leaves absent fields empty; the walker tells
+			// "missing" from "empty", so let it name them.
+			if in.Type == "" || in.Value == "" {
+				err = errors.New("missing field")
+				break
+			}
+		}
+	}
+	if err == nil {
+		return inputs, nil
+	}
+	return nil, describe(body, isArray, now)
+}
+
+// describe names every problem of a body encoding/json refused: the
+// structural ones, and the others of the entries that are well-formed.
+func describe(body []byte, isArray bool, now time.Time) error {
+	doc, err := jsondoc.Parse(body)
+	if err != nil {
+		return jsondoc.ValidationError{{Msg: "invalid JSON: " + err.Error()}}
+	}
+	var w jsondoc.Walker
+	items := []any{doc}
+	prefix := func(int) string { return "" }
+	if isArray {
+		arr, ok := doc.([]any)
+		if !ok {
+			w.Fail("", "must be an entry object or an array of them, got %s", jsondoc.TypeName(doc))
+			return w.Err()
+		}
+		items = arr
+		prefix = func(i int) string { return fmt.Sprintf("[%d]", i) }
+	}
+	for i, item := range items {
+		n := len(w.Errs())
+		f := w.Object(prefix(i), item, true)
+		var in Input
+		if v, ok := f.Get("type"); !ok {
+			w.Fail(f.At("type"), "is required (ip, token, cookie, api_key or username)")
+		} else if s, isStr := v.(string); !isStr {
+			w.Fail(f.At("type"), "must be a string, got %s", jsondoc.TypeName(v))
+		} else {
+			in.Type = s
+		}
+		if v, ok := f.Get("value"); !ok {
+			w.Fail(f.At("value"), "is required")
+		} else if s, isStr := v.(string); !isStr {
+			w.Fail(f.At("value"), "must be a string, got %s", jsondoc.TypeName(v))
+		} else if s == "" {
+			w.Fail(f.At("value"), "must not be empty")
+		} else {
+			in.Value = s
+		}
+		if _, ok := f.Get("name"); ok {
+			name := f.Str("name", "")
+			in.Name = &name
+		}
+		if _, ok := f.Get("ttl"); ok {
+			ttl := int64(f.Int("ttl", 0, 1, maxTTL))
+			in.TTL = &ttl
+		}
+		f.Close()
+		if len(w.Errs()) == n {
+			validate(&w, prefix(i), in, now)
+		}
+	}
+	if err := w.Err(); err != nil {
+		return err
+	}
+	return jsondoc.ValidationError{{Msg: "invalid JSON: the entries could not be decoded"}}
+}
+
+// validate checks one input and returns its canonical entry.
+func validate(w *jsondoc.Walker, path string, in Input, now time.Time) (Entry, bool) {
+	at := func(k string) string { return jsondoc.Join(path, k) }
+	n := len(w.Errs())
+	kind, ok := parseKind(in.Type)
+	if !ok {
+		w.Fail(at("type"), "must be ip, token, cookie, api_key or username, got %q", in.Type)
+		return Entry{}, false
+	}
+	e := Entry{Kind: kind, Value: in.Value}
+	named := kind == Cookie || kind == APIKey
+	switch {
+	case named && (in.Name == nil || *in.Name == ""):
+		w.Fail(at("name"), "is required for a %s entry", kind)
+	case !named && in.Name != nil:
+		w.Fail(at("name"), "applies to cookie and api_key entries only")
+	case named:
+		e.Name = *in.Name
+		if kind == Cookie && !isToken(e.Name) {
+			w.Fail(at("name"), "must be a cookie name (letters, digits and !#$%%&'*+-.^_`|~, at most %d), got %q", maxNameLen, e.Name)
+		}
+		if kind == APIKey && !isName(e.Name) {
+			w.Fail(at("name"), "must be a header or query parameter name (printable, no spaces, at most %d), got %q", maxNameLen, e.Name)
+		}
+	}
+	if kind == IP {
+		p, err := parseIP(in.Value)
+		if err != nil {
+			w.Fail(at("value"), "%v", err)
+		} else {
+			e.Prefix, e.Value = p, formatPrefix(p)
+		}
+	} else if msg := valueProblem(in.Value); msg != "" {
+		w.Fail(at("value"), "%s", msg)
+	}
+	if in.TTL != nil {
+		if *in.TTL < 1 || *in.TTL > maxTTL {
+			w.Fail(at("ttl"), "must be a whole number of seconds from 1 to %d, got %d", maxTTL, *in.TTL)
+		} else {
+			e.Expires = now.Add(time.Duration(*in.TTL) * time.Second).Truncate(time.Millisecond)
+		}
+	}
+	return e, len(w.Errs()) == n
+}
+
+// parseIP accepts an address or a CIDR, IPv4 or IPv6, and returns it as a
+// masked prefix: "10.1.2.3/8" becomes 10.0.0.0/8, an IPv4-mapped IPv6
+// address its IPv4 form.
+func parseIP(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil || p.Addr().Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR range", s)
+		}
+		a := p.Addr()
+		bits := p.Bits()
+		if a.Is4In6() {
+			if bits < 96 {
+				return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR range", s)
+			}
+			a, bits = a.Unmap(), bits-96
+		}
+		return netip.PrefixFrom(a, bits).Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR range", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// formatPrefix prints a single address without its length.
+func formatPrefix(p netip.Prefix) string {
+	if p.IsSingleIP() {
+		return p.Addr().String()
+	}
+	return p.String()
+}
+
+func valueProblem(s string) string {
+	if len(s) > maxValueLen {
+		return fmt.Sprintf("must be at most %d bytes, got %d", maxValueLen, len(s))
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == 0xfffd {
+			return "must be printable text without control characters"
+		}
+	}
+	return ""
+}
+
+func isToken(s string) bool {
+	if s == "" || len(s) > maxNameLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func isName(s string) bool {
+	if s == "" || len(s) > maxNameLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// Store layout: "list/deny/<kind>/<identity>" and "list/allow/...". The
+// identity of a named entry is name NUL value (neither may hold a NUL).
+// The value is the tag byte and the expiry in Unix milliseconds (0 for
+// never), big-endian.
+const (
+	Prefix      = "list/"
+	denyPrefix  = "list/deny/"
+	allowPrefix = "list/allow/"
+)
+
+// ListPrefix returns the store prefix of list l.
+func ListPrefix(l List) string {
+	if l == Allow {
+		return allowPrefix
+	}
+	return denyPrefix
+}
+
+// StoreKey returns e's key in list l.
+func (e Entry) StoreKey(l List) string {
+	var b strings.Builder
+	b.Grow(len(ListPrefix(l)) + 10 + len(e.Name) + len(e.Value))
+	b.WriteString(ListPrefix(l))
+	b.WriteString(e.Kind.String())
+	b.WriteByte('/')
+	if e.Name != "" {
+		b.WriteString(e.Name)
+		b.WriteByte(0)
+	}
+	b.WriteString(e.Value)
+	return b.String()
+}
+
+// storeValue encodes e's tag and expiry.
+func (e Entry) storeValue() []byte {
+	v := make([]byte, 9)
+	v[0] = byte(e.Tag)
+	if !e.Expires.IsZero() {
+		binary.BigEndian.PutUint64(v[1:], uint64(e.Expires.UnixMilli()))
+	}
+	return v
+}
+
+// parseStored decodes a stored key and value back into an entry.
+func parseStored(key string, value []byte) (List, Entry, error) {
+	var l List
+	var rest string
+	switch {
+	case strings.HasPrefix(key, denyPrefix):
+		l, rest = Deny, key[len(denyPrefix):]
+	case strings.HasPrefix(key, allowPrefix):
+		l, rest = Allow, key[len(allowPrefix):]
+	default:
+		return 0, Entry{}, fmt.Errorf("lists: %q is not a list key", key)
+	}
+	kindName, ident, ok := strings.Cut(rest, "/")
+	kind, known := parseKind(kindName)
+	if !ok || !known || len(value) != 9 || Tag(value[0]) >= numTags {
+		return 0, Entry{}, fmt.Errorf("lists: malformed stored entry %q", key)
+	}
+	e := Entry{Kind: kind, Value: ident, Tag: Tag(value[0])}
+	if kind == Cookie || kind == APIKey {
+		name, val, ok := strings.Cut(ident, "\x00")
+		if !ok {
+			return 0, Entry{}, fmt.Errorf("lists: malformed stored entry %q", key)
+		}
+		e.Name, e.Value = name, val
+	}
+	if kind == IP {
+		p, err := parseIP(e.Value)
+		if err != nil {
+			return 0, Entry{}, fmt.Errorf("lists: malformed stored entry %q", key)
+		}
+		e.Prefix = p
+	}
+	if ms := binary.BigEndian.Uint64(value[1:]); ms != 0 {
+		e.Expires = time.UnixMilli(int64(ms))
+	}
+	return l, e, nil
+}

@@ -1,0 +1,445 @@
+package lists
+
+import (
+	"math/bits"
+	"sync"
+	"sync/atomic"
+)
+
+// The flat tables below hold the two big kinds of entries — IPv4
+// addresses and hashed identities — in open-addressed arrays of words:
+// one cache line per lookup, no pointers for the garbage collector, and
+// reads without locks. Writers are serialized by a mutex and publish each
+// slot with atomic stores; a table that must grow is rebuilt aside and
+// swapped in whole, so a reader always probes a consistent array.
+//
+// Slot words: 0 is empty, 1 a tombstone (a deleted entry; probing goes on
+// past it), anything else a live entry with its meta in the low byte.
+
+const (
+	slotEmpty = 0
+	slotTomb  = 1
+	liveBit   = 1 << 63
+	minSlots  = 1 << 10
+)
+
+// Tables are rebuilt half full and grow when three quarters full, so an
+// entry costs between 4/3 and 2 slots, and a miss probes a few slots on
+// average. Sizes are not powers of two: the index is the high half of
+// hash * size, which keeps the load in that band at every size.
+func rebuildSize(live int) int { return max(minSlots, live*2) }
+
+func tooFull(used, size int) bool { return used*4 > size*3 }
+
+func index(h uint64, n int) uint64 {
+	hi, _ := bits.Mul64(h, uint64(n))
+	return hi
+}
+
+// mix spreads a key over the table's index bits: sequential addresses must
+// not land in sequential slots.
+func mix(x uint64) uint64 {
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	return x
+}
+
+// ttlMap keeps the expiry of the few entries that have one; lookups
+// consult it only for an entry whose meta says it has a TTL.
+type ttlMap[K comparable] struct {
+	mu sync.RWMutex
+	m  map[K]int64
+}
+
+func (t *ttlMap[K]) get(k K) int64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.m[k]
+}
+
+func (t *ttlMap[K]) set(k K, exp int64) {
+	t.mu.Lock()
+	if exp == 0 {
+		delete(t.m, k)
+	} else {
+		if t.m == nil {
+			t.m = map[K]int64{}
+		}
+		t.m[k] = exp
+	}
+	t.mu.Unlock()
+}
+
+// --- IPv4 ---
+
+type slots4 struct{ s []atomic.Uint64 }
+
+// table4 maps IPv4 addresses to meta. Slot: liveBit | addr<<8 | meta.
+type table4 struct {
+	mu   sync.Mutex
+	tab  atomic.Pointer[slots4]
+	live int // under mu
+	tomb int // under mu
+	n    atomic.Int64
+	nTTL atomic.Int64
+	ttl  ttlMap[uint32]
+}
+
+func newTable4() *table4 {
+	t := &table4{}
+	t.tab.Store(&slots4{s: make([]atomic.Uint64, minSlots)})
+	return t
+}
+
+func word4(k uint32, m meta) uint64 { return liveBit | uint64(k)<<8 | uint64(m) }
+
+// first returns the table and the slot where k's probe starts, and that
+// slot's word: loading it early lets several lookups' cache misses
+// overlap.
+func (t *table4) first(k uint32) (*slots4, uint64, uint64) {
+	tab := t.tab.Load()
+	i := index(mix(uint64(k)), len(tab.s))
+	return tab, i, tab.s[i].Load()
+}
+
+// resolve finishes a lookup begun by first.
+func (t *table4) resolve(k uint32, tab *slots4, i, w uint64) (meta, bool) {
+	n := uint64(len(tab.s))
+	for {
+		if w == slotEmpty {
+			return 0, false
+		}
+		if w != slotTomb && uint32(w>>8) == k {
+			return meta(w), true
+		}
+		if i++; i == n {
+			i = 0
+		}
+		w = tab.s[i].Load()
+	}
+}
+
+func (t *table4) lookup(k uint32) (meta, bool) {
+	tab, i, w := t.first(k)
+	return t.resolve(k, tab, i, w)
+}
+
+// find returns the slot of k, or -1, and the first free slot on its probe
+// (under mu).
+func (t *table4) find(tab *slots4, k uint32) (at, free int) {
+	n := uint64(len(tab.s))
+	free = -1
+	for i := index(mix(uint64(k)), len(tab.s)); ; i = next(i, n) {
+		w := tab.s[i].Load()
+		switch {
+		case w == slotEmpty:
+			if free < 0 {
+				free = int(i)
+			}
+			return -1, free
+		case w == slotTomb:
+			if free < 0 {
+				free = int(i)
+			}
+		case uint32(w>>8) == k:
+			return int(i), free
+		}
+	}
+}
+
+func (t *table4) put(k uint32, tag Tag, exp int64) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	m := meta(tag)
+	if exp != 0 {
+		m |= hasTTL
+	}
+	tab := t.tab.Load()
+	at, _ := t.find(tab, k)
+	if at >= 0 {
+		old := meta(tab.s[at].Load())
+		t.ttl.set(k, exp)
+		tab.s[at].Store(word4(k, m))
+		t.countTTL(old&hasTTL != 0, exp != 0)
+		return false
+	}
+	if tooFull(t.live+t.tomb+1, len(tab.s)) {
+		tab = t.rebuild(tab)
+	}
+	_, free := t.find(tab, k)
+	if tab.s[free].Load() == slotTomb {
+		t.tomb--
+	}
+	t.ttl.set(k, exp)
+	tab.s[free].Store(word4(k, m))
+	t.live++
+	t.n.Add(1)
+	t.countTTL(false, exp != 0)
+	return true
+}
+
+func (t *table4) countTTL(had, has bool) {
+	if had != has {
+		if has {
+			t.nTTL.Add(1)
+		} else {
+			t.nTTL.Add(-1)
+		}
+	}
+}
+
+func (t *table4) del(k uint32) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tab := t.tab.Load()
+	at, _ := t.find(tab, k)
+	if at < 0 {
+		return false
+	}
+	old := meta(tab.s[at].Load())
+	tab.s[at].Store(slotTomb)
+	t.live--
+	t.tomb++
+	t.n.Add(-1)
+	if old&hasTTL != 0 {
+		t.ttl.set(k, 0)
+		t.nTTL.Add(-1)
+	}
+	return true
+}
+
+// rebuild copies the live entries into a table sized for them (growing,
+// or just dropping tombstones) and publishes it.
+func (t *table4) rebuild(old *slots4) *slots4 {
+	size := rebuildSize(t.live + 1)
+	nt := &slots4{s: make([]atomic.Uint64, size)}
+	for i := range old.s {
+		w := old.s[i].Load()
+		if w == slotEmpty || w == slotTomb {
+			continue
+		}
+		j := index(mix(uint64(uint32(w>>8))), size)
+		for nt.s[j].Load() != slotEmpty {
+			j = next(j, uint64(size))
+		}
+		nt.s[j].Store(w)
+	}
+	t.tomb = 0
+	t.tab.Store(nt)
+	return nt
+}
+
+func (t *table4) expiry(k uint32) (int64, bool) {
+	m, ok := t.lookup(k)
+	if !ok || m&hasTTL == 0 {
+		return 0, ok
+	}
+	return t.ttl.get(k), true
+}
+
+// --- hashed identities ---
+
+type slotID struct{ w0, w1 atomic.Uint64 }
+
+type slotsID struct{ s []slotID }
+
+// tableID maps idKeys to meta. Slot: w0 = liveBit | k[0]; w1 = k[1] with
+// meta in its low byte (119 bits of key remain: collisions stay below
+// 2^-70 among a billion entries). Writers store w1 before w0, readers load
+// w0 before w1, so a reader never pairs a new w0 with a stale w1.
+type tableID struct {
+	mu   sync.Mutex
+	tab  atomic.Pointer[slotsID]
+	live int
+	tomb int
+	n    atomic.Int64
+	nTTL atomic.Int64
+	ttl  ttlMap[idKey]
+}
+
+func newTableID() *tableID {
+	t := &tableID{}
+	t.tab.Store(&slotsID{s: make([]slotID, minSlots)})
+	return t
+}
+
+// idIndex places a key by the bits of k[1] that its slot keeps.
+func idIndex(k1 uint64, n int) uint64 { return index(mix(k1&^0xff), n) }
+
+func next(i, n uint64) uint64 {
+	if i++; i == n {
+		return 0
+	}
+	return i
+}
+
+func idWords(k idKey, m meta) (uint64, uint64) { return liveBit | k[0], k[1]&^0xff | uint64(m) }
+
+func (t *tableID) first(k idKey) (*slotsID, uint64, uint64) {
+	tab := t.tab.Load()
+	i := idIndex(k[1], len(tab.s))
+	return tab, i, tab.s[i].w0.Load()
+}
+
+func (t *tableID) resolve(k idKey, tab *slotsID, i, w0 uint64) (meta, bool) {
+	n := uint64(len(tab.s))
+	want0 := liveBit | k[0]
+	for {
+		if w0 == slotEmpty {
+			return 0, false
+		}
+		if w0 == want0 {
+			if w1 := tab.s[i].w1.Load(); w1&^0xff == k[1]&^0xff {
+				return meta(w1), true
+			}
+		}
+		if i++; i == n {
+			i = 0
+		}
+		w0 = tab.s[i].w0.Load()
+	}
+}
+
+func (t *tableID) lookup(k idKey) (meta, bool) {
+	tab, i, w := t.first(k)
+	return t.resolve(k, tab, i, w)
+}
+
+func (t *tableID) find(tab *slotsID, k idKey) (at, free int) {
+	n := uint64(len(tab.s))
+	want0 := liveBit | k[0]
+	free = -1
+	for i := idIndex(k[1], len(tab.s)); ; i = next(i, n) {
+		w0 := tab.s[i].w0.Load()
+		switch {
+		case w0 == slotEmpty:
+			if free < 0 {
+				free = int(i)
+			}
+			return -1, free
+		case w0 == slotTomb:
+			if free < 0 {
+				free = int(i)
+			}
+		case w0 == want0 && tab.s[i].w1.Load()&^0xff == k[1]&^0xff:
+			return int(i), free
+		}
+	}
+}
+
+func (t *tableID) put(k idKey, tag Tag, exp int64) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	m := meta(tag)
+	if exp != 0 {
+		m |= hasTTL
+	}
+	w0, w1 := idWords(k, m)
+	tab := t.tab.Load()
+	at, _ := t.find(tab, k)
+	if at >= 0 {
+		old := meta(tab.s[at].w1.Load())
+		t.ttl.set(k, exp)
+		tab.s[at].w1.Store(w1)
+		t.countTTL(old&hasTTL != 0, exp != 0)
+		return false
+	}
+	if tooFull(t.live+t.tomb+1, len(tab.s)) {
+		tab = t.rebuild(tab)
+	}
+	_, free := t.find(tab, k)
+	if tab.s[free].w0.Load() == slotTomb {
+		t.tomb--
+	}
+	t.ttl.set(k, exp)
+	tab.s[free].w1.Store(w1)
+	tab.s[free].w0.Store(w0)
+	t.live++
+	t.n.Add(1)
+	t.countTTL(false, exp != 0)
+	return true
+}
+
+func (t *tableID) countTTL(had, has bool) {
+	if had != has {
+		if has {
+			t.nTTL.Add(1)
+		} else {
+			t.nTTL.Add(-1)
+		}
+	}
+}
+
+func (t *tableID) del(k idKey) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tab := t.tab.Load()
+	at, _ := t.find(tab, k)
+	if at < 0 {
+		return false
+	}
+	old := meta(tab.s[at].w1.Load())
+	tab.s[at].w0.Store(slotTomb)
+	t.live--
+	t.tomb++
+	t.n.Add(-1)
+	if old&hasTTL != 0 {
+		t.ttl.set(k, 0)
+		t.nTTL.Add(-1)
+	}
+	return true
+}
+
+func (t *tableID) rebuild(old *slotsID) *slotsID {
+	size := rebuildSize(t.live + 1)
+	nt := &slotsID{s: make([]slotID, size)}
+	for i := range old.s {
+		w0 := old.s[i].w0.Load()
+		if w0 == slotEmpty || w0 == slotTomb {
+			continue
+		}
+		w1 := old.s[i].w1.Load()
+		j := idIndex(w1, size)
+		for nt.s[j].w0.Load() != slotEmpty {
+			j = next(j, uint64(size))
+		}
+		nt.s[j].w1.Store(w1)
+		nt.s[j].w0.Store(w0)
+	}
+	t.tomb = 0
+	t.tab.Store(nt)
+	return nt
+}
+
+func (t *tableID) expiry(k idKey) (int64, bool) {
+	m, ok := t.lookup(k)
+	if !ok || m&hasTTL == 0 {
+		return 0, ok
+	}
+	return t.ttl.get(k), true
+}
+
+func (t *table4) clear() {
+	t.mu.Lock()
+	t.tab.Store(&slots4{s: make([]atomic.Uint64, minSlots)})
+	t.live, t.tomb = 0, 0
+	t.n.Store(0)
+	t.nTTL.Store(0)
+	t.ttl.mu.Lock()
+	t.ttl.m = nil
+	t.ttl.mu.Unlock()
+	t.mu.Unlock()
+}
+
+func (t *tableID) clear() {
+	t.mu.Lock()
+	t.tab.Store(&slotsID{s: make([]slotID, minSlots)})
+	t.live, t.tomb = 0, 0
+	t.n.Store(0)
+	t.nTTL.Store(0)
+	t.ttl.mu.Lock()
+	t.ttl.m = nil
+	t.ttl.mu.Unlock()
+	t.mu.Unlock()
+}

@@ -1,0 +1,566 @@
+// Package lists holds ASE's deny and allow lists of IPs (addresses and
+// CIDR ranges, IPv4 and IPv6), OAuth tokens, cookies, API keys and
+// usernames: stored durably, mirrored in memory in pointer-free
+// structures for lookups that never allocate, bounded by a memory budget,
+// with entries that expire exactly when their TTL says.
+package lists
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ase-project/ase/internal/store"
+	"github.com/ase-project/ase/internal/units"
+)
+
+// ExistsError refuses adding an entry that is already listed.
+type ExistsError struct{ Entry Entry }
+
+func (e *ExistsError) Error() string { return e.Entry.Describe() + " already exist" }
+
+// AbsentError refuses deleting an entry that is not listed.
+type AbsentError struct {
+	Entry Entry
+	List  List
+}
+
+func (e *AbsentError) Error() string {
+	return e.Entry.Describe() + " does not exist in " + e.List.String()
+}
+
+// MemoryError refuses entries that would take the lists past
+// attack_list_memory. Nothing already listed is dropped.
+type MemoryError struct{ Configured, Used, Need int64 }
+
+func (e *MemoryError) Error() string {
+	return fmt.Sprintf("attack list memory is full: configured %s, used %s, free %s, and this change needs %s; delete entries or raise attack_list_memory",
+		units.Size(e.Configured).MB(), units.Size(e.Used).MB(), units.Size(max(e.Configured-e.Used, 0)).MB(), units.Size(e.Need).MB())
+}
+
+// Lists is the deny list and the allow list.
+type Lists struct {
+	log   *slog.Logger
+	now   func() time.Time
+	h     hasher
+	sets  [2]*Set
+	limit int64
+	st    store.Store
+
+	expMu sync.Mutex
+	exp   expHeap
+	wake  chan struct{}
+
+	reports chan report
+	stop    func()
+	cancel  context.CancelFunc
+	done    sync.WaitGroup
+}
+
+// Options configure Open.
+type Options struct {
+	Limit int64            // attack_list_memory, in bytes
+	Now   func() time.Time // the clock; time.Now if nil
+	Log   *slog.Logger
+}
+
+// Open loads both lists from st, drops entries that expired while ASE was
+// down, and follows later changes until Close.
+func Open(ctx context.Context, st store.Store, o Options) (*Lists, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	l := &Lists{
+		log: o.Log, now: o.Now, h: newHasher(), limit: o.Limit, st: st,
+		sets: [2]*Set{newSet(), newSet()},
+		wake: make(chan struct{}, 1), reports: make(chan report, 1024),
+	}
+	now := l.now().UnixMilli()
+	var cidrs [2][]Entry
+	var expired []string
+	stop, err := st.Subscribe(ctx, Prefix, func(key string, value []byte) error {
+		list, e, err := parseStored(key, value)
+		if err != nil {
+			l.log.Error("ignoring a malformed list entry in the store", "key", key, "error", err)
+			return nil
+		}
+		if !e.Expires.IsZero() && e.Expires.UnixMilli() <= now {
+			expired = append(expired, key)
+			return nil
+		}
+		if e.Kind == IP && !e.Prefix.IsSingleIP() {
+			cidrs[list] = append(cidrs[list], e)
+		} else {
+			l.sets[list].put(l.h, e)
+		}
+		if !e.Expires.IsZero() {
+			l.exp = append(l.exp, expItem{at: e.Expires.UnixMilli(), key: key})
+		}
+		return nil
+	}, l.apply)
+	if err != nil {
+		return nil, err
+	}
+	l.stop = stop
+	for list, es := range cidrs {
+		l.sets[list].putCIDRs(es)
+	}
+	heap.Init(&l.exp)
+	if len(expired) > 0 {
+		ops := make([]store.Op, len(expired))
+		for i, k := range expired {
+			ops[i] = store.Delete(k)
+		}
+		if _, err := st.Commit(ctx, store.Batch{Ops: ops}); err != nil {
+			stop()
+			return nil, err
+		}
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	l.cancel = cancel
+	l.done.Add(2)
+	go l.expireLoop(bg)
+	go l.reportLoop(bg)
+	return l, nil
+}
+
+// Load puts entries into list in memory only, without storing them: for
+// benchmarks that need lists of tens of millions of entries quickly.
+func (l *Lists) Load(list List, entries []Entry) {
+	var cidrs []Entry
+	for _, e := range entries {
+		if e.Kind == IP && !e.Prefix.IsSingleIP() {
+			cidrs = append(cidrs, e)
+		} else {
+			l.sets[list].put(l.h, e)
+		}
+	}
+	l.sets[list].putCIDRs(cidrs)
+}
+
+// Close stops following the store and the background work.
+func (l *Lists) Close() {
+	l.stop()
+	l.cancel()
+	l.done.Wait()
+}
+
+// apply mirrors committed changes in memory; it runs on the store's
+// commit path.
+func (l *Lists) apply(ev store.Event) {
+	var cidrs [2][]Entry
+	for _, c := range ev.Changes {
+		if c.Deleted {
+			list, e, err := parseKey(c.Key)
+			if err == nil {
+				l.sets[list].del(l.h, e)
+			}
+			continue
+		}
+		list, e, err := parseStored(c.Key, c.Value)
+		if err != nil {
+			l.log.Error("ignoring a malformed list entry", "key", c.Key, "error", err)
+			continue
+		}
+		if e.Kind == IP && !e.Prefix.IsSingleIP() {
+			cidrs[list] = append(cidrs[list], e)
+		} else {
+			l.sets[list].put(l.h, e)
+		}
+		if !e.Expires.IsZero() {
+			l.schedule(e.Expires.UnixMilli(), c.Key)
+		}
+	}
+	for list, es := range cidrs {
+		switch len(es) {
+		case 0:
+		case 1:
+			l.sets[list].put(l.h, es[0])
+		default:
+			l.sets[list].putCIDRs(es)
+		}
+	}
+}
+
+// Identity is who a request comes from, as far as the lists care. Empty
+// strings are absent identities. APIKeyName must be lower case.
+type Identity struct {
+	IP         netip.Addr
+	Token      string
+	CookieName string
+	Cookie     string
+	APIKeyName string
+	APIKey     string
+	Username   string
+}
+
+// Keys are an Identity's hashed identities, computed once per request and
+// used against both lists.
+type Keys struct {
+	token, cookie, apiKey, username idKey
+	has                             uint8
+}
+
+const (
+	hasToken = 1 << iota
+	hasCookie
+	hasAPIKey
+	hasUsername
+)
+
+// Keys hashes id's identities.
+func (l *Lists) Keys(id *Identity) Keys {
+	var k Keys
+	if id.Token != "" {
+		k.token, k.has = l.h.key(Token, "", id.Token), k.has|hasToken
+	}
+	if id.Cookie != "" {
+		k.cookie, k.has = l.h.key(Cookie, id.CookieName, id.Cookie), k.has|hasCookie
+	}
+	if id.APIKey != "" {
+		k.apiKey, k.has = l.h.key(APIKey, id.APIKeyName, id.APIKey), k.has|hasAPIKey
+	}
+	if id.Username != "" {
+		k.username, k.has = l.h.key(Username, "", id.Username), k.has|hasUsername
+	}
+	return k
+}
+
+// Match is a list entry a request matched.
+type Match struct {
+	Kind Kind
+	Tag  Tag
+}
+
+// Match looks every identity of a request up in list, IP first.
+func (l *Lists) Match(list List, id *Identity, k *Keys) (Match, bool) {
+	return l.sets[list].match(id, k, l.nowMs)
+}
+
+func (l *Lists) nowMs() int64 { return l.now().UnixMilli() }
+
+// Contains reports whether e itself is listed (and not expired).
+func (l *Lists) Contains(list List, e Entry) bool {
+	exp, ok := l.sets[list].expiry(l.h, e)
+	return ok && (exp == 0 || l.now().UnixMilli() < exp)
+}
+
+// Limit returns attack_list_memory.
+func (l *Lists) Limit() int64 { return l.limit }
+
+// MemoryUsed returns the estimated bytes both lists use.
+func (l *Lists) MemoryUsed() int64 { return l.sets[Deny].memory() + l.sets[Allow].memory() }
+
+// Count returns the number of entries of a kind in list.
+func (l *Lists) Count(list List, kind Kind) int64 {
+	s := l.sets[list]
+	if kind == IP {
+		return s.v4.n.Load() + s.v6.n.Load() + s.nCIDR.Load()
+	}
+	return s.nKind[kind].Load()
+}
+
+// live reports whether a stored entry exists and has not expired.
+func (l *Lists) live(ctx context.Context, r store.Reader, key string) (bool, error) {
+	v, err := r.Get(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	_, e, err := parseStored(key, v)
+	if err != nil {
+		return false, err
+	}
+	return e.Expires.IsZero() || l.now().Before(e.Expires), nil
+}
+
+// AddResult counts what an add would do.
+type AddResult struct{ Added, Skipped int }
+
+// Add returns the batch that adds entries to list. A single entry already
+// listed is an *ExistsError; in a bulk import, entries already listed (or
+// repeated) are skipped and counted. Entries past the memory budget make a
+// *MemoryError, and then nothing is added.
+func (l *Lists) Add(ctx context.Context, r store.Reader, list List, entries []Entry, bulk bool) (store.Batch, AddResult, error) {
+	var res AddResult
+	seen := make(map[string]bool, len(entries))
+	ops := make([]store.Op, 0, len(entries))
+	need := int64(0)
+	for _, e := range entries {
+		if list == Allow {
+			e.Tag = Manual
+		}
+		key := e.StoreKey(list)
+		if seen[key] {
+			res.Skipped++
+			continue
+		}
+		seen[key] = true
+		exists, err := l.live(ctx, r, key)
+		if err != nil {
+			return store.Batch{}, res, err
+		}
+		if exists {
+			if !bulk {
+				return store.Batch{}, res, &ExistsError{Entry: e}
+			}
+			res.Skipped++
+			continue
+		}
+		need += cost(e)
+		ops = append(ops, store.Put(key, e.storeValue()))
+		res.Added++
+	}
+	if used := l.MemoryUsed(); used+need > l.limit && need > 0 {
+		return store.Batch{}, AddResult{}, &MemoryError{Configured: l.limit, Used: used, Need: need}
+	}
+	// Sorted keys fill the store's pages sequentially: bulk imports of a
+	// threat feed are several times faster.
+	sort.Slice(ops, func(i, j int) bool { return ops[i].Key < ops[j].Key })
+	return store.Batch{Ops: ops}, res, nil
+}
+
+// Remove returns the batch that deletes e from list, or an *AbsentError.
+func (l *Lists) Remove(ctx context.Context, r store.Reader, list List, e Entry) (store.Batch, error) {
+	key := e.StoreKey(list)
+	exists, err := l.live(ctx, r, key)
+	if err != nil {
+		return store.Batch{}, err
+	}
+	if !exists {
+		return store.Batch{}, &AbsentError{Entry: e, List: list}
+	}
+	return store.Batch{Ops: []store.Op{store.Delete(key)}}, nil
+}
+
+// Clear returns the batch that empties list, or only the entries with tag
+// when tag is not nil.
+func (l *Lists) Clear(ctx context.Context, r store.Reader, list List, tag *Tag) (store.Batch, error) {
+	if tag == nil {
+		return store.Batch{Ops: []store.Op{store.DeletePrefix(ListPrefix(list))}}, nil
+	}
+	return l.deleteWhere(ctx, r, list, func(t Tag) bool { return t == *tag })
+}
+
+// RemoveDetected returns the batch that deletes every deny-list entry put
+// there by ASE-detected attacks (disable_ase_detected_attack does this, as
+// the vendor's does).
+func (l *Lists) RemoveDetected(ctx context.Context, r store.Reader) (store.Batch, error) {
+	return l.deleteWhere(ctx, r, Deny, Tag.Detected)
+}
+
+func (l *Lists) deleteWhere(ctx context.Context, r store.Reader, list List, match func(Tag) bool) (store.Batch, error) {
+	var ops []store.Op
+	err := r.Scan(ctx, ListPrefix(list), func(key string, value []byte) error {
+		if len(value) == 9 && match(Tag(value[0])) {
+			ops = append(ops, store.Delete(key))
+		}
+		return nil
+	})
+	return store.Batch{Ops: ops}, err
+}
+
+// View calls fn for each live entry of list (with tag, when not nil), in
+// store order.
+func (l *Lists) View(ctx context.Context, r store.Reader, list List, tag *Tag, fn func(Entry) error) error {
+	now := l.now()
+	return r.Scan(ctx, ListPrefix(list), func(key string, value []byte) error {
+		if tag != nil && (len(value) != 9 || Tag(value[0]) != *tag) {
+			return nil
+		}
+		_, e, err := parseStored(key, value)
+		if err != nil {
+			return nil
+		}
+		if !e.Expires.IsZero() && !now.Before(e.Expires) {
+			return nil
+		}
+		return fn(e)
+	})
+}
+
+// parseKey decodes a stored key alone (for deletions).
+func parseKey(key string) (List, Entry, error) {
+	return parseStored(key, make([]byte, 9))
+}
+
+// --- expiry ---
+
+type expItem struct {
+	at  int64 // Unix ms
+	key string
+}
+
+type expHeap []expItem
+
+func (h expHeap) Len() int           { return len(h) }
+func (h expHeap) Less(i, j int) bool { return h[i].at < h[j].at }
+func (h expHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expHeap) Push(x any)        { *h = append(*h, x.(expItem)) }
+func (h *expHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
+}
+
+func (l *Lists) schedule(at int64, key string) {
+	l.expMu.Lock()
+	first := len(l.exp) == 0 || at < l.exp[0].at
+	heap.Push(&l.exp, expItem{at: at, key: key})
+	l.expMu.Unlock()
+	if first {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// expireLoop sleeps until the next expiry. Lookups already refuse an
+// expired entry on their own, to the millisecond; this removes it from
+// memory and the store soon after, touching only the entries due.
+func (l *Lists) expireLoop(ctx context.Context) {
+	defer l.done.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		l.expMu.Lock()
+		wait := time.Hour
+		if len(l.exp) > 0 {
+			wait = max(time.Duration(l.exp[0].at-l.now().UnixMilli())*time.Millisecond, 0)
+		}
+		l.expMu.Unlock()
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-l.wake:
+		case <-timer.C:
+			l.ExpireDue(ctx)
+		}
+	}
+}
+
+// ExpireDue deletes the entries whose expiry has passed and returns how
+// many it deleted. An entry re-added or deleted meanwhile is left alone.
+func (l *Lists) ExpireDue(ctx context.Context) int {
+	now := l.now().UnixMilli()
+	var due []expItem
+	l.expMu.Lock()
+	for len(l.exp) > 0 && l.exp[0].at <= now {
+		due = append(due, heap.Pop(&l.exp).(expItem))
+	}
+	l.expMu.Unlock()
+	var batch store.Batch
+	for _, it := range due {
+		list, e, err := parseKey(it.key)
+		if err != nil {
+			continue
+		}
+		if exp, ok := l.sets[list].expiry(l.h, e); !ok || exp != it.at {
+			continue // re-added with another TTL, or already gone
+		}
+		stored, err := l.st.Get(ctx, it.key)
+		if err != nil {
+			continue
+		}
+		batch.Conds = append(batch.Conds, store.Unchanged(it.key, stored))
+		batch.Ops = append(batch.Ops, store.Delete(it.key))
+	}
+	if len(batch.Ops) == 0 {
+		return 0
+	}
+	if _, err := l.st.Commit(ctx, batch); err != nil {
+		// A condition failed: an entry changed between the check and the
+		// commit. Delete the others one by one.
+		n := 0
+		for i := range batch.Ops {
+			if _, err := l.st.Commit(ctx, store.Batch{Conds: batch.Conds[i : i+1], Ops: batch.Ops[i : i+1]}); err == nil {
+				n++
+			}
+		}
+		return n
+	}
+	return len(batch.Ops)
+}
+
+// --- ASE-detected attacks ---
+
+type report struct {
+	tag Tag
+	id  Identity
+}
+
+// Report puts the client identified by id on the deny list under tag, in
+// the background: every identity it presented (its IP, and its token,
+// cookie, API key and username when present). Reports past a full queue
+// are dropped with a warning rather than slowing the data path.
+func (l *Lists) Report(tag Tag, id *Identity) {
+	r := report{tag: tag, id: Identity{
+		IP: id.IP, Token: strings.Clone(id.Token), CookieName: strings.Clone(id.CookieName), Cookie: strings.Clone(id.Cookie),
+		APIKeyName: strings.Clone(id.APIKeyName), APIKey: strings.Clone(id.APIKey), Username: strings.Clone(id.Username),
+	}}
+	select {
+	case l.reports <- r:
+	default:
+		l.log.Warn("too many detected attacks queued; dropping one", "tag", tag.String(), "ip", id.IP.String())
+	}
+}
+
+func (l *Lists) reportLoop(ctx context.Context) {
+	defer l.done.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-l.reports:
+			l.listDetected(ctx, r)
+		}
+	}
+}
+
+func (l *Lists) listDetected(ctx context.Context, r report) {
+	var entries []Entry
+	if r.id.IP.IsValid() {
+		a := r.id.IP.Unmap()
+		entries = append(entries, Entry{Kind: IP, Prefix: netip.PrefixFrom(a, a.BitLen()), Value: a.String()})
+	}
+	add := func(kind Kind, name, value string) {
+		if value != "" && valueProblem(value) == "" && len(name) <= maxNameLen {
+			entries = append(entries, Entry{Kind: kind, Name: name, Value: value})
+		}
+	}
+	add(Token, "", r.id.Token)
+	add(Cookie, r.id.CookieName, r.id.Cookie)
+	add(APIKey, r.id.APIKeyName, r.id.APIKey)
+	add(Username, "", r.id.Username)
+	var fresh []Entry
+	for _, e := range entries {
+		e.Tag = r.tag
+		if !l.Contains(Deny, e) {
+			fresh = append(fresh, e)
+		}
+	}
+	if len(fresh) == 0 {
+		return
+	}
+	b, res, err := l.Add(ctx, l.st, Deny, fresh, true)
+	if err == nil && res.Added > 0 {
+		_, err = l.st.Commit(ctx, b)
+	}
+	if err != nil {
+		l.log.Warn("could not deny-list a detected attacker", "tag", r.tag.String(), "ip", r.id.IP.String(), "error", err)
+		return
+	}
+	l.log.Info("detected attacker deny-listed", "tag", r.tag.String(), "ip", r.id.IP.String(), "entries", res.Added)
+}

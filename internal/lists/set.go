@@ -1,0 +1,488 @@
+package lists
+
+import (
+	"encoding/binary"
+	"hash/maphash"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gaissmai/bart"
+)
+
+// meta is what the maps keep per entry: the tag, and whether an expiry is
+// recorded for it.
+type meta uint8
+
+const hasTTL meta = 0x80
+
+func (m meta) tag() Tag { return Tag(m &^ hasTTL) }
+
+// numShards spreads readers over many locks, so lookups from all cores do
+// not contend on one reader count.
+const numShards = 64
+
+// shard is one lock's worth of a table. Keys are pointer-free, so the
+// garbage collector never scans millions of entries.
+type shard[K comparable] struct {
+	mu  sync.RWMutex
+	m   map[K]meta
+	exp map[K]int64 // Unix ms, only for entries with a TTL
+	_   [40]byte    // keep shards' locks on separate cache lines
+}
+
+type table[K comparable] struct {
+	shards [numShards]shard[K]
+	n      atomic.Int64
+	nTTL   atomic.Int64
+}
+
+func newTable[K comparable]() *table[K] {
+	t := &table[K]{}
+	for i := range t.shards {
+		t.shards[i].m = map[K]meta{}
+		t.shards[i].exp = map[K]int64{}
+	}
+	return t
+}
+
+// get returns the entry's tag if it is present and not expired at nowMs()
+// (Unix ms; only called for an entry with a TTL).
+func (t *table[K]) get(k K, sh uint64, nowMs func() int64) (Tag, bool) {
+	s := &t.shards[sh]
+	s.mu.RLock()
+	m, ok := s.m[k]
+	var exp int64
+	if ok && m&hasTTL != 0 {
+		exp = s.exp[k]
+	}
+	s.mu.RUnlock()
+	if exp != 0 && nowMs() >= exp {
+		ok = false
+	}
+	return m.tag(), ok
+}
+
+// put sets the entry and reports whether it was new.
+func (t *table[K]) put(k K, sh uint64, tag Tag, exp int64) bool {
+	s := &t.shards[sh]
+	s.mu.Lock()
+	old, existed := s.m[k]
+	m := meta(tag)
+	if exp != 0 {
+		m |= hasTTL
+		s.exp[k] = exp
+	} else if old&hasTTL != 0 {
+		delete(s.exp, k)
+	}
+	s.m[k] = m
+	s.mu.Unlock()
+	if !existed {
+		t.n.Add(1)
+	}
+	if had, has := existed && old&hasTTL != 0, exp != 0; had != has {
+		if has {
+			t.nTTL.Add(1)
+		} else {
+			t.nTTL.Add(-1)
+		}
+	}
+	return !existed
+}
+
+// expiry returns the entry's expiry (0 for none) and whether it exists.
+func (t *table[K]) expiry(k K, sh uint64) (int64, bool) {
+	s := &t.shards[sh]
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	m, ok := s.m[k]
+	if !ok || m&hasTTL == 0 {
+		return 0, ok
+	}
+	return s.exp[k], true
+}
+
+func (t *table[K]) del(k K, sh uint64) bool {
+	s := &t.shards[sh]
+	s.mu.Lock()
+	m, ok := s.m[k]
+	if ok {
+		delete(s.m, k)
+		if m&hasTTL != 0 {
+			delete(s.exp, k)
+		}
+	}
+	s.mu.Unlock()
+	if ok {
+		t.n.Add(-1)
+		if m&hasTTL != 0 {
+			t.nTTL.Add(-1)
+		}
+	}
+	return ok
+}
+
+func (t *table[K]) clear() {
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		s.m = map[K]meta{}
+		s.exp = map[K]int64{}
+		s.mu.Unlock()
+	}
+	t.n.Store(0)
+	t.nTTL.Store(0)
+}
+
+func shard6(k [16]byte) uint64 {
+	return (binary.LittleEndian.Uint64(k[:8]) ^ binary.LittleEndian.Uint64(k[8:])) * 0x9E3779B97F4A7C15 >> 58
+}
+
+// idKey stands for a token, cookie, API key or username: 128 bits of two
+// independently seeded hashes of (kind, name, value). The seeds are random
+// per process and the hashes never leave it, so an attacker cannot search
+// for a colliding value; the chance of an accidental collision among
+// millions of entries is below 2^-80.
+type idKey [2]uint64
+
+// hasher makes idKeys.
+type hasher struct{ s1, s2 maphash.Seed }
+
+func newHasher() hasher { return hasher{maphash.MakeSeed(), maphash.MakeSeed()} }
+
+// key hashes value under (kind, name). API key names are compared without
+// case, as HTTP header names are; callers pass them lower-cased.
+func (h hasher) key(kind Kind, name, value string) idKey {
+	n1, n2 := uint64(kind), uint64(kind)<<1
+	if name != "" {
+		n1 += maphash.String(h.s1, name)
+		n2 += maphash.String(h.s2, name)
+	}
+	return idKey{
+		maphash.String(h.s1, value) ^ (n1 * 0x9E3779B97F4A7C15),
+		maphash.String(h.s2, value) ^ (n2 * 0xC2B2AE3D27D4EB4F),
+	}
+}
+
+// cidrVal is a CIDR entry's payload in the trie.
+type cidrVal struct {
+	exp int64 // Unix ms; 0 = never
+	tag Tag
+}
+
+// Set is one list in memory: exact addresses, CIDR ranges and hashed
+// identities. Lookups never allocate.
+type Set struct {
+	v4  *table4
+	v6  *table[[16]byte] // rarer than IPv4: a sharded map is enough
+	ids *tableID
+
+	// The CIDR trie is read lock-free through an atomic pointer; writers
+	// (serialized by cidrMu) build the next version persistently.
+	cidrMu sync.Mutex
+	cidr   atomic.Pointer[bart.Table[cidrVal]]
+	nCIDR  atomic.Int64
+	nCTTL  atomic.Int64
+	// counts by kind of hashed identity, for memory accounting and views
+	nKind [Username + 1]atomic.Int64
+}
+
+func newSet() *Set {
+	s := &Set{v4: newTable4(), v6: newTable[[16]byte](), ids: newTableID()}
+	s.cidr.Store(new(bart.Table[cidrVal]))
+	return s
+}
+
+// match looks every identity of a request up: the exact address, the
+// CIDR ranges, then the token, cookie, API key and username. The first
+// probe of each flat table is loaded before any is examined, so their
+// cache misses overlap instead of adding up. nowMs is only called when a
+// matching entry has a TTL.
+func (s *Set) match(id *Identity, k *Keys, nowMs func() int64) (Match, bool) {
+	var (
+		ip4            uint32
+		t4             *slots4
+		i4, w4         uint64
+		tt, tc, ta, tu *slotsID
+		it, ic, ia, iu uint64
+		wt, wc, wa, wu uint64
+	)
+	addr := id.IP
+	if addr.Is4() && s.v4.n.Load() > 0 {
+		b := addr.As4()
+		ip4 = binary.BigEndian.Uint32(b[:])
+		t4, i4, w4 = s.v4.first(ip4)
+	}
+	ids := k.has != 0 && s.ids.n.Load() > 0
+	if ids {
+		if k.has&hasToken != 0 {
+			tt, it, wt = s.ids.first(k.token)
+		}
+		if k.has&hasCookie != 0 {
+			tc, ic, wc = s.ids.first(k.cookie)
+		}
+		if k.has&hasAPIKey != 0 {
+			ta, ia, wa = s.ids.first(k.apiKey)
+		}
+		if k.has&hasUsername != 0 {
+			tu, iu, wu = s.ids.first(k.username)
+		}
+	}
+	if t4 != nil {
+		if m, ok := s.v4.resolve(ip4, t4, i4, w4); ok && (m&hasTTL == 0 || nowMs() < s.v4.ttl.get(ip4)) {
+			return Match{IP, m.tag()}, true
+		}
+	} else if addr.Is6() && s.v6.n.Load() > 0 {
+		k6 := addr.As16()
+		if tag, ok := s.v6.get(k6, shard6(k6), nowMs); ok {
+			return Match{IP, tag}, true
+		}
+	}
+	if addr.IsValid() && s.nCIDR.Load() > 0 {
+		if tag, ok := s.matchCIDR(addr, nowMs); ok {
+			return Match{IP, tag}, true
+		}
+	}
+	if !ids {
+		return Match{}, false
+	}
+	probe := func(kind Kind, key idKey, tab *slotsID, i, w uint64) (Match, bool) {
+		if tab == nil {
+			return Match{}, false
+		}
+		m, ok := s.ids.resolve(key, tab, i, w)
+		if ok && (m&hasTTL == 0 || nowMs() < s.ids.ttl.get(key)) {
+			return Match{kind, m.tag()}, true
+		}
+		return Match{}, false
+	}
+	if m, ok := probe(Token, k.token, tt, it, wt); ok {
+		return m, true
+	}
+	if m, ok := probe(Cookie, k.cookie, tc, ic, wc); ok {
+		return m, true
+	}
+	if m, ok := probe(APIKey, k.apiKey, ta, ia, wa); ok {
+		return m, true
+	}
+	return probe(Username, k.username, tu, iu, wu)
+}
+
+func (s *Set) matchCIDR(addr netip.Addr, nowMs func() int64) (Tag, bool) {
+	t := s.cidr.Load()
+	v, ok := t.Lookup(addr)
+	if !ok {
+		return 0, false
+	}
+	if v.exp == 0 || nowMs() < v.exp {
+		return v.tag, true
+	}
+	// The longest match has expired; a shorter one may still hold.
+	now := nowMs()
+	for _, sv := range t.Supernets(netip.PrefixFrom(addr, addr.BitLen())) {
+		if sv.exp == 0 || now < sv.exp {
+			return sv.tag, true
+		}
+	}
+	return 0, false
+}
+
+// put adds or replaces e; it reports whether e was new.
+func (s *Set) put(h hasher, e Entry) bool {
+	var exp int64
+	if !e.Expires.IsZero() {
+		exp = e.Expires.UnixMilli()
+	}
+	if e.Kind != IP {
+		k := entryKey(h, e)
+		added := s.ids.put(k, e.Tag, exp)
+		if added {
+			s.nKind[e.Kind].Add(1)
+		}
+		return added
+	}
+	p := e.Prefix
+	if p.IsSingleIP() {
+		if p.Addr().Is4() {
+			b := p.Addr().As4()
+			return s.v4.put(binary.BigEndian.Uint32(b[:]), e.Tag, exp)
+		}
+		k := p.Addr().As16()
+		return s.v6.put(k, shard6(k), e.Tag, exp)
+	}
+	s.cidrMu.Lock()
+	defer s.cidrMu.Unlock()
+	old := s.cidr.Load()
+	prev, existed := old.Get(p)
+	s.cidr.Store(old.InsertPersist(p, cidrVal{exp: exp, tag: e.Tag}))
+	if !existed {
+		s.nCIDR.Add(1)
+	}
+	if had, has := existed && prev.exp != 0, exp != 0; had != has {
+		if has {
+			s.nCTTL.Add(1)
+		} else {
+			s.nCTTL.Add(-1)
+		}
+	}
+	return !existed
+}
+
+// putCIDRs inserts many ranges into one new trie version: a bulk import
+// copies the trie once instead of once per range.
+func (s *Set) putCIDRs(entries []Entry) {
+	s.cidrMu.Lock()
+	defer s.cidrMu.Unlock()
+	t := s.cidr.Load().Clone()
+	for _, e := range entries {
+		var exp int64
+		if !e.Expires.IsZero() {
+			exp = e.Expires.UnixMilli()
+		}
+		prev, existed := t.Get(e.Prefix)
+		t.Insert(e.Prefix, cidrVal{exp: exp, tag: e.Tag})
+		if !existed {
+			s.nCIDR.Add(1)
+		}
+		if had, has := existed && prev.exp != 0, exp != 0; had != has {
+			if has {
+				s.nCTTL.Add(1)
+			} else {
+				s.nCTTL.Add(-1)
+			}
+		}
+	}
+	s.cidr.Store(t)
+}
+
+// del removes e; it reports whether it was there.
+func (s *Set) del(h hasher, e Entry) bool {
+	if e.Kind != IP {
+		ok := s.ids.del(entryKey(h, e))
+		if ok {
+			s.nKind[e.Kind].Add(-1)
+		}
+		return ok
+	}
+	p := e.Prefix
+	if p.IsSingleIP() {
+		if p.Addr().Is4() {
+			b := p.Addr().As4()
+			return s.v4.del(binary.BigEndian.Uint32(b[:]))
+		}
+		k := p.Addr().As16()
+		return s.v6.del(k, shard6(k))
+	}
+	s.cidrMu.Lock()
+	defer s.cidrMu.Unlock()
+	old := s.cidr.Load()
+	prev, existed := old.Get(p)
+	if !existed {
+		return false
+	}
+	s.cidr.Store(old.DeletePersist(p))
+	s.nCIDR.Add(-1)
+	if prev.exp != 0 {
+		s.nCTTL.Add(-1)
+	}
+	return true
+}
+
+// expiry returns the stored expiry (Unix ms, 0 = none) of e and whether e
+// is present.
+func (s *Set) expiry(h hasher, e Entry) (int64, bool) {
+	if e.Kind != IP {
+		return s.ids.expiry(entryKey(h, e))
+	}
+	p := e.Prefix
+	if p.IsSingleIP() {
+		if p.Addr().Is4() {
+			b := p.Addr().As4()
+			return s.v4.expiry(binary.BigEndian.Uint32(b[:]))
+		}
+		k := p.Addr().As16()
+		return s.v6.expiry(k, shard6(k))
+	}
+	v, ok := s.cidr.Load().Get(p)
+	return v.exp, ok
+}
+
+func (s *Set) clear() {
+	s.v4.clear()
+	s.v6.clear()
+	s.ids.clear()
+	s.cidrMu.Lock()
+	s.cidr.Store(new(bart.Table[cidrVal]))
+	s.nCIDR.Store(0)
+	s.nCTTL.Store(0)
+	s.cidrMu.Unlock()
+	for i := range s.nKind {
+		s.nKind[i].Store(0)
+	}
+}
+
+// entryKey is the idKey of a token, cookie, API key or username entry.
+func entryKey(h hasher, e Entry) idKey {
+	name := e.Name
+	if e.Kind == APIKey {
+		name = lowerASCII(name)
+	}
+	return h.key(e.Kind, name, e.Value)
+}
+
+// lowerASCII lower-cases s, allocating only if it has upper-case letters.
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+// Memory costs per entry, upper bounds of what the structures were
+// measured to use (BenchmarkMemory). The flat tables are between 1/2 and
+// 3/4 full, so an entry costs at most two slots; Go's maps hold between
+// 7/16 and 7/8 of their slots.
+const (
+	costV4   = 16  // two 8-byte slots
+	costV6   = 48  // map[[16]byte]meta
+	costID   = 32  // two 16-byte slots
+	costCIDR = 128 // bart trie share: 46 B measured for random /24s; other shapes cost more
+	costTTL  = 40  // the expiry map slot and the expiry heap item
+)
+
+// memory returns the estimated bytes the set uses.
+func (s *Set) memory() int64 {
+	ids := int64(0)
+	for i := range s.nKind {
+		ids += s.nKind[i].Load()
+	}
+	ttl := s.v4.nTTL.Load() + s.v6.nTTL.Load() + s.ids.nTTL.Load() + s.nCTTL.Load()
+	return s.v4.n.Load()*costV4 + s.v6.n.Load()*costV6 + ids*costID + s.nCIDR.Load()*costCIDR + ttl*costTTL
+}
+
+// cost returns the estimated bytes one new entry adds.
+func cost(e Entry) int64 {
+	c := int64(costID)
+	if e.Kind == IP {
+		switch {
+		case !e.Prefix.IsSingleIP():
+			c = costCIDR
+		case e.Prefix.Addr().Is4():
+			c = costV4
+		default:
+			c = costV6
+		}
+	}
+	if !e.Expires.IsZero() {
+		c += costTTL
+	}
+	return c
+}
