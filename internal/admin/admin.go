@@ -8,6 +8,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -322,7 +323,9 @@ func (c *call) readBody() error {
 	if r.ContentLength > limit {
 		return tooLarge(limit)
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	buf := bytes.NewBuffer(make([]byte, 0, max(r.ContentLength, 512)+1))
+	_, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
+	body := buf.Bytes()
 	if err != nil {
 		return fail(http.StatusBadRequest, wire.StatusFail, "reading the request body failed: %v", err)
 	}

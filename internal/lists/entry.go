@@ -159,11 +159,7 @@ func DecodeEntries(body []byte, allowBulk bool, now time.Time) ([]Entry, bool, e
 	var w jsondoc.Walker
 	out := make([]Entry, 0, len(inputs))
 	for i, in := range inputs {
-		path := ""
-		if isArray {
-			path = fmt.Sprintf("[%d]", i)
-		}
-		if e, ok := validate(&w, path, in, now); ok {
+		if e, ok := validate(&w, itemPath(isArray, i), in, now); ok {
 			out = append(out, e)
 		}
 	}
@@ -257,7 +253,7 @@ func describe(body []byte, isArray bool, now time.Time) error {
 		}
 		f.Close()
 		if len(w.Errs()) == n {
-			validate(&w, prefix(i), in, now)
+			validate(&w, itemPath(isArray, i), in, now)
 		}
 	}
 	if err := w.Err(); err != nil {
@@ -266,9 +262,20 @@ func describe(body []byte, isArray bool, now time.Time) error {
 	return jsondoc.ValidationError{{Msg: "invalid JSON: the entries could not be decoded"}}
 }
 
+// itemPath returns the JSON path of an entry, formatted only when a
+// problem needs naming: a bulk import validates 100,000 entries.
+func itemPath(isArray bool, i int) func() string {
+	return func() string {
+		if isArray {
+			return fmt.Sprintf("[%d]", i)
+		}
+		return ""
+	}
+}
+
 // validate checks one input and returns its canonical entry.
-func validate(w *jsondoc.Walker, path string, in Input, now time.Time) (Entry, bool) {
-	at := func(k string) string { return jsondoc.Join(path, k) }
+func validate(w *jsondoc.Walker, path func() string, in Input, now time.Time) (Entry, bool) {
+	at := func(k string) string { return jsondoc.Join(path(), k) }
 	n := len(w.Errs())
 	kind, ok := parseKind(in.Type)
 	if !ok {
