@@ -242,6 +242,7 @@ type Reply struct {
 	Code   int
 	Header http.Header
 	Body   []byte
+	Close  bool // the server said Connection: close
 }
 
 // Do sends a management request with the admin's headers (unless headers

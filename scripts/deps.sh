@@ -8,7 +8,9 @@ echo "== dependencies"
 go mod download
 
 need=()
-# (system packages are added here as the suite comes to need them)
+# nginx: the real gateway of the forward-auth (auth_request) tests and the
+# baseline of the inline benchmarks.
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 if [ ${#need[@]} -gt 0 ]; then
 	sudo=""
 	[ "$(id -u)" = 0 ] || sudo="sudo"

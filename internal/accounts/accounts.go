@@ -165,7 +165,7 @@ func (a *Accounts) check(ctx context.Context, hash, password string) bool {
 		return false
 	}
 	defer func() { <-a.hashing }()
-	ok, err := checkPassword(hash, password)
+	ok, err := CheckPassword(hash, password)
 	if err != nil {
 		a.log.Error("stored password hash is invalid", "error", err)
 	}

@@ -41,9 +41,9 @@ func HashPassword(password string) (string, error) {
 
 var errBadHash = errors.New("accounts: malformed password hash")
 
-// checkPassword reports whether password matches the PHC-format hash,
+// CheckPassword reports whether password matches the PHC-format hash,
 // comparing in constant time.
-func checkPassword(hash, password string) (bool, error) {
+func CheckPassword(hash, password string) (bool, error) {
 	parts := strings.Split(hash, "$")
 	if len(parts) != 6 || parts[1] != "argon2id" {
 		return false, errBadHash

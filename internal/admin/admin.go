@@ -33,6 +33,7 @@ import (
 	"github.com/ase-project/ase/internal/config"
 	"github.com/ase-project/ase/internal/lists"
 	"github.com/ase-project/ase/internal/lockout"
+	"github.com/ase-project/ase/internal/sbauth"
 	"github.com/ase-project/ase/internal/store"
 	"github.com/ase-project/ase/internal/wire"
 )
@@ -48,16 +49,18 @@ var Prefixes = []string{"/v4/ase", "/v5/ase"}
 
 // Deps is what the management API works on.
 type Deps struct {
-	Store    store.Store
-	Live     *catalog.Live
-	Lists    *lists.Lists
-	Accounts *accounts.Accounts
-	Guard    *lockout.Guard
-	Audit    *audit.Log // nil when audit is disabled
-	Log      *slog.Logger
-	Config   *config.Config
-	Version  string
-	Started  time.Time
+	Store store.Store
+	Live  *catalog.Live
+	Lists *lists.Lists
+	// SidebandAuth checks gateways' tokens and shared secrets.
+	SidebandAuth *sbauth.Auth
+	Accounts     *accounts.Accounts
+	Guard        *lockout.Guard
+	Audit        *audit.Log // nil when audit is disabled
+	Log          *slog.Logger
+	Config       *config.Config
+	Version      string
+	Started      time.Time
 	// Health returns "Up" or "Down" for a backend server of an API.
 	Health func(apiID string, s apidef.Server) string
 	// Connections returns an API's live WebSocket connection counts.
@@ -107,7 +110,7 @@ func New(d Deps) *Handler {
 		}
 	}
 	h := &Handler{d: d, byPath: map[string]map[string]*Route{}}
-	h.routes = append(h.table(), h.listRoutes()...)
+	h.routes = append(append(h.table(), h.listRoutes()...), h.sidebandRoutes()...)
 	for _, rt := range h.routes {
 		if rt.MaxBody == 0 {
 			rt.MaxBody = MaxBody
@@ -379,6 +382,11 @@ func (h *Handler) toError(c *call, err error) *Error {
 	var exists *lists.ExistsError
 	var absent *lists.AbsentError
 	var full *lists.MemoryError
+	var tokExists *sbauth.TokenExistsError
+	var tokAbsent *sbauth.TokenAbsentError
+	var secExists *sbauth.SecretExistsError
+	var secAbsent *sbauth.SecretAbsentError
+	var secInUse *sbauth.SecretInUseError
 	id := ""
 	if v := c.query["api_id"]; len(v) > 0 {
 		id = v[0]
@@ -407,6 +415,18 @@ func (h *Handler) toError(c *call, err error) *Error {
 		return fail(http.StatusNotFound, wire.StatusFail, "%s", absent.Error())
 	case errors.As(err, &full):
 		return fail(http.StatusInsufficientStorage, wire.StatusFail, "%s", full.Error())
+	case errors.As(err, &tokExists):
+		return fail(http.StatusForbidden, wire.StatusFail, "%s", tokExists.Error())
+	case errors.As(err, &tokAbsent):
+		return fail(http.StatusNotFound, wire.StatusFail, "%s", tokAbsent.Error())
+	case errors.As(err, &secExists):
+		return fail(http.StatusForbidden, wire.StatusFail, "%s", secExists.Error())
+	case errors.As(err, &secAbsent):
+		return fail(http.StatusNotFound, wire.StatusFail, "%s", secAbsent.Error())
+	case errors.As(err, &secInUse):
+		return fail(http.StatusForbidden, wire.StatusSecretInUse, "%s", secInUse.Error())
+	case errors.Is(err, sbauth.ErrInvalidToken), errors.Is(err, sbauth.ErrSecretTooShort), errors.Is(err, sbauth.ErrInvalidName), errors.Is(err, sbauth.ErrInvalidHeader):
+		return fail(http.StatusForbidden, wire.StatusValidation, "%v", err)
 	case errors.Is(err, accounts.ErrWrongPassword):
 		return fail(http.StatusForbidden, wire.StatusFail, "%v", err)
 	case errors.Is(err, accounts.ErrPasswordTooShort):

@@ -272,3 +272,78 @@ func (c *Client) SetASEDetectedAttack(ctx context.Context, on bool) (wire.Status
 	var out wire.Status
 	return out, c.Do(ctx, "POST", "/firewall/ase_detected_attack", statusQuery(on), nil, &out)
 }
+
+// SidebandAuthentication returns whether sideband authentication is on.
+func (c *Client) SidebandAuthentication(ctx context.Context) (wire.Status, error) {
+	var out wire.Status
+	return out, c.Do(ctx, "GET", "/sideband/authentication", nil, nil, &out)
+}
+
+// SetSidebandAuthentication turns sideband authentication on or off.
+func (c *Client) SetSidebandAuthentication(ctx context.Context, on bool) (wire.Status, error) {
+	var out wire.Status
+	return out, c.Do(ctx, "POST", "/sideband/authentication", statusQuery(on), nil, &out)
+}
+
+// CreateSidebandToken creates a token.
+func (c *Client) CreateSidebandToken(ctx context.Context) (wire.TokenCreated, error) {
+	var out wire.TokenCreated
+	return out, c.Do(ctx, "POST", "/sideband/token", nil, nil, &out)
+}
+
+// ImportSidebandToken imports a token.
+func (c *Client) ImportSidebandToken(ctx context.Context, token string) (wire.Status, error) {
+	var out wire.Status
+	return out, c.Do(ctx, "PUT", "/sideband/token", nil, map[string]string{"token": token}, &out)
+}
+
+// DeleteSidebandToken deletes a token.
+func (c *Client) DeleteSidebandToken(ctx context.Context, token string) (wire.Status, error) {
+	var out wire.Status
+	return out, c.Do(ctx, "DELETE", "/sideband/token", nil, map[string]string{"token": token}, &out)
+}
+
+// ListSidebandTokens lists the tokens.
+func (c *Client) ListSidebandTokens(ctx context.Context) (wire.SidebandTokens, error) {
+	var out wire.SidebandTokens
+	return out, c.Do(ctx, "GET", "/sideband/token", nil, nil, &out)
+}
+
+// CreateSharedSecret creates an inactive shared secret.
+func (c *Client) CreateSharedSecret(ctx context.Context, name, secret string) (wire.Status, error) {
+	var out wire.Status
+	return out, c.Do(ctx, "POST", "/sideband/secret", nil, map[string]string{"name": name, "secret": secret}, &out)
+}
+
+// SetSharedSecretActive activates or deactivates a shared secret.
+func (c *Client) SetSharedSecretActive(ctx context.Context, name string, active bool) (wire.Status, error) {
+	var out wire.Status
+	return out, c.Do(ctx, "PUT", "/sideband/secret", nil, map[string]any{"name": name, "active": active}, &out)
+}
+
+// DeleteSharedSecret deletes an inactive shared secret.
+func (c *Client) DeleteSharedSecret(ctx context.Context, name string) (wire.Status, error) {
+	var out wire.Status
+	return out, c.Do(ctx, "DELETE", "/sideband/secret", nil, map[string]string{"name": name}, &out)
+}
+
+// ListSharedSecrets lists the shared secrets (never their values).
+func (c *Client) ListSharedSecrets(ctx context.Context) (wire.SharedSecrets, error) {
+	var out wire.SharedSecrets
+	return out, c.Do(ctx, "GET", "/sideband/secret", nil, nil, &out)
+}
+
+// SharedSecretHeader returns the header that carries shared secrets.
+func (c *Client) SharedSecretHeader(ctx context.Context) (wire.SecretHeader, error) {
+	var out wire.SecretHeader
+	return out, c.Do(ctx, "GET", "/sideband/secret/header", nil, nil, &out)
+}
+
+// SetSharedSecretHeader sets it; "" resets it to the default.
+func (c *Client) SetSharedSecretHeader(ctx context.Context, header string) (wire.Status, error) {
+	var out wire.Status
+	if header == "" {
+		return out, c.Do(ctx, "DELETE", "/sideband/secret/header", nil, nil, &out)
+	}
+	return out, c.Do(ctx, "PUT", "/sideband/secret/header", nil, wire.SecretHeader{Header: header}, &out)
+}

@@ -11,6 +11,7 @@ package engine
 
 import (
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ase-project/ase/internal/apidef"
@@ -89,12 +90,20 @@ type Engine struct {
 	lists   *lists.Lists
 	live    *catalog.Live
 	limiter Limiter
+	router  atomic.Pointer[Router]
 }
 
-// New returns an engine over the lists and the live catalog's settings.
-// limiter may be nil (no flow control).
+// New returns an engine over the lists and the live catalog (its settings
+// and, for routing, its APIs). limiter may be nil (no flow control).
 func New(l *lists.Lists, live *catalog.Live, limiter Limiter) *Engine {
-	return &Engine{lists: l, live: live, limiter: limiter}
+	e := &Engine{lists: l, live: live, limiter: limiter}
+	live.Watch(func(s *catalog.Snapshot) { e.router.Store(NewRouter(s)) })
+	return e
+}
+
+// Route finds the API of a request to host and path, as enforced now.
+func (e *Engine) Route(host, path string) (*apidef.API, RouteError) {
+	return e.router.Load().Route(host, path)
 }
 
 // Decide returns the decision for r. It does not allocate, except to

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,15 +18,20 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ase-project/ase/internal/accesslog"
 	"github.com/ase-project/ase/internal/accounts"
 	"github.com/ase-project/ase/internal/admin"
 	"github.com/ase-project/ase/internal/audit"
 	"github.com/ase-project/ase/internal/catalog"
 	"github.com/ase-project/ase/internal/config"
+	"github.com/ase-project/ase/internal/dataport"
+	"github.com/ase-project/ase/internal/engine"
 	"github.com/ase-project/ase/internal/health"
 	"github.com/ase-project/ase/internal/lists"
 	"github.com/ase-project/ase/internal/lockout"
 	"github.com/ase-project/ase/internal/logfile"
+	"github.com/ase-project/ase/internal/sbauth"
+	"github.com/ase-project/ase/internal/sideband"
 	"github.com/ase-project/ase/internal/store"
 	"github.com/ase-project/ase/internal/wire"
 )
@@ -84,6 +90,28 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 	}
 	defer lst.Close()
 
+	sba, err := sbauth.Open(ctx, st, log)
+	if err != nil {
+		return err
+	}
+	defer sba.Close()
+	eng := engine.New(lst, live, nil)
+
+	var access *accesslog.Log
+	if cfg.EnableAccessLog {
+		var w io.Writer = os.Stdout
+		if !cfg.AccessLogStdout {
+			f, err := logfile.Open(filepath.Join(logDir(cfg), "access.log"), int64(cfg.LogMaxSize), cfg.LogMaxFiles, false)
+			if err != nil {
+				return fmt.Errorf("access log: %w", err)
+			}
+			defer f.Close()
+			w = f
+		}
+		access = accesslog.New(w, cfg.Location)
+		defer access.Close()
+	}
+
 	backendTLS, err := backendTLSConfig(cfg)
 	if err != nil {
 		return err
@@ -106,6 +134,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		Store:          st,
 		Live:           live,
 		Lists:          lst,
+		SidebandAuth:   sba,
 		Accounts:       accts,
 		Guard:          lockout.New(),
 		Audit:          auditLog,
@@ -125,6 +154,21 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 	if accts.DefaultPasswordInUse() {
 		log.Warn("the admin password is still the default; change it with `ase update_password`")
 	}
+	var data *dataport.Ports
+	if cfg.Mode == config.ModeSideband {
+		sb := &sideband.Handler{Engine: eng, Auth: sba, Live: live, Log: access, KeepAlive: cfg.EnableSidebandKeepalive, IdentityHeaders: true}
+		data, err = dataport.Listen(dataport.Options{
+			Address: cfg.ListenAddress, HTTPPort: cfg.HTTPWSPort, HTTPSPort: cfg.HTTPSWSSPort,
+			CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile, DataDir: cfg.DataDir,
+			Health: cfg.EnableASEHealth, KeepAlive: cfg.EnableSidebandKeepalive, MaxBody: 16 << 20,
+			ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, Log: log,
+		}, sb.Serve)
+		if err != nil {
+			mgmt.Close()
+			return err
+		}
+	}
+
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -134,18 +178,40 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- serveListener(srv, mgmt, cfg) }()
-	log.Info("ASE started", "version", version, "mode", cfg.Mode, "management", mgmt.Addr().String(), "data_dir", cfg.DataDir)
+	errc := make(chan error, 2)
+	go func() {
+		if err := serveListener(srv, mgmt, cfg); err != nil {
+			errc <- fmt.Errorf("management listener: %w", err)
+		}
+	}()
+	if data != nil {
+		go func() {
+			if err := data.Serve(); err != nil {
+				errc <- fmt.Errorf("data ports: %w", err)
+			}
+		}()
+	}
+	attrs := []any{"version", version, "mode", cfg.Mode, "management", mgmt.Addr().String(), "data_dir", cfg.DataDir}
+	if data != nil {
+		for _, a := range data.Addrs() {
+			attrs = append(attrs, "data", a.String())
+		}
+	}
+	log.Info("ASE started", attrs...)
 
 	select {
 	case err := <-errc:
-		return fmt.Errorf("management listener: %w", err)
+		return err
 	case <-ctx.Done():
 	}
 	log.Info("ASE stopping")
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if data != nil {
+		if err := data.Shutdown(shutdown); err != nil {
+			log.Warn("data ports did not stop cleanly", "error", err)
+		}
+	}
 	if err := srv.Shutdown(shutdown); err != nil {
 		log.Warn("management listener did not stop cleanly", "error", err)
 	}

@@ -148,3 +148,41 @@ type ListEntry struct {
 	TTL       int64  `json:"ttl,omitempty"`
 	ExpiresAt string `json:"expires_at,omitempty"`
 }
+
+// TokenTimeLayout is how sideband tokens' created_at reads (seed 000:
+// "2021-May-06 14:02:44").
+const TokenTimeLayout = "2006-Jan-02 15:04:05"
+
+// SidebandTokens is the reply of GET /sideband/token.
+type SidebandTokens struct {
+	Tokens []SidebandToken `json:"sideband_tokens"`
+}
+
+// SidebandToken is one listed token.
+type SidebandToken struct {
+	Token     string `json:"token"`
+	CreatedAt string `json:"created_at"`
+}
+
+// TokenCreated is the reply of POST /sideband/token.
+type TokenCreated struct {
+	Status string `json:"status"`
+	Token  string `json:"token"`
+}
+
+// SharedSecrets is the reply of GET /sideband/secret: never the values.
+type SharedSecrets struct {
+	Secrets []SharedSecret `json:"shared_secrets"`
+}
+
+// SharedSecret is one listed shared secret.
+type SharedSecret struct {
+	Name      string `json:"name"`
+	Active    bool   `json:"active"`
+	CreatedAt string `json:"created_at"`
+}
+
+// SecretHeader is the body and reply of /sideband/secret/header.
+type SecretHeader struct {
+	Header string `json:"header"`
+}

@@ -1,0 +1,228 @@
+// Package dataport runs ASE's data ports: http_ws_port in the clear and
+// https_wss_port over TLS, on fasthttp (the data path has to keep up with
+// nginx; see the README), serving the inline proxy or the sideband
+// protocols.
+package dataport
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Options configure the data ports.
+type Options struct {
+	Address   string // listen_address
+	HTTPPort  int    // http_ws_port
+	HTTPSPort int    // https_wss_port; 0 = off
+	CertFile  string // tls_cert_file; empty = a self-signed certificate
+	KeyFile   string // tls_key_file
+	DataDir   string // where a self-signed certificate is kept
+	Health    bool   // enable_ase_health: GET /ase answers 200
+	KeepAlive bool
+	// MaxBody bounds request bodies (sideband calls carry the client's).
+	MaxBody      int
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
+	Log          *slog.Logger
+}
+
+// Ports are the running data ports.
+type Ports struct {
+	servers   []*fasthttp.Server
+	listeners []net.Listener
+	log       *slog.Logger
+}
+
+// Listen binds the data ports (so a port in use fails start-up at once)
+// and returns them ready to Serve.
+func Listen(o Options, handler fasthttp.RequestHandler) (*Ports, error) {
+	p := &Ports{log: o.Log}
+	handler = guard(handler, o.Log)
+	if o.Health {
+		inner := handler
+		handler = func(ctx *fasthttp.RequestCtx) {
+			if string(ctx.Path()) == "/ase" && (ctx.IsGet() || ctx.IsHead()) {
+				ctx.SetContentType("application/json")
+				ctx.SetBodyString(`{"status":"ok"}`)
+				return
+			}
+			inner(ctx)
+		}
+	}
+	newServer := func() *fasthttp.Server {
+		return &fasthttp.Server{
+			Handler:                       handler,
+			Name:                          "ase",
+			NoDefaultServerHeader:         true,
+			NoDefaultDate:                 false,
+			DisableHeaderNamesNormalizing: false,
+			ReadTimeout:                   o.ReadTimeout,
+			WriteTimeout:                  o.WriteTimeout,
+			IdleTimeout:                   o.IdleTimeout,
+			MaxRequestBodySize:            o.MaxBody,
+			DisableKeepalive:              !o.KeepAlive,
+			ReadBufferSize:                16 << 10,
+			CloseOnShutdown:               true,
+			Logger:                        fasthttpLogger{o.Log},
+		}
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(o.Address, strconv.Itoa(o.HTTPPort)))
+	if err != nil {
+		return nil, fmt.Errorf("http_ws_port: %w", err)
+	}
+	p.servers = append(p.servers, newServer())
+	p.listeners = append(p.listeners, ln)
+	if o.HTTPSPort != 0 {
+		cert, err := certificate(o)
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		tln, err := net.Listen("tcp", net.JoinHostPort(o.Address, strconv.Itoa(o.HTTPSPort)))
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("https_wss_port: %w", err)
+		}
+		srv := newServer()
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		p.servers = append(p.servers, srv)
+		p.listeners = append(p.listeners, tls.NewListener(tln, srv.TLSConfig))
+	}
+	return p, nil
+}
+
+// Addrs returns the bound addresses, HTTP first.
+func (p *Ports) Addrs() []net.Addr {
+	out := make([]net.Addr, len(p.listeners))
+	for i, ln := range p.listeners {
+		out[i] = ln.Addr()
+	}
+	return out
+}
+
+// Serve serves every port until Shutdown; it returns the first error.
+func (p *Ports) Serve() error {
+	errc := make(chan error, len(p.servers))
+	for i := range p.servers {
+		srv, ln := p.servers[i], p.listeners[i]
+		go func() { errc <- srv.Serve(ln) }()
+	}
+	for range p.servers {
+		if err := <-errc; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Shutdown stops accepting, lets requests in flight finish (until ctx
+// ends) and closes the ports.
+func (p *Ports) Shutdown(ctx context.Context) error {
+	var errs []error
+	for _, srv := range p.servers {
+		if err := srv.ShutdownWithContext(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// certificate loads tls_cert_file/tls_key_file, or makes (once, kept in
+// data_dir/tls) a self-signed certificate so that HTTPS works out of the
+// box, as the vendor's ships one; start-up warns about it.
+func certificate(o Options) (tls.Certificate, error) {
+	if o.CertFile != "" {
+		c, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
+		if err != nil {
+			return c, fmt.Errorf("tls_cert_file/tls_key_file: %w", err)
+		}
+		return c, nil
+	}
+	dir := filepath.Join(o.DataDir, "tls")
+	certPath, keyPath := filepath.Join(dir, "selfsigned.crt"), filepath.Join(dir, "selfsigned.key")
+	if c, err := tls.LoadX509KeyPair(certPath, keyPath); err == nil {
+		o.Log.Warn("https_wss_port serves a self-signed certificate; set tls_cert_file and tls_key_file", "cert", certPath)
+		return c, nil
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	host, _ := os.Hostname()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: "ase self-signed", Organization: []string{"ASE"}},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().AddDate(5, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:     []string{"localhost", host},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return tls.Certificate{}, err
+	}
+	if err := os.WriteFile(keyPath, keyPEM, 0o600); err != nil {
+		return tls.Certificate{}, err
+	}
+	if err := os.WriteFile(certPath, certPEM, 0o644); err != nil {
+		return tls.Certificate{}, err
+	}
+	o.Log.Warn("https_wss_port serves a self-signed certificate made now; set tls_cert_file and tls_key_file", "cert", certPath)
+	return tls.X509KeyPair(certPEM, keyPEM)
+}
+
+// fasthttpLogger routes fasthttp's messages to the management log at
+// debug level: they are per-connection noise (timeouts, resets).
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Debug(fmt.Sprintf(format, args...))
+}
+
+// guard keeps one request's panic from taking the process (and every other
+// client) down: fasthttp does not recover handlers. The request gets a 500
+// and the panic is logged with its stack.
+func guard(next fasthttp.RequestHandler, log *slog.Logger) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		defer func() {
+			if v := recover(); v != nil {
+				log.Error("data path panic", "panic", fmt.Sprint(v), "path", string(ctx.Path()), "stack", string(debug.Stack()))
+				ctx.ResetBody()
+				ctx.SetStatusCode(fasthttp.StatusInternalServerError)
+				ctx.SetConnectionClose()
+			}
+		}()
+		next(ctx)
+	}
+}

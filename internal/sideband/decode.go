@@ -1,0 +1,396 @@
+package sideband
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"github.com/valyala/fastjson"
+)
+
+// maxHeaders bounds the header list of one call.
+const maxHeaders = 256
+
+// header is one header of the gateway's original request. Names keep
+// their case; lookups ignore it.
+type header struct{ name, value string }
+
+// call is a decoded /ase/request or /sideband/request body: the gateway's
+// original request. Strings point into the parser's memory and live only
+// as long as the call is served.
+type call struct {
+	sourceIP    netip.Addr
+	sourcePort  int
+	method      string
+	url         string // as sent: a path with query, or an absolute URL
+	httpVersion string
+	headers     []header
+	username    string
+	body        string
+	hasBody     bool
+}
+
+// errDecode is a malformed call, answered 400 with its message.
+type errDecode struct{ msg string }
+
+func (e *errDecode) Error() string { return e.msg }
+
+func bad(format string, args ...any) error { return &errDecode{fmt.Sprintf(format, args...)} }
+
+// str views b as a string without copying; valid while the parser lives.
+func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// The fields each protocol accepts: unknown fields are refused, so a typo
+// in a gateway policy is found at once instead of silently ignored.
+var (
+	aseRequestFields  = map[string]bool{"source_ip": true, "source_port": true, "method": true, "url": true, "http_version": true, "headers": true, "user_info": true}
+	aseResponseFields = map[string]bool{"response_code": true, "response_status": true, "http_version": true, "headers": true}
+	authzFields       = map[string]bool{"source_ip": true, "source_port": true, "method": true, "url": true, "http_version": true, "headers": true, "user_info": true, "body": true, "client_certificate": true, "state": true}
+)
+
+// decodeCall decodes a request call. authorize selects the Authorize
+// protocol's fields (which add body and the plugin's bookkeeping).
+func decodeCall(v *fastjson.Value, authorize bool, c *call) error {
+	o, err := v.Object()
+	if err != nil {
+		return bad("the body must be a JSON object")
+	}
+	allowed := aseRequestFields
+	if authorize {
+		allowed = authzFields
+	}
+	var unknown string
+	o.Visit(func(k []byte, _ *fastjson.Value) {
+		if unknown == "" && !allowed[string(k)] {
+			unknown = string(k)
+		}
+	})
+	if unknown != "" {
+		return bad("unknown field %q", unknown)
+	}
+	ip := o.Get("source_ip")
+	if ip == nil {
+		return bad("source_ip is required")
+	}
+	ipb, err := ip.StringBytes()
+	if err != nil {
+		return bad("source_ip must be a string")
+	}
+	if c.sourceIP, err = netip.ParseAddr(str(ipb)); err != nil || c.sourceIP.Zone() != "" {
+		return bad("source_ip %q is not an IP address", ipb)
+	}
+	c.sourceIP = c.sourceIP.Unmap()
+	if c.sourcePort, err = lenientInt(o.Get("source_port"), "source_port", 0, 65535); err != nil {
+		return err
+	}
+	if c.method, err = requiredString(o, "method"); err != nil {
+		return err
+	}
+	if !validMethod(c.method) {
+		return bad("method %q is not an HTTP method", c.method)
+	}
+	if c.url, err = requiredString(o, "url"); err != nil {
+		return err
+	}
+	if c.httpVersion, err = version(o.Get("http_version")); err != nil {
+		return err
+	}
+	if c.headers, err = decodeHeaders(o.Get("headers"), c.headers[:0]); err != nil {
+		return err
+	}
+	if c.username, err = userInfo(o.Get("user_info")); err != nil {
+		return err
+	}
+	if b := o.Get("body"); b != nil && b.Type() != fastjson.TypeNull {
+		bb, err := b.StringBytes()
+		if err != nil {
+			return bad("body must be a string")
+		}
+		c.body, c.hasBody = str(bb), len(bb) > 0
+	}
+	if !c.hasBody {
+		if cl := c.get("content-length"); cl != "" && cl != "0" {
+			c.hasBody = true
+		} else if c.get("transfer-encoding") != "" {
+			c.hasBody = true
+		}
+	}
+	return nil
+}
+
+func requiredString(o *fastjson.Object, key string) (string, error) {
+	v := o.Get(key)
+	if v == nil {
+		return "", bad("%s is required", key)
+	}
+	b, err := v.StringBytes()
+	if err != nil {
+		return "", bad("%s must be a string", key)
+	}
+	if len(b) == 0 {
+		return "", bad("%s must not be empty", key)
+	}
+	return str(b), nil
+}
+
+// lenientInt accepts a number or a numeric string (gateways send both), or
+// nothing.
+func lenientInt(v *fastjson.Value, key string, lo, hi int) (int, error) {
+	if v == nil || v.Type() == fastjson.TypeNull {
+		return 0, nil
+	}
+	var n int
+	switch v.Type() {
+	case fastjson.TypeNumber:
+		f, err := v.Float64()
+		if err != nil || f != float64(int(f)) {
+			return 0, bad("%s must be a whole number", key)
+		}
+		n = int(f)
+	case fastjson.TypeString:
+		b, _ := v.StringBytes()
+		var err error
+		if n, err = strconv.Atoi(strings.TrimSpace(str(b))); err != nil {
+			return 0, bad("%s %q is not a whole number", key, b)
+		}
+	default:
+		return 0, bad("%s must be a number or a numeric string", key)
+	}
+	if n < lo || n > hi {
+		return 0, bad("%s must be from %d to %d, got %d", key, lo, hi, n)
+	}
+	return n, nil
+}
+
+// version normalizes "1.1", "HTTP/1.1", 1.1 or nothing to "1.1".
+func version(v *fastjson.Value) (string, error) {
+	if v == nil || v.Type() == fastjson.TypeNull {
+		return "1.1", nil
+	}
+	var s string
+	switch v.Type() {
+	case fastjson.TypeString:
+		b, _ := v.StringBytes()
+		s = strings.TrimPrefix(strings.ToUpper(strings.TrimSpace(str(b))), "HTTP/")
+	case fastjson.TypeNumber:
+		s = v.String()
+	default:
+		return "", bad("http_version must be a string such as 1.1")
+	}
+	switch s {
+	case "1.0", "1.1", "2", "2.0", "3", "3.0":
+		return s, nil
+	case "":
+		return "1.1", nil
+	}
+	return "", bad("http_version %q is not an HTTP version", s)
+}
+
+// decodeHeaders reads [{"Name": "value"}, ...]: one or more headers per
+// object, a repeated header as several objects or as an array of values.
+func decodeHeaders(v *fastjson.Value, out []header) ([]header, error) {
+	if v == nil || v.Type() == fastjson.TypeNull {
+		return out, nil
+	}
+	arr, err := v.Array()
+	if err != nil {
+		return out, bad("headers must be an array of objects such as {\"host\": \"example.com\"}")
+	}
+	for i, item := range arr {
+		obj, err := item.Object()
+		if err != nil {
+			return out, bad("headers[%d] must be an object such as {\"host\": \"example.com\"}", i)
+		}
+		var ferr error
+		obj.Visit(func(k []byte, hv *fastjson.Value) {
+			if ferr != nil {
+				return
+			}
+			name := str(k)
+			if !validHeaderName(name) {
+				ferr = bad("headers[%d]: %q is not a header name", i, k)
+				return
+			}
+			switch hv.Type() {
+			case fastjson.TypeString:
+				b, _ := hv.StringBytes()
+				out = append(out, header{name, str(b)})
+			case fastjson.TypeNumber:
+				out = append(out, header{name, hv.String()})
+			case fastjson.TypeArray:
+				vals, _ := hv.Array()
+				for _, e := range vals {
+					b, err := e.StringBytes()
+					if err != nil {
+						ferr = bad("headers[%d]: the values of %s must be strings", i, k)
+						return
+					}
+					out = append(out, header{name, str(b)})
+				}
+			default:
+				ferr = bad("headers[%d]: the value of %s must be a string", i, k)
+			}
+			if len(out) > maxHeaders {
+				ferr = bad("more than %d headers", maxHeaders)
+			}
+		})
+		if ferr != nil {
+			return out, ferr
+		}
+	}
+	return out, nil
+}
+
+// userInfo reads the username from [{"username": "..."}] (or the object
+// alone).
+func userInfo(v *fastjson.Value) (string, error) {
+	if v == nil || v.Type() == fastjson.TypeNull {
+		return "", nil
+	}
+	items := []*fastjson.Value{v}
+	if v.Type() == fastjson.TypeArray {
+		items, _ = v.Array()
+	}
+	for _, item := range items {
+		o, err := item.Object()
+		if err != nil {
+			return "", bad("user_info must be an array of objects such as {\"username\": \"alice\"}")
+		}
+		if u := o.Get("username"); u != nil {
+			b, err := u.StringBytes()
+			if err != nil {
+				return "", bad("user_info username must be a string")
+			}
+			return str(b), nil
+		}
+	}
+	return "", nil
+}
+
+// get returns the first value of the named header (any case).
+func (c *call) get(name string) string {
+	for _, h := range c.headers {
+		if strings.EqualFold(h.name, name) {
+			return h.value
+		}
+	}
+	return ""
+}
+
+// join returns every value of the named header joined with sep.
+func (c *call) join(name, sep string) string {
+	first, n := "", 0
+	for _, h := range c.headers {
+		if strings.EqualFold(h.name, name) {
+			if n == 0 {
+				first = h.value
+			}
+			n++
+		}
+	}
+	if n <= 1 {
+		return first
+	}
+	var b strings.Builder
+	for _, h := range c.headers {
+		if strings.EqualFold(h.name, name) {
+			if b.Len() > 0 {
+				b.WriteString(sep)
+			}
+			b.WriteString(h.value)
+		}
+	}
+	return b.String()
+}
+
+// target splits the call's url into scheme (if absolute), host (if
+// absolute) and path with query.
+func splitURL(u string) (scheme, host, pathQuery string, err error) {
+	if strings.HasPrefix(u, "/") {
+		return "", "", u, nil
+	}
+	i := strings.Index(u, "://")
+	if i <= 0 {
+		return "", "", "", bad("url %q is neither a path nor an absolute URL", u)
+	}
+	scheme = strings.ToLower(u[:i])
+	rest := u[i+3:]
+	j := strings.IndexAny(rest, "/?")
+	if j < 0 {
+		return scheme, rest, "/", nil
+	}
+	host, pathQuery = rest[:j], rest[j:]
+	if pathQuery[0] == '?' {
+		pathQuery = "/" + pathQuery
+	}
+	return scheme, host, pathQuery, nil
+}
+
+func validMethod(m string) bool {
+	if len(m) > 32 {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		c := m[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func validHeaderName(s string) bool {
+	if s == "" || len(s) > 256 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// response is a decoded /ase/response body.
+type response struct {
+	code    int
+	status  string
+	headers []header
+}
+
+func decodeResponse(v *fastjson.Value, r *response) error {
+	o, err := v.Object()
+	if err != nil {
+		return bad("the body must be a JSON object")
+	}
+	var unknown string
+	o.Visit(func(k []byte, _ *fastjson.Value) {
+		if unknown == "" && !aseResponseFields[string(k)] {
+			unknown = string(k)
+		}
+	})
+	if unknown != "" {
+		return bad("unknown field %q", unknown)
+	}
+	if o.Get("response_code") == nil {
+		return bad("response_code is required")
+	}
+	if r.code, err = lenientInt(o.Get("response_code"), "response_code", 100, 599); err != nil {
+		return err
+	}
+	if s := o.Get("response_status"); s != nil && s.Type() != fastjson.TypeNull {
+		b, err := s.StringBytes()
+		if err != nil {
+			return bad("response_status must be a string")
+		}
+		r.status = str(b)
+	}
+	if _, err := version(o.Get("http_version")); err != nil {
+		return err
+	}
+	r.headers, err = decodeHeaders(o.Get("headers"), r.headers[:0])
+	return err
+}

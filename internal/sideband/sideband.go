@@ -1,0 +1,284 @@
+// Package sideband is ASE's decision service for API gateways, on the
+// data ports in sideband mode. It speaks three protocols, all answered by
+// the same engine:
+//
+//   - the ASE protocol (POST /ase/request and /ase/response), what the
+//     vendor's gateway policies send;
+//   - the Authorize protocol (POST /sideband/request and
+//     /sideband/response), seed 002's gateway plugins: allow echoes the
+//     request, deny returns the client response to send;
+//   - forward-auth (/ase/authz and below, any method), for gateways
+//     without a plugin: nginx auth_request, Traefik ForwardAuth, Caddy
+//     forward_auth, Envoy ext_authz over HTTP.
+//
+// Every block, flow control included, is 403 on the ASE protocol and on
+// forward-auth (the one code every gateway honours), with the reason in the
+// JSON body or the X-ASE-Reason header; the Authorize protocol returns the
+// exact client response (429 with Retry-After for flow control).
+package sideband
+
+import (
+	"bytes"
+	"context"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fastjson"
+
+	"github.com/ase-project/ase/internal/accesslog"
+	"github.com/ase-project/ase/internal/apidef"
+	"github.com/ase-project/ase/internal/catalog"
+	"github.com/ase-project/ase/internal/engine"
+	"github.com/ase-project/ase/internal/sbauth"
+)
+
+// Handler serves the sideband protocols.
+type Handler struct {
+	Engine    *engine.Engine
+	Auth      *sbauth.Auth
+	Live      *catalog.Live
+	Log       *accesslog.Log
+	KeepAlive bool // enable_sideband_keepalive
+	// IdentityHeaders adds X-ASE-* headers describing the client to
+	// forward-auth allows, for the gateway to copy upstream.
+	IdentityHeaders bool
+
+	parsers fastjson.ParserPool
+}
+
+// Paths of the protocols.
+const (
+	pathASERequest        = "/ase/request"
+	pathASEResponse       = "/ase/response"
+	pathAuthorizeRequest  = "/sideband/request"
+	pathAuthorizeResponse = "/sideband/response"
+	pathAuthz             = "/ase/authz"
+)
+
+// Serve is the fasthttp handler of the data ports in sideband mode.
+func (h *Handler) Serve(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	if !h.KeepAlive {
+		ctx.SetConnectionClose()
+	}
+	path := ctx.Path()
+	switch {
+	case bytes.Equal(path, []byte(pathAuthz)) || bytes.HasPrefix(path, []byte(pathAuthz+"/")):
+		h.forwardAuth(ctx, start)
+	case bytes.Equal(path, []byte(pathASERequest)):
+		h.post(ctx, func() { h.aseRequest(ctx, start) })
+	case bytes.Equal(path, []byte(pathASEResponse)):
+		h.post(ctx, func() { h.aseResponse(ctx, start) })
+	case bytes.Equal(path, []byte(pathAuthorizeRequest)):
+		h.post(ctx, func() { h.authorizeRequest(ctx, start) })
+	case bytes.Equal(path, []byte(pathAuthorizeResponse)):
+		h.post(ctx, func() { h.authorizeResponse(ctx, start) })
+	default:
+		jsonReply(ctx, fasthttp.StatusNotFound, `{"status":"fail","status_message":"unknown sideband endpoint"}`)
+	}
+}
+
+// post runs fn for a POST, or answers 405.
+func (h *Handler) post(ctx *fasthttp.RequestCtx, fn func()) {
+	if !ctx.IsPost() {
+		ctx.Response.Header.Set("Allow", "POST")
+		jsonReply(ctx, fasthttp.StatusMethodNotAllowed, `{"status":"fail","status_message":"use POST"}`)
+		return
+	}
+	fn()
+}
+
+// authenticated checks sideband authentication when it is on: a valid
+// ASE-Token, or a valid active shared secret in the configured header.
+func (h *Handler) authenticated(ctx *fasthttp.RequestCtx) bool {
+	if !h.Live.Setting(catalog.SidebandAuthentication) {
+		return true
+	}
+	token := ctx.Request.Header.Peek(sbauth.TokenHeader)
+	secret := ctx.Request.Header.Peek(h.Auth.Header())
+	return h.Auth.Check(context.Background(), token, secret)
+}
+
+// unauthorized answers 401 without saying which credentials exist.
+func unauthorized(ctx *fasthttp.RequestCtx) {
+	jsonReply(ctx, fasthttp.StatusUnauthorized, `{"status":"fail","status_message":"sideband authentication failed"}`)
+}
+
+func jsonReply(ctx *fasthttp.RequestCtx, code int, body string) {
+	ctx.SetStatusCode(code)
+	ctx.SetContentType("application/json")
+	ctx.SetBodyString(body)
+}
+
+// --- the ASE protocol ---
+
+func (h *Handler) aseRequest(ctx *fasthttp.RequestCtx, start time.Time) {
+	rec := accesslog.Record{Protocol: "ase", Call: "request", CorrelationID: string(ctx.Request.Header.Peek("X-CorrelationID"))}
+	defer h.logCall(ctx, &rec, start)
+	if !h.authenticated(ctx) {
+		rec.Decision, rec.Reason = "refuse", "authentication"
+		unauthorized(ctx)
+		return
+	}
+	p := h.parsers.Get()
+	defer h.parsers.Put(p)
+	var c call
+	if err := h.parse(ctx, p, false, &c); err != nil {
+		rec.Decision, rec.Reason = "refuse", "malformed"
+		badRequest(ctx, err)
+		return
+	}
+	api, req, ok := h.request(ctx, &c, &rec)
+	if !ok {
+		return
+	}
+	d := h.Engine.Decide(req)
+	h.record(&rec, api, d)
+	writeASEDecision(ctx, api, d, req)
+}
+
+// parse decodes the body as a request call.
+func (h *Handler) parse(ctx *fasthttp.RequestCtx, p *fastjson.Parser, authorize bool, c *call) error {
+	v, err := p.ParseBytes(ctx.PostBody())
+	if err != nil {
+		return bad("malformed JSON: %v", err)
+	}
+	return decodeCall(v, authorize, c)
+}
+
+func badRequest(ctx *fasthttp.RequestCtx, err error) {
+	b := []byte(`{"status":"fail","status_message":`)
+	b = strconv.AppendQuote(b, err.Error())
+	ctx.SetStatusCode(fasthttp.StatusBadRequest)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(append(b, '}'))
+}
+
+// request routes a decoded call and builds the engine's request. It
+// answers 503 itself for an unknown API.
+func (h *Handler) request(ctx *fasthttp.RequestCtx, c *call, rec *accesslog.Record) (*apidef.API, *engine.Request, bool) {
+	scheme, host, pathQuery, err := splitURL(c.url)
+	if err != nil {
+		rec.Decision, rec.Reason = "refuse", "malformed"
+		badRequest(ctx, err)
+		return nil, nil, false
+	}
+	if host == "" {
+		host = c.get("host")
+	}
+	if scheme == "" {
+		scheme = strings.ToLower(c.get("x-forwarded-proto"))
+	}
+	path, rawQuery, _ := strings.Cut(pathQuery, "?")
+	rec.Method, rec.Path, rec.ClientIP = c.method, path, c.sourceIP
+	api, rerr := h.Engine.Route(host, path)
+	if api == nil {
+		rec.Decision, rec.Reason = "refuse", "unknown_api"
+		b := []byte(`{"status":"fail","status_message":`)
+		b = strconv.AppendQuote(b, rerr.Message())
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		ctx.SetContentType("application/json")
+		ctx.SetBody(append(b, '}'))
+		return nil, nil, false
+	}
+	raw := engine.Raw{
+		Peer:          c.sourceIP,
+		Cookie:        c.join("cookie", "; "),
+		Authorization: c.get("authorization"),
+		RawQuery:      rawQuery,
+		Username:      c.username,
+	}
+	if api.APIKeyHeader != "" {
+		raw.APIKeyHeader = c.get(api.APIKeyHeader)
+	}
+	req := &engine.Request{
+		API: api, Path: path, Method: c.method, Scheme: scheme,
+		ContentType: c.get("content-type"), HasBody: c.hasBody,
+		// The gateway reports the client it saw in source_ip.
+		ID: engine.Identify(api, &raw, false),
+	}
+	return api, req, true
+}
+
+func (h *Handler) record(rec *accesslog.Record, api *apidef.API, d engine.Decision) {
+	rec.APIID = api.ID
+	rec.Decision, rec.Reason, rec.Monitor = d.Action.String(), d.Reason.String(), d.Monitor
+}
+
+// writeASEDecision answers an /ase/request: 200 to allow, 403 with the
+// reason (and what to answer the client, where ASE knows) to block.
+func writeASEDecision(ctx *fasthttp.RequestCtx, api *apidef.API, d engine.Decision, req *engine.Request) {
+	b := make([]byte, 0, 256)
+	b = append(b, `{"decision":`...)
+	code := fasthttp.StatusOK
+	if d.Action == engine.Allow {
+		b = append(b, `"allow"`...)
+	} else {
+		code = fasthttp.StatusForbidden
+		b = append(b, `"block"`...)
+	}
+	b = append(b, `,"api_id":`...)
+	b = strconv.AppendQuote(b, api.ID)
+	if d.Reason != engine.ReasonNone {
+		b = append(b, `,"reason":"`...)
+		b = append(b, d.Reason.String()...)
+		b = append(b, '"')
+	}
+	if d.Monitor {
+		b = append(b, `,"monitor":true`...)
+	}
+	if resp, ok := clientResponse(api, d, req); ok && d.Action != engine.Allow {
+		b = append(b, `,"response":`...)
+		b = resp.append(b)
+	}
+	ctx.SetStatusCode(code)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(append(b, '}'))
+}
+
+func (h *Handler) aseResponse(ctx *fasthttp.RequestCtx, start time.Time) {
+	rec := accesslog.Record{Protocol: "ase", Call: "response", CorrelationID: string(ctx.Request.Header.Peek("X-CorrelationID"))}
+	defer h.logCall(ctx, &rec, start)
+	if !h.authenticated(ctx) {
+		rec.Decision, rec.Reason = "refuse", "authentication"
+		unauthorized(ctx)
+		return
+	}
+	p := h.parsers.Get()
+	defer h.parsers.Put(p)
+	v, err := p.ParseBytes(ctx.PostBody())
+	var r response
+	if err == nil {
+		err = decodeResponse(v, &r)
+	} else {
+		err = bad("malformed JSON: %v", err)
+	}
+	if err != nil {
+		rec.Decision, rec.Reason = "refuse", "malformed"
+		badRequest(ctx, err)
+		return
+	}
+	rec.Decision, rec.Status = "allow", r.code
+	jsonReply(ctx, fasthttp.StatusOK, `{"decision":"allow"}`)
+}
+
+func (h *Handler) logCall(ctx *fasthttp.RequestCtx, rec *accesslog.Record, start time.Time) {
+	if rec.Status == 0 {
+		rec.Status = ctx.Response.StatusCode()
+	}
+	rec.Time, rec.Latency = start, time.Since(start)
+	if !rec.ClientIP.IsValid() {
+		rec.ClientIP = peer(ctx)
+	}
+	h.Log.Write(rec)
+}
+
+func peer(ctx *fasthttp.RequestCtx) netip.Addr {
+	if a, ok := netip.AddrFromSlice(ctx.RemoteIP()); ok {
+		return a.Unmap()
+	}
+	return netip.Addr{}
+}
