@@ -36,18 +36,31 @@ type Record struct {
 
 // Log is an access log. A nil *Log logs nothing.
 type Log struct {
-	loc     *time.Location
-	lines   chan []byte
-	pool    sync.Pool
+	loc *time.Location
+	w   io.Writer
+
+	// Requests append their lines to cur under mu; the writer swaps it
+	// for an empty buffer every flushEvery and writes the full one. A
+	// request never waits for I/O nor wakes another goroutine.
+	mu      sync.Mutex
+	stamp   stamp // the formatted time of the current second, under mu
+	cur     []byte
+	spare   []byte
 	dropped atomic.Int64
-	w       io.Writer
+	stop    chan struct{}
 	done    chan struct{}
 }
 
+const (
+	flushEvery = 50 * time.Millisecond
+	// maxPending bounds the memory of lines not yet written; past it, new
+	// lines are dropped (and counted) until the writer catches up.
+	maxPending = 8 << 20
+)
+
 // New starts a log writing to w, with times in loc.
 func New(w io.Writer, loc *time.Location) *Log {
-	l := &Log{loc: loc, lines: make(chan []byte, 8192), w: w, done: make(chan struct{})}
-	l.pool.New = func() any { b := make([]byte, 0, 512); return &b }
+	l := &Log{loc: loc, w: w, cur: make([]byte, 0, 256<<10), spare: make([]byte, 0, 256<<10), stop: make(chan struct{}), done: make(chan struct{})}
 	go l.run()
 	return l
 }
@@ -56,66 +69,80 @@ func New(w io.Writer, loc *time.Location) *Log {
 // behind.
 func (l *Log) Dropped() int64 { return l.dropped.Load() }
 
-// Write queues r.
+// Write appends r's line.
 func (l *Log) Write(r *Record) {
 	if l == nil {
 		return
 	}
-	bp := l.pool.Get().(*[]byte)
-	b := r.append((*bp)[:0], l.loc)
-	*bp = b
-	select {
-	case l.lines <- b:
-	default:
+	l.mu.Lock()
+	if len(l.cur) > maxPending {
+		l.mu.Unlock()
 		l.dropped.Add(1)
-		l.pool.Put(bp)
+		return
 	}
+	l.cur = r.append(l.cur, &l.stamp, l.loc)
+	l.mu.Unlock()
 }
 
 func (l *Log) run() {
 	defer close(l.done)
-	buf := make([]byte, 0, 64<<10)
-	for line := range l.lines {
-		buf = append(buf, line...)
-		l.release(line)
-		// Batch whatever else is queued into one write.
-		for more := true; more && len(buf) < 60<<10; {
-			select {
-			case next, ok := <-l.lines:
-				if !ok {
-					more = false
-					break
-				}
-				buf = append(buf, next...)
-				l.release(next)
-			default:
-				more = false
-			}
+	tick := time.NewTicker(flushEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			l.flush()
+		case <-l.stop:
+			l.flush()
+			return
 		}
-		l.w.Write(buf)
-		buf = buf[:0]
 	}
 }
 
-func (l *Log) release(b []byte) {
-	if cap(b) <= 4096 {
-		b = b[:0]
-		l.pool.Put(&b)
+func (l *Log) flush() {
+	l.mu.Lock()
+	full := l.cur
+	l.cur = l.spare[:0]
+	l.mu.Unlock()
+	if len(full) > 0 {
+		l.w.Write(full)
 	}
+	l.spare = full[:0]
 }
 
-// Close writes what is queued and stops.
+// Close writes what is pending and stops.
 func (l *Log) Close() {
 	if l == nil {
 		return
 	}
-	close(l.lines)
+	close(l.stop)
 	<-l.done
 }
 
-func (r *Record) append(b []byte, loc *time.Location) []byte {
+// stamp caches the formatting of one second: most lines of a busy second
+// only need their milliseconds appended.
+type stamp struct {
+	sec    int64
+	prefix []byte // "2006-01-02T15:04:05."
+	zone   []byte // "Z" or "+01:00"
+}
+
+func (s *stamp) append(b []byte, t time.Time, loc *time.Location) []byte {
+	t = t.In(loc)
+	if sec := t.Unix(); sec != s.sec || s.prefix == nil {
+		s.sec = sec
+		s.prefix = t.AppendFormat(s.prefix[:0], "2006-01-02T15:04:05.")
+		s.zone = t.AppendFormat(s.zone[:0], "Z07:00")
+	}
+	b = append(b, s.prefix...)
+	ms := t.Nanosecond() / 1e6
+	b = append(b, byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10))
+	return append(b, s.zone...)
+}
+
+func (r *Record) append(b []byte, st *stamp, loc *time.Location) []byte {
 	b = append(b, `{"time":"`...)
-	b = r.Time.In(loc).AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+	b = st.append(b, r.Time, loc)
 	b = append(b, `","protocol":`...)
 	b = appendString(b, r.Protocol)
 	if r.Call != "" {

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"github.com/valyala/fastjson"
@@ -19,7 +20,7 @@ type header struct{ name, value string }
 
 // call is a decoded /ase/request or /sideband/request body: the gateway's
 // original request. Strings point into the parser's memory and live only
-// as long as the call is served.
+// as long as the call is served; calls are pooled with their header slices.
 type call struct {
 	sourceIP    netip.Addr
 	sourcePort  int
@@ -42,35 +43,56 @@ func bad(format string, args ...any) error { return &errDecode{fmt.Sprintf(forma
 // str views b as a string without copying; valid while the parser lives.
 func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
-// The fields each protocol accepts: unknown fields are refused, so a typo
-// in a gateway policy is found at once instead of silently ignored.
-var (
-	aseRequestFields  = map[string]bool{"source_ip": true, "source_port": true, "method": true, "url": true, "http_version": true, "headers": true, "user_info": true}
-	aseResponseFields = map[string]bool{"response_code": true, "response_status": true, "http_version": true, "headers": true}
-	authzFields       = map[string]bool{"source_ip": true, "source_port": true, "method": true, "url": true, "http_version": true, "headers": true, "user_info": true, "body": true, "client_certificate": true, "state": true}
-)
+// aseResponseFields are the fields of /ase/response. Unknown fields are
+// refused, so a typo in a gateway policy is found at once instead of
+// silently ignored.
+var aseResponseFields = map[string]bool{"response_code": true, "response_status": true, "http_version": true, "headers": true}
 
-// decodeCall decodes a request call. authorize selects the Authorize
-// protocol's fields (which add body and the plugin's bookkeeping).
+// decodeCall decodes a request call in one pass over its fields.
+// authorize selects the Authorize protocol's fields (which add body and the
+// plugin's bookkeeping).
 func decodeCall(v *fastjson.Value, authorize bool, c *call) error {
 	o, err := v.Object()
 	if err != nil {
 		return bad("the body must be a JSON object")
 	}
-	allowed := aseRequestFields
-	if authorize {
-		allowed = authzFields
-	}
-	var unknown string
-	o.Visit(func(k []byte, _ *fastjson.Value) {
-		if unknown == "" && !allowed[string(k)] {
-			unknown = string(k)
+	var ip, port, method, url, ver, headers, user, body *fastjson.Value
+	var unknown []byte
+	o.Visit(func(k []byte, fv *fastjson.Value) {
+		switch string(k) {
+		case "source_ip":
+			ip = fv
+		case "source_port":
+			port = fv
+		case "method":
+			method = fv
+		case "url":
+			url = fv
+		case "http_version":
+			ver = fv
+		case "headers":
+			headers = fv
+		case "user_info":
+			user = fv
+		case "body":
+			if authorize {
+				body = fv
+			} else if unknown == nil {
+				unknown = k
+			}
+		case "client_certificate", "state":
+			if !authorize && unknown == nil {
+				unknown = k
+			}
+		default:
+			if unknown == nil {
+				unknown = k
+			}
 		}
 	})
-	if unknown != "" {
+	if unknown != nil {
 		return bad("unknown field %q", unknown)
 	}
-	ip := o.Get("source_ip")
 	if ip == nil {
 		return bad("source_ip is required")
 	}
@@ -82,29 +104,29 @@ func decodeCall(v *fastjson.Value, authorize bool, c *call) error {
 		return bad("source_ip %q is not an IP address", ipb)
 	}
 	c.sourceIP = c.sourceIP.Unmap()
-	if c.sourcePort, err = lenientInt(o.Get("source_port"), "source_port", 0, 65535); err != nil {
+	if c.sourcePort, err = lenientInt(port, "source_port", 0, 65535); err != nil {
 		return err
 	}
-	if c.method, err = requiredString(o, "method"); err != nil {
+	if c.method, err = requiredString(method, "method"); err != nil {
 		return err
 	}
 	if !validMethod(c.method) {
 		return bad("method %q is not an HTTP method", c.method)
 	}
-	if c.url, err = requiredString(o, "url"); err != nil {
+	if c.url, err = requiredString(url, "url"); err != nil {
 		return err
 	}
-	if c.httpVersion, err = version(o.Get("http_version")); err != nil {
+	if c.httpVersion, err = version(ver); err != nil {
 		return err
 	}
-	if c.headers, err = decodeHeaders(o.Get("headers"), c.headers[:0]); err != nil {
+	if c.headers, err = decodeHeaders(headers, c.headers[:0]); err != nil {
 		return err
 	}
-	if c.username, err = userInfo(o.Get("user_info")); err != nil {
+	if c.username, err = userInfo(user); err != nil {
 		return err
 	}
-	if b := o.Get("body"); b != nil && b.Type() != fastjson.TypeNull {
-		bb, err := b.StringBytes()
+	if body != nil && body.Type() != fastjson.TypeNull {
+		bb, err := body.StringBytes()
 		if err != nil {
 			return bad("body must be a string")
 		}
@@ -120,8 +142,7 @@ func decodeCall(v *fastjson.Value, authorize bool, c *call) error {
 	return nil
 }
 
-func requiredString(o *fastjson.Object, key string) (string, error) {
-	v := o.Get(key)
+func requiredString(v *fastjson.Value, key string) (string, error) {
 	if v == nil {
 		return "", bad("%s is required", key)
 	}
@@ -393,4 +414,16 @@ func decodeResponse(v *fastjson.Value, r *response) error {
 	}
 	r.headers, err = decodeHeaders(o.Get("headers"), r.headers[:0])
 	return err
+}
+
+var calls = sync.Pool{New: func() any { return &call{headers: make([]header, 0, 32)} }}
+
+func getCall() *call { return calls.Get().(*call) }
+
+func putCall(c *call) {
+	if cap(c.headers) > 4*maxHeaders {
+		return
+	}
+	*c = call{headers: c.headers[:0]}
+	calls.Put(c)
 }

@@ -98,13 +98,14 @@ func (h *Handler) authorizeRequest(ctx *fasthttp.RequestCtx, start time.Time) {
 	}
 	p := h.parsers.Get()
 	defer h.parsers.Put(p)
-	var c call
-	if err := h.parse(ctx, p, true, &c); err != nil {
+	c := getCall()
+	defer putCall(c)
+	if err := h.parse(ctx, p, true, c); err != nil {
 		rec.Decision, rec.Reason = "refuse", "malformed"
 		badRequest(ctx, err)
 		return
 	}
-	api, req, ok := h.request(ctx, &c, &rec)
+	api, req, ok := h.request(ctx, c, &rec)
 	if !ok {
 		return
 	}

@@ -125,13 +125,14 @@ func (h *Handler) aseRequest(ctx *fasthttp.RequestCtx, start time.Time) {
 	}
 	p := h.parsers.Get()
 	defer h.parsers.Put(p)
-	var c call
-	if err := h.parse(ctx, p, false, &c); err != nil {
+	c := getCall()
+	defer putCall(c)
+	if err := h.parse(ctx, p, false, c); err != nil {
 		rec.Decision, rec.Reason = "refuse", "malformed"
 		badRequest(ctx, err)
 		return
 	}
-	api, req, ok := h.request(ctx, &c, &rec)
+	api, req, ok := h.request(ctx, c, &rec)
 	if !ok {
 		return
 	}
@@ -211,7 +212,8 @@ func (h *Handler) record(rec *accesslog.Record, api *apidef.API, d engine.Decisi
 // writeASEDecision answers an /ase/request: 200 to allow, 403 with the
 // reason (and what to answer the client, where ASE knows) to block.
 func writeASEDecision(ctx *fasthttp.RequestCtx, api *apidef.API, d engine.Decision, req *engine.Request) {
-	b := make([]byte, 0, 256)
+	// Build the reply in the response's own (reused) body buffer.
+	b := ctx.Response.SwapBody(nil)[:0]
 	b = append(b, `{"decision":`...)
 	code := fasthttp.StatusOK
 	if d.Action == engine.Allow {
@@ -236,7 +238,7 @@ func writeASEDecision(ctx *fasthttp.RequestCtx, api *apidef.API, d engine.Decisi
 	}
 	ctx.SetStatusCode(code)
 	ctx.SetContentType("application/json")
-	ctx.SetBody(append(b, '}'))
+	ctx.Response.SwapBody(append(b, '}'))
 }
 
 func (h *Handler) aseResponse(ctx *fasthttp.RequestCtx, start time.Time) {

@@ -1,0 +1,39 @@
+# Shared helpers of the benchmark scripts (sourced).
+set -euo pipefail
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH_DIR/.." && pwd)
+RESULTS="$BENCH_DIR/results"
+mkdir -p "$RESULTS"
+
+need() { # need CMD PACKAGE: install PACKAGE with apt-get when CMD is missing
+	command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] && return 0
+	local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$2" </dev/null >/dev/null
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_http() { # wait_http URL
+	for _ in $(seq 1 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done
+	echo "no answer from $1" >&2; return 1
+}
+
+# rps OUTPUT: requests/sec from wrk's output
+rps() { awk '/Requests\/sec/ {print $2}' <<<"$1"; }
+# p99 OUTPUT: the 99th percentile latency in ms from wrk --latency output
+p99() { awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}' <<<"$1"; }
+
+median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+
+build() {
+	mkdir -p "$BENCH_DIR/bin"
+	(cd "$ROOT" && go build -o "$BENCH_DIR/bin/ase" ./cmd/ase && go build -o "$BENCH_DIR/bin/nullserver" ./bench/nullserver && go build -o "$BENCH_DIR/bin/loadlists" ./bench/loadlists)
+}
+
+nginx_bin() { command -v nginx || echo /usr/sbin/nginx; }
+
+# start_nginx DIR CONF: run nginx in the foreground of its own process group
+start_nginx() {
+	setsid "$(nginx_bin)" -c "$2" -p "$1" >"$1/stdout.log" 2>&1 &
+	echo $!
+}
