@@ -446,3 +446,19 @@ func waitUntil(t *testing.T, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestTTLEntryExpiresInService(t *testing.T) {
+	i := startSideband(t, nil)
+	wantStatus(t, i.Do("POST", "/v5/ase/firewall/blacklist", `{"type": "ip", "value": "192.0.2.44", "ttl": 1}`, nil), 200, "success", "ip 192.0.2.44 added to blacklist")
+	call := aseCall("192.0.2.44", "GET", "/shop", ``)
+	if r := i.Data("POST", "/ase/request", call, nil); r.Code != 403 {
+		t.Fatalf("listed client allowed: %d", r.Code)
+	}
+	// The entry stops matching and leaves the view at its expiry (a second
+	// after it was added), without any operator action.
+	waitUntil(t, func() bool { return i.Data("POST", "/ase/request", call, nil).Code == 200 })
+	wantJSON(t, i.Do("GET", "/v5/ase/firewall/blacklist?tag=manual", "", nil), 200, `{"manual_blacklist": []}`)
+	// And it is gone from the store too: a restart does not bring it back.
+	i.Restart()
+	wantJSON(t, i.Do("GET", "/v5/ase/firewall/blacklist?tag=manual", "", nil), 200, `{"manual_blacklist": []}`)
+}
