@@ -126,15 +126,15 @@ func TestASEProtocol(t *testing.T) {
 	if r := i.Data("POST", "/ase/response", `{"response_code": "abc"}`, nil); r.Code != 400 {
 		t.Fatalf("got %d", r.Code)
 	}
-	lines := accessLog(t, i, func(l map[string]any) bool { return l["correlation_id"] == "corr-42" })
+	lines := accessLog(t, i, 2, func(l map[string]any) bool { return l["correlation_id"] == "corr-42" })
 	if len(lines) != 2 || lines[0]["call"] != "request" || lines[1]["call"] != "response" || lines[0]["path"] != "/shop/pair" {
 		t.Fatalf("correlated access log lines: %v", lines)
 	}
 }
 
-// accessLog returns the access log lines matching keep, waiting briefly
-// for the asynchronous writer.
-func accessLog(t *testing.T, i *Instance, keep func(map[string]any) bool) []map[string]any {
+// accessLog returns the access log lines matching keep, waiting (for the
+// asynchronous writer) until there are at least want of them.
+func accessLog(t *testing.T, i *Instance, want int, keep func(map[string]any) bool) []map[string]any {
 	t.Helper()
 	var out []map[string]any
 	deadline := time.Now().Add(10 * time.Second)
@@ -154,7 +154,7 @@ func accessLog(t *testing.T, i *Instance, keep func(map[string]any) bool) []map[
 			}
 			f.Close()
 		}
-		if len(out) > 0 || time.Now().After(deadline) {
+		if len(out) >= want || time.Now().After(deadline) {
 			return out
 		}
 		time.Sleep(20 * time.Millisecond)
