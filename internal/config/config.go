@@ -78,6 +78,13 @@ type Config struct {
 	LogMaxSize      units.Size // log_max_size, default 100MB: a log file is rotated at this size
 	LogMaxFiles     int        // log_max_files, default 10: rotated files kept
 
+	ReadTimeout      units.Duration // read_timeout, default 30s: reading one client request on the data ports
+	WriteTimeout     units.Duration // write_timeout, default 60s: writing one response on the data ports
+	IdleTimeout      units.Duration // idle_timeout, default 120s: an idle client keep-alive connection
+	BackendTimeout   units.Duration // backend_timeout, default 60s: waiting for a backend's response
+	MaxRequestBody   units.Size     // max_request_body, default 32MB (1KB to 1GB): 413 past it
+	MaxRequestHeader units.Size     // max_request_header, default 16KB (1KB to 1MB): 431 past it
+
 	EnableCluster bool     // enable_cluster, default false
 	ClusterID     string   // cluster_id, default empty; required with enable_cluster
 	EtcdEndpoints []string // etcd_endpoints, default none; comma-separated URLs, required with enable_cluster
@@ -107,6 +114,12 @@ func Default() *Config {
 		SessionTimeout:    units.Duration(20 * time.Minute),
 		LogMaxSize:        100 << 20,
 		LogMaxFiles:       10,
+		ReadTimeout:       units.Duration(30 * time.Second),
+		WriteTimeout:      units.Duration(60 * time.Second),
+		IdleTimeout:       units.Duration(120 * time.Second),
+		BackendTimeout:    units.Duration(60 * time.Second),
+		MaxRequestBody:    32 << 20,
+		MaxRequestHeader:  16 << 10,
 	}
 }
 

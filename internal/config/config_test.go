@@ -42,7 +42,8 @@ func TestDefault(t *testing.T) {
 		"management_tls_cert_file": "", "management_tls_key_file": "", "client_ca_file": "",
 		"server_ca_cert_path": "", "allow_default_password": "false", "log_dir": "", "access_log_stdout": "false",
 		"log_max_size": "100mb", "log_max_files": "10", "enable_cluster": "false", "cluster_id": "",
-		"etcd_endpoints": "",
+		"etcd_endpoints": "", "read_timeout": "30s", "write_timeout": "1m", "idle_timeout": "2m",
+		"backend_timeout": "1m", "max_request_body": "32mb", "max_request_header": "16kb",
 	}
 	keys := Keys()
 	if len(keys) != len(want) {

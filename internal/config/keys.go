@@ -110,6 +110,12 @@ var keys = []key{
 	boolKey("access_log_stdout", "write access log lines to stdout instead of a file", func(c *Config) *bool { return &c.AccessLogStdout }),
 	sizeKey("log_max_size", "size at which a log file is rotated", func(c *Config) *units.Size { return &c.LogMaxSize }),
 	intKey("log_max_files", "rotated log files kept", 1, 1000, func(c *Config) *int { return &c.LogMaxFiles }),
+	durationKey("read_timeout", "longest time to read a client's request on the data ports (slow clients are cut off)", func(c *Config) *units.Duration { return &c.ReadTimeout }),
+	durationKey("write_timeout", "longest time to write a response on the data ports", func(c *Config) *units.Duration { return &c.WriteTimeout }),
+	durationKey("idle_timeout", "how long an idle keep-alive connection of a client stays open", func(c *Config) *units.Duration { return &c.IdleTimeout }),
+	durationKey("backend_timeout", "longest wait for a backend server's response (inline)", func(c *Config) *units.Duration { return &c.BackendTimeout }),
+	boundedSizeKey("max_request_body", "largest request body accepted on the data ports (413 past it)", 1<<10, 1<<30, func(c *Config) *units.Size { return &c.MaxRequestBody }),
+	boundedSizeKey("max_request_header", "largest request header section accepted on the data ports (431 past it)", 1<<10, 1<<20, func(c *Config) *units.Size { return &c.MaxRequestHeader }),
 	boolKey("enable_cluster", "share state with other nodes through etcd", func(c *Config) *bool { return &c.EnableCluster }),
 	textKey("cluster_id", "name of the cluster: 1 to 64 letters, digits, '_' or '-'", checkClusterID, func(c *Config) *string { return &c.ClusterID }),
 	{
@@ -175,6 +181,42 @@ func intKey(name, doc string, lo, hi int, field func(*Config) *int) key {
 // minSize keeps sizes meaningful: below a megabyte a list or a log file
 // would thrash.
 const minSize = units.Size(1 << 20)
+
+func durationKey(name, doc string, field func(*Config) *units.Duration) key {
+	return key{
+		name: name, doc: doc,
+		set: func(c *Config, v string) error {
+			d, err := units.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("%q is not a duration such as 30s (a whole number and s, m, h or d)", v)
+			}
+			if d <= 0 {
+				return fmt.Errorf("%s is too short (at least 1s)", v)
+			}
+			*field(c) = d
+			return nil
+		},
+		get: func(c *Config) string { return field(c).String() },
+	}
+}
+
+func boundedSizeKey(name, doc string, lo, hi units.Size, field func(*Config) *units.Size) key {
+	return key{
+		name: name, doc: doc,
+		set: func(c *Config, v string) error {
+			s, err := units.ParseSize(v)
+			if err != nil {
+				return fmt.Errorf("%q is not a size such as 16KB (a whole number and b, kb, mb or gb)", v)
+			}
+			if s < lo || s > hi {
+				return fmt.Errorf("%s is out of range (%s to %s)", v, lo, hi)
+			}
+			*field(c) = s
+			return nil
+		},
+		get: func(c *Config) string { return field(c).String() },
+	}
+}
 
 func sizeKey(name, doc string, field func(*Config) *units.Size) key {
 	return key{

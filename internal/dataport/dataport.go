@@ -38,7 +38,9 @@ type Options struct {
 	Health    bool   // enable_ase_health: GET /ase answers 200
 	KeepAlive bool
 	// MaxBody bounds request bodies (sideband calls carry the client's).
-	MaxBody      int
+	MaxBody int
+	// MaxHeader bounds a request's header section (431 past it).
+	MaxHeader    int
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
 	IdleTimeout  time.Duration
@@ -80,9 +82,10 @@ func Listen(o Options, handler fasthttp.RequestHandler) (*Ports, error) {
 			IdleTimeout:                   o.IdleTimeout,
 			MaxRequestBodySize:            o.MaxBody,
 			DisableKeepalive:              !o.KeepAlive,
-			ReadBufferSize:                16 << 10,
+			ReadBufferSize:                o.MaxHeader,
 			CloseOnShutdown:               true,
 			Logger:                        fasthttpLogger{o.Log},
+			ErrorHandler:                  errorReply,
 		}
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(o.Address, strconv.Itoa(o.HTTPPort)))
@@ -225,4 +228,25 @@ func guard(next fasthttp.RequestHandler, log *slog.Logger) fasthttp.RequestHandl
 		}()
 		next(ctx)
 	}
+}
+
+// errorReply answers a request fasthttp could not read with the status
+// that says why (fasthttp's default is 400 for all of them), and closes
+// the connection: after a framing error nothing more on it can be trusted.
+func errorReply(ctx *fasthttp.RequestCtx, err error) {
+	code, msg := fasthttp.StatusBadRequest, "Error: Bad Request"
+	var ne net.Error
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		code, msg = fasthttp.StatusRequestEntityTooLarge, "Error: Request Entity Too Large"
+	case errors.As(err, &small):
+		code, msg = fasthttp.StatusRequestHeaderFieldsTooLarge, "Error: Request Header Fields Too Large"
+	case errors.As(err, &ne) && ne.Timeout():
+		code, msg = fasthttp.StatusRequestTimeout, "Error: Request Timeout"
+	}
+	ctx.SetConnectionClose()
+	ctx.SetStatusCode(code)
+	ctx.SetContentType("text/plain; charset=utf-8")
+	ctx.SetBodyString(msg)
 }

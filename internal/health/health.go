@@ -27,7 +27,10 @@ type Checker struct {
 
 	mu      sync.Mutex
 	targets map[string]*target // apiID + " " + addr
-	closed  bool
+	// states outlive probers restarted by a settings change, so the data
+	// path can keep a pointer and read it without a lock.
+	states map[string]*atomic.Bool
+	closed bool
 }
 
 type target struct {
@@ -36,7 +39,7 @@ type target struct {
 	url      string
 	interval time.Duration
 	retries  int
-	up       atomic.Bool
+	up       *atomic.Bool
 	fails    int // consecutive failures; prober goroutine only
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -54,6 +57,7 @@ func New(log *slog.Logger, tlsConfig *tls.Config) *Checker {
 		log:     log,
 		client:  &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		targets: map[string]*target{},
+		states:  map[string]*atomic.Bool{},
 	}
 }
 
@@ -69,7 +73,11 @@ func (c *Checker) Sync(snap *catalog.Snapshot) {
 		return
 	}
 	want := map[string]*target{}
+	servers := map[string]bool{}
 	for _, a := range snap.APIs {
+		for _, s := range a.Servers {
+			servers[key(a.ID, s.Addr())] = true
+		}
 		if !a.HealthCheck {
 			continue
 		}
@@ -90,11 +98,19 @@ func (c *Checker) Sync(snap *catalog.Snapshot) {
 			delete(c.targets, k)
 		}
 	}
+	for k, st := range c.states {
+		if _, probed := want[k]; !probed {
+			st.Store(true) // not probed (any more): Up
+		}
+		if !servers[k] {
+			delete(c.states, k)
+		}
+	}
 	for k, t := range want {
 		if _, running := c.targets[k]; running {
 			continue
 		}
-		t.up.Store(true) // innocent until probed
+		t.up = c.stateLocked(k)
 		ctx, cancel := context.WithCancel(context.Background())
 		t.cancel, t.done = cancel, make(chan struct{})
 		c.targets[k] = t
@@ -164,13 +180,32 @@ func (c *Checker) get(ctx context.Context, t *target) bool {
 	return resp.StatusCode >= 200 && resp.StatusCode < 400
 }
 
+// State returns the health of a server of an API as a flag the data path
+// can keep and read without a lock: true is Up. A server starts Up (until
+// probed), and a server whose API does not check health stays Up.
+func (c *Checker) State(apiID, addr string) *atomic.Bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stateLocked(key(apiID, addr))
+}
+
+func (c *Checker) stateLocked(k string) *atomic.Bool {
+	st := c.states[k]
+	if st == nil {
+		st = &atomic.Bool{}
+		st.Store(true)
+		c.states[k] = st
+	}
+	return st
+}
+
 // Up reports whether a server of an API is healthy. Servers that are not
 // probed (health_check off, or unknown) are Up.
 func (c *Checker) Up(apiID, addr string) bool {
 	c.mu.Lock()
-	t := c.targets[key(apiID, addr)]
+	st := c.states[key(apiID, addr)]
 	c.mu.Unlock()
-	return t == nil || t.up.Load()
+	return st == nil || st.Load()
 }
 
 // Status returns "Up" or "Down", for the management API.

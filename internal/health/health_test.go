@@ -27,8 +27,7 @@ func TestProbeTransitions(t *testing.T) {
 	c := New(slog.Default(), nil)
 	var changes []bool
 	c.OnChange = func(_, _ string, up bool) { changes = append(changes, up) }
-	tg := &target{apiID: "a", url: backend.URL + "/health", interval: time.Second, retries: 3}
-	tg.up.Store(true)
+	tg := &target{apiID: "a", url: backend.URL + "/health", interval: time.Second, retries: 3, up: c.State("a", "x")}
 	ctx := context.Background()
 
 	c.probe(ctx, tg)

@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/ase-project/ase/internal/accesslog"
 	"github.com/ase-project/ase/internal/accounts"
 	"github.com/ase-project/ase/internal/admin"
@@ -30,6 +32,7 @@ import (
 	"github.com/ase-project/ase/internal/lists"
 	"github.com/ase-project/ase/internal/lockout"
 	"github.com/ase-project/ase/internal/logfile"
+	"github.com/ase-project/ase/internal/proxy"
 	"github.com/ase-project/ase/internal/sbauth"
 	"github.com/ase-project/ase/internal/sideband"
 	"github.com/ase-project/ase/internal/store"
@@ -130,7 +133,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		auditLog = audit.New(f, cfg.Location, log)
 	}
 
-	handler := admin.New(admin.Deps{
+	// Live WebSocket counts come from the inline proxy, once it exists.
+	connections := func(string) wire.ConnectionCount { return wire.ConnectionCount{} }
+	mgmtHandler := admin.New(admin.Deps{
 		Store:          st,
 		Live:           live,
 		Lists:          lst,
@@ -143,7 +148,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		Version:        version,
 		Started:        time.Now(),
 		Health:         checker.Status,
-		Connections:    func(string) wire.ConnectionCount { return wire.ConnectionCount{} },
+		Connections:    func(id string) wire.ConnectionCount { return connections(id) },
 		ListMemoryUsed: lst.MemoryUsed,
 	})
 
@@ -154,23 +159,34 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 	if accts.DefaultPasswordInUse() {
 		log.Warn("the admin password is still the default; change it with `ase update_password`")
 	}
-	var data *dataport.Ports
+	dataOpts := dataport.Options{
+		Address: cfg.ListenAddress, HTTPPort: cfg.HTTPWSPort, HTTPSPort: cfg.HTTPSWSSPort,
+		CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile, DataDir: cfg.DataDir,
+		Health: cfg.EnableASEHealth, KeepAlive: true,
+		MaxBody: int(cfg.MaxRequestBody), MaxHeader: int(cfg.MaxRequestHeader),
+		ReadTimeout: cfg.ReadTimeout.Std(), WriteTimeout: cfg.WriteTimeout.Std(), IdleTimeout: cfg.IdleTimeout.Std(), Log: log,
+	}
+	var handler fasthttp.RequestHandler
 	if cfg.Mode == config.ModeSideband {
 		sb := &sideband.Handler{Engine: eng, Auth: sba, Live: live, Log: access, KeepAlive: cfg.EnableSidebandKeepalive, IdentityHeaders: true}
-		data, err = dataport.Listen(dataport.Options{
-			Address: cfg.ListenAddress, HTTPPort: cfg.HTTPWSPort, HTTPSPort: cfg.HTTPSWSSPort,
-			CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile, DataDir: cfg.DataDir,
-			Health: cfg.EnableASEHealth, KeepAlive: cfg.EnableSidebandKeepalive, MaxBody: 16 << 20,
-			ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, Log: log,
-		}, sb.Serve)
-		if err != nil {
-			mgmt.Close()
-			return err
-		}
+		dataOpts.KeepAlive = cfg.EnableSidebandKeepalive
+		handler = sb.Serve
+	} else {
+		px := proxy.New(proxy.Options{
+			Engine: eng, Live: live, Health: checker, Log: access, Logger: log,
+			TrustXFF: cfg.EnableXFF, BackendTLS: backendTLS, Timeout: cfg.BackendTimeout.Std(),
+		})
+		handler = px.Serve
+		connections = px.Connections
+	}
+	data, err := dataport.Listen(dataOpts, handler)
+	if err != nil {
+		mgmt.Close()
+		return err
 	}
 
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           mgmtHandler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -184,18 +200,14 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 			errc <- fmt.Errorf("management listener: %w", err)
 		}
 	}()
-	if data != nil {
-		go func() {
-			if err := data.Serve(); err != nil {
-				errc <- fmt.Errorf("data ports: %w", err)
-			}
-		}()
-	}
-	attrs := []any{"version", version, "mode", cfg.Mode, "management", mgmt.Addr().String(), "data_dir", cfg.DataDir}
-	if data != nil {
-		for _, a := range data.Addrs() {
-			attrs = append(attrs, "data", a.String())
+	go func() {
+		if err := data.Serve(); err != nil {
+			errc <- fmt.Errorf("data ports: %w", err)
 		}
+	}()
+	attrs := []any{"version", version, "mode", cfg.Mode, "management", mgmt.Addr().String(), "data_dir", cfg.DataDir}
+	for _, a := range data.Addrs() {
+		attrs = append(attrs, "data", a.String())
 	}
 	log.Info("ASE started", attrs...)
 
@@ -207,10 +219,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 	log.Info("ASE stopping")
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if data != nil {
-		if err := data.Shutdown(shutdown); err != nil {
-			log.Warn("data ports did not stop cleanly", "error", err)
-		}
+	if err := data.Shutdown(shutdown); err != nil {
+		log.Warn("data ports did not stop cleanly", "error", err)
 	}
 	if err := srv.Shutdown(shutdown); err != nil {
 		log.Warn("management listener did not stop cleanly", "error", err)
