@@ -25,6 +25,12 @@ p99() { awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if 
 
 median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
+# need_vegeta: the open-loop (constant-rate) load generator, for latency at
+# a fixed load, from the Go module proxy.
+need_vegeta() {
+	[ -x "$BENCH_DIR/bin/vegeta" ] || GOBIN="$BENCH_DIR/bin" go install github.com/tsenart/vegeta/v12@v12.13.0
+}
+
 build() {
 	mkdir -p "$BENCH_DIR/bin"
 	(cd "$ROOT" && go build -o "$BENCH_DIR/bin/ase" ./cmd/ase && go build -o "$BENCH_DIR/bin/nullserver" ./bench/nullserver && go build -o "$BENCH_DIR/bin/loadlists" ./bench/loadlists)

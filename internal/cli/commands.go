@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -32,6 +33,19 @@ Without --config it runs on defaults, keeping its state under ./data.`,
 				return fmt.Errorf("configuration:\n%w", err)
 			}
 			log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: server.LogLevel(cfg.AdminLogLevel)}))
+			// ASE_CPUPROFILE=file profiles the server until it stops: for
+			// the benchmarks under bench/.
+			if path := e.getenv("ASE_CPUPROFILE"); path != "" {
+				f, err := os.Create(path)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			return server.Run(cmd.Context(), cfg, log, Version)
 		},
 	}

@@ -13,6 +13,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"hash/maphash"
+	"iter"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -173,8 +174,10 @@ func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // Serve is the fasthttp handler of the data ports in inline mode.
 func (p *Proxy) Serve(ctx *fasthttp.RequestCtx) {
-	start := time.Now()
-	rec := accesslog.Record{Protocol: "inline", Method: string(ctx.Method()), Path: string(ctx.Path())}
+	start := ctx.Time() // fasthttp stamps each request as it reads it
+	// The record is written before Serve returns, while these views of the
+	// request are still valid.
+	rec := accesslog.Record{Protocol: "inline", Method: b2s(ctx.Method()), Path: b2s(ctx.Path())}
 	defer func() {
 		rec.Time, rec.Latency = start, time.Since(start)
 		if rec.Status == 0 {
@@ -432,34 +435,50 @@ func prepareRequest(r *fasthttp.Request, api *apidef.API, ctx *fasthttp.RequestC
 	hd.SetBytesV("X-Forwarded-Host", hd.Host())
 }
 
-func stripRequestHopByHop(hd *fasthttp.RequestHeader) {
-	// Headers named in Connection are hop-by-hop too.
+// isHopByHop reports whether a header name is one of hopByHop.
+func isHopByHop(name []byte) bool {
+	for _, h := range hopByHop {
+		if len(name) == len(h) && bytes.EqualFold(name, []byte(h)) {
+			return true
+		}
+	}
+	return false
+}
+
+// headers is what both fasthttp header types offer for stripping.
+type headers interface {
+	Peek(key string) []byte
+	DelBytes(key []byte)
+	Del(key string)
+	All() iter.Seq2[[]byte, []byte]
+}
+
+// strip removes hop-by-hop headers and those named in Connection, in one
+// scan when (as usual) there are none: fasthttp keeps Connection itself.
+func strip(hd headers, keepClose bool) {
 	if c := hd.Peek("Connection"); len(c) > 0 {
 		for _, name := range bytes.Split(c, []byte(",")) {
-			if name = bytes.TrimSpace(name); len(name) > 0 {
+			if name = bytes.TrimSpace(name); len(name) > 0 && !(keepClose && bytes.EqualFold(name, []byte("close"))) {
 				hd.DelBytes(name)
 			}
 		}
 	}
-	for _, h := range hopByHop {
-		hd.Del(h)
+	var found [8][]byte
+	n := 0
+	for k := range hd.All() {
+		if n < len(found) && isHopByHop(k) && !bytes.EqualFold(k, []byte("Connection")) {
+			found[n] = append([]byte(nil), k...)
+			n++
+		}
+	}
+	for _, k := range found[:n] {
+		hd.DelBytes(k)
 	}
 }
 
-func stripHopByHop(hd *fasthttp.ResponseHeader) {
-	if c := hd.Peek("Connection"); len(c) > 0 {
-		for _, name := range bytes.Split(c, []byte(",")) {
-			if name = bytes.TrimSpace(name); len(name) > 0 && !bytes.EqualFold(name, []byte("close")) {
-				hd.DelBytes(name)
-			}
-		}
-	}
-	for _, h := range hopByHop {
-		if h != "Connection" {
-			hd.Del(h)
-		}
-	}
-}
+func stripRequestHopByHop(hd *fasthttp.RequestHeader) { strip(hd, false) }
+
+func stripHopByHop(hd *fasthttp.ResponseHeader) { strip(hd, true) }
 
 func isWebSocket(hd *fasthttp.RequestHeader) bool {
 	return bytes.EqualFold(hd.Peek("Upgrade"), []byte("websocket")) && headerHasToken(hd.Peek("Connection"), "upgrade")

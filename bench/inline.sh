@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Inline throughput and latency, side by side in one run (issue 5): the same
+# do-nothing backend reached directly, through nginx (OS package,
+# proxy_pass with upstream keep-alive, as many workers as ASE's cores) and
+# through ASE inline with 1,000,000 deny-list entries loaded and a client
+# spike threshold configured but not reached. Both proxies buffer their
+# access logs. Target: ASE >= 1.0x nginx's throughput, and ASE's added p99
+# latency at half load no more than nginx's.
+# Usage: bench/inline.sh [ROUNDS] [SECONDS]
+source "$(dirname "$0")/lib.sh"
+ROUNDS=${1:-5}; DUR=${2:-10}
+need wrk wrk; need nginx nginx; need_vegeta
+build
+work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; pkill -P $$ 2>/dev/null; [ -f "$work/nginx/nginx.pid" ] && kill $(cat "$work/nginx/nginx.pid") 2>/dev/null; rm -rf "$work"' EXIT
+cores=$(nproc)
+
+backend=$(free_port); ase=$(free_port); mgmt=$(free_port); ngx=$(free_port)
+"$BENCH_DIR/bin/nullserver" -addr 127.0.0.1:$backend &
+
+cat >"$work/ase.conf" <<CONF
+mode=inline
+http_ws_port=$ase
+https_wss_port=0
+management_port=$mgmt
+data_dir=$work/data
+attack_list_memory=512MB
+enable_access_log=true
+CONF
+"$BENCH_DIR/bin/ase" serve --config "$work/ase.conf" 2>"$work/ase.log" &
+wait_http "http://127.0.0.1:$mgmt/v5/ase/status"
+curl -s -X POST "http://127.0.0.1:$mgmt/v5/ase/api?api_id=api" -H 'x-ase-access-key: admin' -H 'x-ase-secret-key: admin' \
+	-H 'Content-Type: application/json' -d "{\"api_metadata\": {\"url\": \"/\", \"cookie\": \"SID\", \"oauth2_access_token\": true,
+	\"flow_control\": {\"client_spike_threshold\": \"100000000/second\"},
+	\"servers\": [{\"host\": \"127.0.0.1\", \"port\": $backend}]}}" >/dev/null
+"$BENCH_DIR/bin/loadlists" -url "http://127.0.0.1:$mgmt" -n 1000000
+
+mkdir -p "$work/nginx"
+cat >"$work/nginx/nginx.conf" <<CONF
+worker_processes $cores;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+$( [ "$(id -u)" = 0 ] && echo "user root;" )
+events { worker_connections 4096; }
+http {
+    access_log $work/nginx/access.log combined buffer=256k flush=1s;
+    client_body_temp_path $work/nginx/cb; proxy_temp_path $work/nginx/p;
+    fastcgi_temp_path $work/nginx/f; uwsgi_temp_path $work/nginx/u; scgi_temp_path $work/nginx/s;
+    upstream backend { server 127.0.0.1:$backend; keepalive 256; }
+    server {
+        listen 127.0.0.1:$ngx;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+        }
+    }
+}
+CONF
+start_nginx "$work/nginx" "$work/nginx/nginx.conf" >/dev/null
+wait_http "http://127.0.0.1:$ngx/"
+wait_http "http://127.0.0.1:$ase/"
+
+url() { case $1 in direct) echo "http://127.0.0.1:$backend/api/items/42";; nginx) echo "http://127.0.0.1:$ngx/api/items/42";; ase) echo "http://127.0.0.1:$ase/api/items/42";; esac; }
+out="$RESULTS/inline-$(date -u +%Y%m%dT%H%M%SZ).txt"
+for t in direct nginx ase; do : >"$work/rps_$t"; : >"$work/p99_$t"; done
+echo "== throughput: wrk -t1 -c64 -d${DUR}s, $ROUNDS alternating rounds" | tee -a "$out"
+order=(direct nginx ase)
+for r in $(seq 1 "$ROUNDS"); do
+	for t in "${order[@]}"; do
+		res=$(wrk -t1 -c64 -d${DUR}s -H 'Cookie: SID=clean' -H 'Authorization: Bearer clean-token' "$(url $t)")
+		v=$(rps "$res"); echo "$v" >>"$work/rps_$t"
+		echo "round $r $t $v req/s" | tee -a "$out"
+	done
+	order=("${order[@]:1}" "${order[0]}") # rotate who goes first
+done
+direct=$(median <"$work/rps_direct"); nginx=$(median <"$work/rps_nginx"); asev=$(median <"$work/rps_ase")
+rate=$(awk "BEGIN {r=($nginx<$asev?$nginx:$asev)/2; printf \"%d\", r}")
+echo "== latency at half load: vegeta at $rate req/s for ${DUR}s, $ROUNDS alternating rounds" | tee -a "$out"
+for r in $(seq 1 "$ROUNDS"); do
+	for t in direct nginx ase; do
+		p=$(echo "GET $(url $t)" | "$BENCH_DIR/bin/vegeta" attack -rate=$rate -duration=${DUR}s -keepalive=true -max-workers=256 \
+			-header 'Cookie: SID=clean' -header 'Authorization: Bearer clean-token' | "$BENCH_DIR/bin/vegeta" report -type=json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["latencies"]["99th"]/1e6, d["success"])')
+		echo "${p%% *}" >>"$work/p99_$t"
+		echo "round $r $t p99 ${p%% *} ms (success ratio ${p##* })" | tee -a "$out"
+	done
+done
+pd=$(median <"$work/p99_direct"); pn=$(median <"$work/p99_nginx"); pa=$(median <"$work/p99_ase")
+{
+	echo "== medians (1,000,000 deny-list entries in ASE; $cores cores; backend: do-nothing fasthttp server)"
+	echo "throughput: direct $direct req/s, nginx $nginx req/s, ASE $asev req/s; ASE/nginx $(awk "BEGIN {printf \"%.2f\", $asev/$nginx}") (target >= 1.00)"
+	echo "p99 at $rate req/s: direct $pd ms, nginx $pn ms (+$(awk "BEGIN {printf \"%.3f\", $pn-$pd}")), ASE $pa ms (+$(awk "BEGIN {printf \"%.3f\", $pa-$pd}")) (target: ASE's added p99 <= nginx's)"
+} | tee -a "$out"
