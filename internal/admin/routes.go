@@ -321,11 +321,23 @@ func (h *Handler) setServerFlowControl(c *call) (any, error) {
 		return nil, err
 	}
 	c.params = map[string]any{"api_id": id}
-	s, err := c.decodeServer(id, true)
+	p, err := catalog.ServerProtocol(c.ctx, c.reader(), id)
 	if err != nil {
 		return nil, err
 	}
-	b, err := catalog.UpdateServerFlow(c.ctx, c.reader(), id, s)
+	body, err := c.requireBody()
+	if err != nil {
+		return nil, err
+	}
+	var doc map[string]any
+	if json.Unmarshal(body, &doc) == nil {
+		c.params["server"] = doc["server"]
+	}
+	patch, err := apidef.DecodeServerPatch(p, body)
+	if err != nil {
+		return nil, err
+	}
+	b, err := catalog.UpdateServerFlow(c.ctx, c.reader(), id, patch)
 	if err != nil {
 		return nil, err
 	}

@@ -449,6 +449,36 @@ func DecodeServer(p Protocol, data []byte, full bool) (Server, error) {
 	return s, w.Err()
 }
 
+// ServerPatch is the body of a server flow-control update: the server,
+// and the limits given (nil: unchanged).
+type ServerPatch struct {
+	Host  string
+	Port  int
+	Spike *units.Rate
+	Quota *int
+}
+
+// DecodeServerPatch decodes {"server": {"host", "port", and any of
+// "server_spike_threshold", "server_connection_quota"}} for an API of
+// protocol p.
+func DecodeServerPatch(p Protocol, data []byte) (ServerPatch, error) {
+	s, err := DecodeServer(p, data, true)
+	if err != nil {
+		return ServerPatch{}, err
+	}
+	root, _ := jsondoc.Parse(data)
+	var w jsondoc.Walker
+	srv := w.Object("server", mustGet(w.Object("", root, true), "server"), true)
+	patch := ServerPatch{Host: s.Host, Port: s.Port}
+	if _, given := srv.Get("server_spike_threshold"); given {
+		patch.Spike = &s.SpikeThreshold
+	}
+	if _, given := srv.Get("server_connection_quota"); given {
+		patch.Quota = &s.ConnectionQuota
+	}
+	return patch, nil
+}
+
 // IsSyntax reports whether err is about the JSON itself rather than its
 // content (the management API answers those with "json parsing error").
 func IsSyntax(err error) bool {

@@ -175,15 +175,21 @@ func DeleteServer(ctx context.Context, r store.Reader, id, host string, port int
 	return b, err
 }
 
-// UpdateServerFlow returns the batch that sets the spike threshold and
-// connection quota of one backend server of api id.
-func UpdateServerFlow(ctx context.Context, r store.Reader, id string, s apidef.Server) (store.Batch, error) {
+// UpdateServerFlow returns the batch that sets the spike threshold and/or
+// connection quota of one backend server of api id; a limit not given
+// stays as it is.
+func UpdateServerFlow(ctx context.Context, r store.Reader, id string, p apidef.ServerPatch) (store.Batch, error) {
 	_, b, err := modify(ctx, r, id, func(a *apidef.API) error {
-		i := a.ServerIndex(s.Host, s.Port)
+		i := a.ServerIndex(p.Host, p.Port)
 		if i < 0 {
 			return ErrServerNotFound
 		}
-		a.Servers[i] = s
+		if p.Spike != nil {
+			a.Servers[i].SpikeThreshold = *p.Spike
+		}
+		if p.Quota != nil {
+			a.Servers[i].ConnectionQuota = *p.Quota
+		}
 		return nil
 	})
 	return b, err

@@ -175,6 +175,9 @@ sideband as the decision service an API gateway asks about every request.
 	for _, c := range sidebandCommands(e, o) {
 		root.AddCommand(c)
 	}
+	for _, c := range flowCommands(e, o) {
+		root.AddCommand(c)
+	}
 	return root
 }
 

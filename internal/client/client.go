@@ -205,10 +205,18 @@ func (c *Client) SetFlowControl(ctx context.Context, id string, fields map[strin
 	return out, c.Do(ctx, "POST", "/firewall/flowcontrol", apiQuery(id), map[string]any{"flow_control": fields}, &out)
 }
 
-// SetServerFlowControl sets one server's quota and spike threshold.
+// SetServerFlowControl sets one server's spike threshold (when not nil)
+// and connection quota (when not zero, or when the threshold is nil).
 func (c *Client) SetServerFlowControl(ctx context.Context, id string, s wire.Server) (wire.Status, error) {
+	body := map[string]any{"host": s.Host, "port": s.Port}
+	if s.ServerSpikeThreshold != nil {
+		body["server_spike_threshold"] = *s.ServerSpikeThreshold
+	}
+	if s.ServerConnectionQuota != 0 || s.ServerSpikeThreshold == nil {
+		body["server_connection_quota"] = s.ServerConnectionQuota
+	}
 	var out wire.Status
-	return out, c.Do(ctx, "POST", "/firewall/flowcontrol/server", apiQuery(id), serverBody{s}, &out)
+	return out, c.Do(ctx, "POST", "/firewall/flowcontrol/server", apiQuery(id), serverBody{body}, &out)
 }
 
 // Cluster returns the cluster's nodes.

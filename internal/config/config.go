@@ -78,12 +78,14 @@ type Config struct {
 	LogMaxSize      units.Size // log_max_size, default 100MB: a log file is rotated at this size
 	LogMaxFiles     int        // log_max_files, default 10: rotated files kept
 
-	ReadTimeout      units.Duration // read_timeout, default 30s: reading one client request on the data ports
-	WriteTimeout     units.Duration // write_timeout, default 60s: writing one response on the data ports
-	IdleTimeout      units.Duration // idle_timeout, default 120s: an idle client keep-alive connection
-	BackendTimeout   units.Duration // backend_timeout, default 60s: waiting for a backend's response
-	MaxRequestBody   units.Size     // max_request_body, default 32MB (1KB to 1GB): 413 past it
-	MaxRequestHeader units.Size     // max_request_header, default 16KB (1KB to 1MB): 431 past it
+	ReadTimeout        units.Duration // read_timeout, default 30s: reading one client request on the data ports
+	WriteTimeout       units.Duration // write_timeout, default 60s: writing one response on the data ports
+	IdleTimeout        units.Duration // idle_timeout, default 120s: an idle client keep-alive connection
+	BackendTimeout     units.Duration // backend_timeout, default 60s: waiting for a backend's response
+	ServerQueueSize    int            // server_queue_size, default 1000: an API's queue for busy servers
+	ServerQueueTimeout units.Duration // server_queue_timeout, default 10s: the longest wait in it
+	MaxRequestBody     units.Size     // max_request_body, default 32MB (1KB to 1GB): 413 past it
+	MaxRequestHeader   units.Size     // max_request_header, default 16KB (1KB to 1MB): 431 past it
 
 	EnableCluster bool     // enable_cluster, default false
 	ClusterID     string   // cluster_id, default empty; required with enable_cluster
@@ -97,29 +99,31 @@ type Config struct {
 // Default returns the configuration used when there is no ase.conf.
 func Default() *Config {
 	return &Config{
-		Mode:              ModeInline,
-		HTTPWSPort:        8000,
-		HTTPSWSSPort:      8443,
-		ManagementPort:    8010,
-		ListenAddress:     "0.0.0.0",
-		ManagementAddress: "127.0.0.1",
-		DataDir:           "./data",
-		EnableFirewall:    true,
-		AttackListMemory:  128 << 20,
-		EnableAudit:       true,
-		EnableAccessLog:   true,
-		Timezone:          "utc",
-		Location:          time.UTC,
-		AdminLogLevel:     4,
-		SessionTimeout:    units.Duration(20 * time.Minute),
-		LogMaxSize:        100 << 20,
-		LogMaxFiles:       10,
-		ReadTimeout:       units.Duration(30 * time.Second),
-		WriteTimeout:      units.Duration(60 * time.Second),
-		IdleTimeout:       units.Duration(120 * time.Second),
-		BackendTimeout:    units.Duration(60 * time.Second),
-		MaxRequestBody:    32 << 20,
-		MaxRequestHeader:  16 << 10,
+		Mode:               ModeInline,
+		HTTPWSPort:         8000,
+		HTTPSWSSPort:       8443,
+		ManagementPort:     8010,
+		ListenAddress:      "0.0.0.0",
+		ManagementAddress:  "127.0.0.1",
+		DataDir:            "./data",
+		EnableFirewall:     true,
+		AttackListMemory:   128 << 20,
+		EnableAudit:        true,
+		EnableAccessLog:    true,
+		Timezone:           "utc",
+		Location:           time.UTC,
+		AdminLogLevel:      4,
+		SessionTimeout:     units.Duration(20 * time.Minute),
+		LogMaxSize:         100 << 20,
+		LogMaxFiles:        10,
+		ReadTimeout:        units.Duration(30 * time.Second),
+		WriteTimeout:       units.Duration(60 * time.Second),
+		IdleTimeout:        units.Duration(120 * time.Second),
+		BackendTimeout:     units.Duration(60 * time.Second),
+		MaxRequestBody:     32 << 20,
+		ServerQueueSize:    1000,
+		ServerQueueTimeout: units.Duration(10 * time.Second),
+		MaxRequestHeader:   16 << 10,
 	}
 }
 

@@ -114,6 +114,8 @@ var keys = []key{
 	durationKey("write_timeout", "longest time to write a response on the data ports", func(c *Config) *units.Duration { return &c.WriteTimeout }),
 	durationKey("idle_timeout", "how long an idle keep-alive connection of a client stays open", func(c *Config) *units.Duration { return &c.IdleTimeout }),
 	durationKey("backend_timeout", "longest wait for a backend server's response (inline)", func(c *Config) *units.Duration { return &c.BackendTimeout }),
+	intKey("server_queue_size", "requests an API may hold waiting for a server when server_connection_queueing is on", 1, 1_000_000, func(c *Config) *int { return &c.ServerQueueSize }),
+	durationKey("server_queue_timeout", "longest wait for a server in that queue (then 503)", func(c *Config) *units.Duration { return &c.ServerQueueTimeout }),
 	boundedSizeKey("max_request_body", "largest request body accepted on the data ports (413 past it)", 1<<10, 1<<30, func(c *Config) *units.Size { return &c.MaxRequestBody }),
 	boundedSizeKey("max_request_header", "largest request header section accepted on the data ports (431 past it)", 1<<10, 1<<20, func(c *Config) *units.Size { return &c.MaxRequestHeader }),
 	boolKey("enable_cluster", "share state with other nodes through etcd", func(c *Config) *bool { return &c.EnableCluster }),

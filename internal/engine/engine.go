@@ -70,6 +70,7 @@ type Decision struct {
 
 // Request is what the engine decides on.
 type Request struct {
+	Now         int64 // when the request arrived, Unix ns (0: the engine reads the clock)
 	API         *apidef.API
 	Path        string // the request's path, starting with the API's url
 	Method      string
@@ -82,7 +83,7 @@ type Request struct {
 // Limiter is flow control's hook: whether a client may make one more
 // request to an API now, and if not, when it may.
 type Limiter interface {
-	Allow(api *apidef.API, id *lists.Identity) (ok bool, retryAfter time.Duration)
+	Allow(api *apidef.API, id *lists.Identity, now int64) (ok bool, retryAfter time.Duration)
 }
 
 // Engine decides.
@@ -130,7 +131,11 @@ func (e *Engine) Decide(r *Request) Decision {
 		return d
 	}
 	if e.limiter != nil {
-		if ok, after := e.limiter.Allow(api, &r.ID); !ok {
+		now := r.Now
+		if now == 0 {
+			now = time.Now().UnixNano()
+		}
+		if ok, after := e.limiter.Allow(api, &r.ID, now); !ok {
 			return enforce(api, Decision{Action: Limit, Reason: ReasonRateLimited, RetryAfter: after})
 		}
 	}

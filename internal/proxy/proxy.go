@@ -30,6 +30,7 @@ import (
 	"github.com/ase-project/ase/internal/apidef"
 	"github.com/ase-project/ase/internal/catalog"
 	"github.com/ase-project/ase/internal/engine"
+	"github.com/ase-project/ase/internal/flow"
 	"github.com/ase-project/ase/internal/health"
 	"github.com/ase-project/ase/internal/wire"
 )
@@ -44,6 +45,10 @@ type Options struct {
 	TrustXFF   bool          // enable_xff: the client is X-Real-IP / the right-most X-Forwarded-For
 	BackendTLS *tls.Config   // for server_ssl APIs
 	Timeout    time.Duration // backend_timeout
+	QueueSize  int           // server_queue_size
+	QueueWait  time.Duration // server_queue_timeout
+	// Clock is what WebSocket byte throttling reads; the wall clock if nil.
+	Clock flow.Clock
 }
 
 // Proxy is the inline handler.
@@ -53,8 +58,10 @@ type Proxy struct {
 
 	mu      sync.Mutex // rebuilds
 	clients map[clientKey]*fasthttp.HostClient
-	conns   sync.Map // api_id -> *connCount
+	gates   map[string]*flow.Gate // by api_id, kept across rebuilds
+	conns   sync.Map              // api_id -> *connCount
 	seed    maphash.Seed
+	stop    chan struct{}
 }
 
 type clientKey struct {
@@ -67,6 +74,9 @@ type pool struct {
 	api      *apidef.API
 	backends []*backend
 	next     atomic.Uint64
+	// gate enforces the servers' quotas and spike thresholds; nil when no
+	// server has one (then round-robin needs no lock).
+	gate *flow.Gate
 }
 
 type backend struct {
@@ -83,11 +93,38 @@ func New(o Options) *Proxy {
 	if o.Timeout == 0 {
 		o.Timeout = 60 * time.Second
 	}
-	p := &Proxy{o: o, clients: map[clientKey]*fasthttp.HostClient{}, seed: maphash.MakeSeed()}
+	if o.Clock == nil {
+		o.Clock = flow.RealClock
+	}
+	p := &Proxy{o: o, clients: map[clientKey]*fasthttp.HostClient{}, gates: map[string]*flow.Gate{}, seed: maphash.MakeSeed(), stop: make(chan struct{})}
 	empty := map[string]*pool{}
 	p.pools.Store(&empty)
 	o.Live.Watch(p.sync)
+	go p.dispatch()
 	return p
+}
+
+// Close stops the proxy's background work.
+func (p *Proxy) Close() { close(p.stop) }
+
+// dispatch serves queued requests whose server became eligible with time
+// (a spike threshold) and refuses those that waited too long; releases
+// serve the queue at once on their own.
+func (p *Proxy) dispatch() {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+		}
+		for _, pl := range *p.pools.Load() {
+			if pl.gate != nil && pl.gate.Waiting() > 0 {
+				pl.gate.Dispatch()
+			}
+		}
+	}
 }
 
 // sync rebuilds the pools of a catalog snapshot. Connection pools of
@@ -100,6 +137,7 @@ func (p *Proxy) sync(snap *catalog.Snapshot) {
 	used := map[clientKey]bool{}
 	for id, a := range snap.APIs {
 		pl := &pool{api: a}
+		limits := make([]flow.ServerLimits, 0, len(a.Servers))
 		for _, s := range a.Servers {
 			k := clientKey{addr: s.Addr(), tls: a.ServerSSL}
 			used[k] = true
@@ -108,9 +146,24 @@ func (p *Proxy) sync(snap *catalog.Snapshot) {
 				c = p.newClient(k)
 				p.clients[k] = c
 			}
-			pl.backends = append(pl.backends, &backend{addr: k.addr, up: p.o.Health.State(id, k.addr), client: c})
+			b := &backend{addr: k.addr, up: p.o.Health.State(id, k.addr), client: c}
+			pl.backends = append(pl.backends, b)
+			limits = append(limits, flow.ServerLimits{Addr: b.addr, Quota: s.ConnectionQuota, Spike: s.SpikeThreshold, Up: b.up})
+		}
+		opts := flow.GateOptions{Queueing: a.FlowControl.ServerConnectionQueueing, MaxQueue: p.o.QueueSize, MaxWait: p.o.QueueWait}
+		if g := p.gates[id]; g != nil {
+			g.Update(limits, opts) // in-flight counts carry over
+			pl.gate = g
+		} else if flow.Limited(limits) {
+			pl.gate = flow.NewGate(limits, opts)
+			p.gates[id] = pl.gate
 		}
 		pools[id] = pl
+	}
+	for id := range p.gates {
+		if pools[id] == nil {
+			delete(p.gates, id)
+		}
 	}
 	for k, c := range p.clients {
 		if !used[k] {
@@ -222,6 +275,7 @@ func (p *Proxy) Serve(ctx *fasthttp.RequestCtx) {
 		raw.APIKeyHeader = b2s(hd.Peek(api.APIKeyHeader))
 	}
 	req := engine.Request{
+		Now: start.UnixNano(),
 		API: api, Path: path, Method: b2s(ctx.Method()), Scheme: scheme,
 		ContentType: b2s(hd.ContentType()), HasBody: len(ctx.Request.Body()) > 0,
 		ID: engine.Identify(api, &raw, p.o.TrustXFF),
@@ -335,6 +389,33 @@ func (p *Proxy) pick(pl *pool, cookie string, skip uint64) (*backend, int) {
 	return nil, -1
 }
 
+// acquire picks a backend for one request, within the servers' quotas and
+// spike thresholds when the API has any (possibly waiting in its queue).
+func (p *Proxy) acquire(pl *pool, cookie string, tried uint64) (*backend, int, error) {
+	if pl.gate == nil {
+		b, i := p.pick(pl, cookie, tried)
+		if b == nil {
+			return nil, -1, flow.ErrNoServer
+		}
+		return b, i, nil
+	}
+	prefer := -1
+	if pl.api.CookiePersistenceEnabled && cookie != "" {
+		_, prefer = p.pick(pl, cookie, tried)
+	}
+	i, err := pl.gate.Acquire(prefer, tried)
+	if err != nil {
+		return nil, -1, err
+	}
+	return pl.backends[i], i, nil
+}
+
+func (p *Proxy) release(pl *pool, b *backend) {
+	if pl.gate != nil {
+		pl.gate.ReleaseAddr(b.addr)
+	}
+}
+
 // idempotent methods may be sent again to another server when the first
 // connection fails.
 func idempotent(m []byte) bool {
@@ -355,15 +436,16 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, pl *pool, req *engine.Request,
 	retry := idempotent(ctx.Method())
 	var tried uint64
 	for {
-		b, i := p.pick(pl, cookie, tried)
-		if b == nil {
+		b, i, err := p.acquire(pl, cookie, tried)
+		if err != nil {
 			rec.Reason = "no_server"
 			plain(ctx, fasthttp.StatusServiceUnavailable, "Error: No Server Available")
 			return
 		}
 		tried |= 1 << i
 		rec.Backend = b.addr
-		err := b.client.DoTimeout(r, &ctx.Response, p.o.Timeout)
+		err = b.client.DoTimeout(r, &ctx.Response, p.o.Timeout)
+		p.release(pl, b)
 		if err == nil {
 			stripHopByHop(&ctx.Response.Header)
 			return

@@ -13,7 +13,10 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/ase-project/ase/internal/accesslog"
+	"github.com/ase-project/ase/internal/apidef"
 	"github.com/ase-project/ase/internal/engine"
+	"github.com/ase-project/ase/internal/flow"
+	"github.com/ase-project/ase/internal/units"
 )
 
 // websocket upgrades an allowed WebSocket request: it sends the upgrade to
@@ -21,13 +24,15 @@ import (
 // relays bytes both ways until either side closes (close frames pass
 // through, so the close handshake is the endpoints' own).
 func (p *Proxy) websocket(ctx *fasthttp.RequestCtx, pl *pool, req *engine.Request, scheme string, rec *accesslog.Record) {
+	// A WebSocket connection holds its server's quota for its lifetime.
 	var tried uint64
 	var backendConn net.Conn
 	var b *backend
 	for {
 		var i int
-		b, i = p.pick(pl, req.ID.Cookie, tried)
-		if b == nil {
+		var err error
+		b, i, err = p.acquire(pl, req.ID.Cookie, tried)
+		if err != nil {
 			rec.Reason = "no_server"
 			plain(ctx, fasthttp.StatusServiceUnavailable, "Error: No Server Available")
 			return
@@ -38,8 +43,15 @@ func (p *Proxy) websocket(ctx *fasthttp.RequestCtx, pl *pool, req *engine.Reques
 			backendConn = c
 			break
 		}
+		p.release(pl, b)
 		p.o.Logger.Warn("backend connection failed; trying another server", "api_id", pl.api.ID, "server", b.addr, "error", err)
 	}
+	held := true
+	defer func() {
+		if held {
+			p.release(pl, b)
+		}
+	}()
 	rec.Backend = b.addr
 	up := &ctx.Request
 	peerIP := peer(ctx)
@@ -87,16 +99,31 @@ func (p *Proxy) websocket(ctx *fasthttp.RequestCtx, pl *pool, req *engine.Reques
 		n = &counter.wss
 	}
 	n.Add(1)
+	held = false // the relay releases the quota when the connection ends
+	apiID := pl.api.ID
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(client net.Conn) {
 		defer n.Add(-1)
+		defer p.release(pl, b)
 		defer backendConn.Close()
 		client.SetDeadline(time.Time{})
 		if _, err := client.Write(head); err != nil {
 			return
 		}
-		relay(client, backendConn, br)
+		// The byte thresholds are read from the live API at every chunk, so
+		// a change applies to open connections at once.
+		in := func() units.Rate { return p.flowControl(apiID).BytesInThreshold }
+		out := func() units.Rate { return p.flowControl(apiID).BytesOutThreshold }
+		relay(client, backendConn, br, in, out, p.o.Clock)
 	})
+}
+
+// flowControl returns an API's current flow control.
+func (p *Proxy) flowControl(apiID string) apidef.FlowControl {
+	if pl := (*p.pools.Load())[apiID]; pl != nil {
+		return pl.api.FlowControl
+	}
+	return apidef.FlowControl{}
 }
 
 func (p *Proxy) dialBackend(b *backend, ssl bool) (net.Conn, error) {
@@ -140,9 +167,11 @@ func responseHead(resp *http.Response) []byte {
 	return buf.Bytes()
 }
 
-// relay copies both ways until either side ends, then closes both. Bytes
-// the backend sent right after its 101 (already buffered) go first.
-func relay(client, backend net.Conn, backendBuf *bufio.Reader) {
+// relay copies both ways until either side ends, then closes both, holding
+// each direction to its byte rate (bytes_in_threshold: client to backend;
+// bytes_out_threshold: backend to client). Bytes the backend sent right
+// after its 101 (already buffered) go first.
+func relay(client, backend net.Conn, backendBuf *bufio.Reader, in, out func() units.Rate, clock flow.Clock) {
 	var once sync.Once
 	done := make(chan struct{})
 	closeBoth := func() {
@@ -153,10 +182,10 @@ func relay(client, backend net.Conn, backendBuf *bufio.Reader) {
 		})
 	}
 	go func() {
-		io.Copy(backend, client)
+		flow.CopyThrottled(backend, client, in, clock)
 		closeBoth()
 	}()
-	io.Copy(client, backendBuf)
+	flow.CopyThrottled(client, backendBuf, out, clock)
 	closeBoth()
 	<-done
 }

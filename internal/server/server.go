@@ -28,6 +28,7 @@ import (
 	"github.com/ase-project/ase/internal/config"
 	"github.com/ase-project/ase/internal/dataport"
 	"github.com/ase-project/ase/internal/engine"
+	"github.com/ase-project/ase/internal/flow"
 	"github.com/ase-project/ase/internal/health"
 	"github.com/ase-project/ase/internal/lists"
 	"github.com/ase-project/ase/internal/lockout"
@@ -98,7 +99,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		return err
 	}
 	defer sba.Close()
-	eng := engine.New(lst, live, nil)
+	clients := flow.NewClients(nil)
+	sweepStop := make(chan struct{})
+	defer close(sweepStop)
+	go clients.Run(10*time.Second, sweepStop)
+	eng := engine.New(lst, live, clients)
 
 	var access *accesslog.Log
 	if cfg.EnableAccessLog {
@@ -175,7 +180,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		px := proxy.New(proxy.Options{
 			Engine: eng, Live: live, Health: checker, Log: access, Logger: log,
 			TrustXFF: cfg.EnableXFF, BackendTLS: backendTLS, Timeout: cfg.BackendTimeout.Std(),
+			QueueSize: cfg.ServerQueueSize, QueueWait: cfg.ServerQueueTimeout.Std(),
 		})
+		defer px.Close()
 		handler = px.Serve
 		connections = px.Connections
 	}

@@ -196,6 +196,7 @@ func (h *Handler) request(ctx *fasthttp.RequestCtx, c *call, rec *accesslog.Reco
 		raw.APIKeyHeader = c.get(api.APIKeyHeader)
 	}
 	req := &engine.Request{
+		Now: time.Now().UnixNano(),
 		API: api, Path: path, Method: c.method, Scheme: scheme,
 		ContentType: c.get("content-type"), HasBody: c.hasBody,
 		// The gateway reports the client it saw in source_ip.

@@ -1,0 +1,272 @@
+package flow
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ase-project/ase/internal/units"
+)
+
+// ErrNoServer means no server may take the request now: all are down, or
+// over their limits and the API does not queue (or its queue is full, or
+// the wait ran out). The proxy answers 503.
+var ErrNoServer = errors.New("no server available")
+
+// ServerLimits are one backend server's limits.
+type ServerLimits struct {
+	Addr  string     // host:port, which identifies the server across updates
+	Quota int        // server_connection_quota: requests in flight; 0 = none
+	Spike units.Rate // server_spike_threshold; zero = none
+	Up    *atomic.Bool
+}
+
+// Gate hands one API's requests to its backend servers within each
+// server's connection quota and spike threshold. When no server may take
+// a request, it waits in a bounded FIFO queue (if the API queues) and is
+// handed the first slot that frees, in arrival order.
+type Gate struct {
+	now      func() int64
+	queueing bool
+	maxQueue int
+	maxWait  time.Duration
+
+	mu      sync.Mutex
+	servers []gateServer
+	next    int
+	queue   []*waiter
+}
+
+type gateServer struct {
+	ServerLimits
+	spike    gcra
+	tat      int64
+	inflight int
+}
+
+type waiter struct {
+	prefer   int    // -1: any server
+	skip     uint64 // servers not to use
+	deadline int64
+	ch       chan int // the server index, or -1 for no server
+}
+
+// GateOptions configure a gate.
+type GateOptions struct {
+	Queueing bool          // server_connection_queueing
+	MaxQueue int           // server_queue_size
+	MaxWait  time.Duration // server_queue_timeout
+	Now      func() int64  // Unix ns; time.Now when nil
+}
+
+// NewGate returns a gate over servers.
+func NewGate(servers []ServerLimits, o GateOptions) *Gate {
+	if o.Now == nil {
+		o.Now = func() int64 { return time.Now().UnixNano() }
+	}
+	g := &Gate{now: o.Now, queueing: o.Queueing, maxQueue: o.MaxQueue, maxWait: o.MaxWait}
+	g.servers = make([]gateServer, len(servers))
+	for i, s := range servers {
+		g.servers[i].ServerLimits = s
+		if !s.Spike.IsZero() {
+			g.servers[i].spike = newGCRA(s.Spike)
+		}
+	}
+	return g
+}
+
+// Update applies new limits (and servers) in place: the requests a server
+// has in flight and its rate history carry over, so a limit changed live
+// neither drops traffic nor forgets load. A server removed keeps counting
+// its requests in flight in the old slot until they end.
+func (g *Gate) Update(servers []ServerLimits, o GateOptions) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := map[string]gateServer{}
+	for _, s := range g.servers {
+		old[s.Addr] = s
+	}
+	next := make([]gateServer, len(servers))
+	for i, s := range servers {
+		next[i].ServerLimits = s
+		if !s.Spike.IsZero() {
+			next[i].spike = newGCRA(s.Spike)
+		}
+		if prev, ok := old[s.Addr]; ok {
+			next[i].inflight, next[i].tat = prev.inflight, prev.tat
+		}
+	}
+	g.servers = next
+	g.queueing, g.maxQueue, g.maxWait = o.Queueing, o.MaxQueue, o.MaxWait
+	if g.next >= len(next) {
+		g.next = 0
+	}
+	g.dispatchLocked(g.now())
+}
+
+// Limited reports whether any server has a limit (if not, the proxy need
+// not use the gate at all).
+func Limited(servers []ServerLimits) bool {
+	for _, s := range servers {
+		if s.Quota > 0 || !s.Spike.IsZero() {
+			return true
+		}
+	}
+	return false
+}
+
+// eligible reports whether server i may take a request at now.
+func (g *Gate) eligible(i int, now int64) bool {
+	s := &g.servers[i]
+	if s.Up != nil && !s.Up.Load() {
+		return false
+	}
+	if s.Quota > 0 && s.inflight >= s.Quota {
+		return false
+	}
+	if !s.Spike.IsZero() {
+		if _, ok, _ := s.spike.admit(s.tat, now); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// take counts a request on server i.
+func (g *Gate) take(i int, now int64) {
+	s := &g.servers[i]
+	s.inflight++
+	if !s.Spike.IsZero() {
+		s.tat, _, _ = s.spike.admit(s.tat, now)
+	}
+}
+
+// pick returns an eligible server (prefer first if it is), round-robin
+// otherwise, or -1.
+func (g *Gate) pick(prefer int, skip uint64, now int64) int {
+	if prefer >= 0 && skip&(1<<prefer) == 0 && g.eligible(prefer, now) {
+		return prefer
+	}
+	n := len(g.servers)
+	for k := 0; k < n; k++ {
+		i := (g.next + k) % n
+		if i < 64 && skip&(1<<i) != 0 {
+			continue
+		}
+		if g.eligible(i, now) {
+			g.next = (i + 1) % n
+			return i
+		}
+	}
+	return -1
+}
+
+// Acquire returns the index of a server for one request, waiting in the
+// queue if the API queues. prefer (or -1) is the server the client sticks
+// to; skip holds servers already tried. Release must follow.
+func (g *Gate) Acquire(prefer int, skip uint64) (int, error) {
+	now := g.now()
+	g.mu.Lock()
+	// Nobody overtakes the queue: while it holds waiters, new requests
+	// join it.
+	if len(g.queue) == 0 {
+		if i := g.pick(prefer, skip, now); i >= 0 {
+			g.take(i, now)
+			g.mu.Unlock()
+			return i, nil
+		}
+	}
+	if !g.queueing || len(g.queue) >= g.maxQueue {
+		g.mu.Unlock()
+		return -1, ErrNoServer
+	}
+	w := &waiter{prefer: prefer, skip: skip, deadline: now + int64(g.maxWait), ch: make(chan int, 1)}
+	g.queue = append(g.queue, w)
+	g.dispatchLocked(now) // capacity may be free already: serve the head
+	g.mu.Unlock()
+	if i := <-w.ch; i >= 0 {
+		return i, nil
+	}
+	return -1, ErrNoServer
+}
+
+// Release ends a request on server i and hands the freed capacity to the
+// queue.
+func (g *Gate) Release(i int) {
+	g.mu.Lock()
+	if i < len(g.servers) && g.servers[i].inflight > 0 {
+		g.servers[i].inflight--
+	}
+	g.dispatchLocked(g.now())
+	g.mu.Unlock()
+}
+
+// ReleaseAddr is Release by the server's address, which stays right when
+// an update moved or removed servers while the request was in flight.
+func (g *Gate) ReleaseAddr(addr string) {
+	g.mu.Lock()
+	for i := range g.servers {
+		if g.servers[i].Addr == addr {
+			if g.servers[i].inflight > 0 {
+				g.servers[i].inflight--
+			}
+			break
+		}
+	}
+	g.dispatchLocked(g.now())
+	g.mu.Unlock()
+}
+
+// Dispatch hands capacity to waiting requests and refuses those that
+// waited too long. A rate-limited server becomes eligible with time, not
+// on a release, so the proxy calls it periodically; tests call it after
+// moving their clock.
+func (g *Gate) Dispatch() {
+	g.mu.Lock()
+	g.dispatchLocked(g.now())
+	g.mu.Unlock()
+}
+
+func (g *Gate) dispatchLocked(now int64) {
+	// Expired waiters leave first, wherever they are in the queue.
+	kept := g.queue[:0]
+	for _, w := range g.queue {
+		if now >= w.deadline {
+			w.ch <- -1
+			continue
+		}
+		kept = append(kept, w)
+	}
+	for i := len(kept); i < len(g.queue); i++ {
+		g.queue[i] = nil
+	}
+	g.queue = kept
+	// Then the head is served while some server is eligible for it; the
+	// queue is strictly first come, first served.
+	for len(g.queue) > 0 {
+		w := g.queue[0]
+		i := g.pick(w.prefer, w.skip, now)
+		if i < 0 {
+			return
+		}
+		g.take(i, now)
+		w.ch <- i
+		g.queue[0] = nil
+		g.queue = g.queue[1:]
+	}
+}
+
+// Waiting returns the number of queued requests.
+func (g *Gate) Waiting() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.queue)
+}
+
+// InFlight returns server i's requests in flight.
+func (g *Gate) InFlight(i int) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.servers[i].inflight
+}
