@@ -60,6 +60,7 @@ type Accounts struct {
 
 	mu    sync.RWMutex
 	users map[string]*User
+	keys  map[string]*APIKey // by token digest
 	// verified caches successful password checks, keyed by a digest of the
 	// stored hash and the password, so a correct password costs one argon2
 	// run per process rather than one per request. Any change to a user
@@ -91,7 +92,7 @@ func Open(ctx context.Context, st store.Store, log *slog.Logger) (*Accounts, err
 	} else if err != nil {
 		return nil, err
 	}
-	a := &Accounts{log: log, users: map[string]*User{}, verified: map[[32]byte]struct{}{}, hashing: make(chan struct{}, 2)}
+	a := &Accounts{log: log, users: map[string]*User{}, keys: map[string]*APIKey{}, verified: map[[32]byte]struct{}{}, hashing: make(chan struct{}, 2)}
 	stop, err := st.Subscribe(ctx, UserPrefix, func(key string, value []byte) error {
 		a.apply(key, value, false)
 		return nil
@@ -103,8 +104,40 @@ func Open(ctx context.Context, st store.Store, log *slog.Logger) (*Accounts, err
 	if err != nil {
 		return nil, err
 	}
-	a.stop = stop
+	stopKeys, err := st.Subscribe(ctx, apiKeyPrefix, func(key string, value []byte) error {
+		a.applyKey(key, value, false)
+		return nil
+	}, func(e store.Event) {
+		for _, c := range e.Changes {
+			a.applyKey(c.Key, c.Value, c.Deleted)
+		}
+	})
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	a.stop = func() { stop(); stopKeys() }
 	return a, nil
+}
+
+func (a *Accounts) applyKey(key string, value []byte, deleted bool) {
+	id := strings.TrimPrefix(key, apiKeyPrefix)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for d, k := range a.keys {
+		if k.ID == id {
+			delete(a.keys, d)
+		}
+	}
+	if deleted {
+		return
+	}
+	var k APIKey
+	if err := json.Unmarshal(value, &k); err != nil {
+		a.log.Error("ignoring a malformed API key in the store", "key", id, "error", err)
+		return
+	}
+	a.keys[k.Digest] = &k
 }
 
 func (a *Accounts) apply(key string, value []byte, deleted bool) {

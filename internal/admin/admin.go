@@ -26,6 +26,8 @@ import (
 	"sync"
 	"time"
 
+	"crypto/x509"
+
 	"github.com/ase-project/ase/internal/accounts"
 	"github.com/ase-project/ase/internal/apidef"
 	"github.com/ase-project/ase/internal/audit"
@@ -69,16 +71,34 @@ type Deps struct {
 	ListMemoryUsed func() int64
 	// Sleep waits before a failed authentication's reply (slow-down).
 	Sleep func(ctx context.Context, d time.Duration)
+	// Sessions are the operators' logins.
+	Sessions *accounts.Sessions
+	// ClientCAs verify x509 logins; nil when client_ca_file is not set.
+	ClientCAs *x509.CertPool
+	// TxnLifetime is how long a transaction stays open before it is
+	// rolled back; Now the clock of transactions.
+	TxnLifetime time.Duration
+	Now         func() time.Time
 }
 
 // Route is one endpoint of the management API.
 type Route struct {
 	Method  string
-	Path    string   // under each of Prefixes
-	Action  string   // audit action of a write; empty for reads
+	Path    string   // under each of Prefixes, or absolute for Abs routes; {x} is a path parameter
+	Action  string   // audit action of a configuration change; empty for reads
 	Query   []string // accepted query parameters; others are refused
 	Summary string
 	MaxBody int64
+	// Abs routes live under /api (the accounts model of seed 004) and
+	// answer errors as {"error": {"type", "message"}}.
+	Abs bool
+	// Public routes need no credentials (login, login methods).
+	Public bool
+	// AdminOnly routes need the admin role (user management).
+	AdminOnly bool
+	// AnyRole changes may be made by any logged-in user, read role
+	// included (their own API keys), never with an API key.
+	AnyRole bool
 	handle  func(c *call) (any, error)
 }
 
@@ -90,6 +110,9 @@ type Handler struct {
 	d      Deps
 	routes []*Route
 	byPath map[string]map[string]*Route // full path -> method -> route
+	// patterns hold the routes with path parameters.
+	patterns []*Route
+	txns     txns
 
 	// writeMu serializes changes on this node: a read-modify-write of one
 	// API by two operators must not lose either (across nodes, the store's
@@ -109,14 +132,32 @@ func New(d Deps) *Handler {
 			}
 		}
 	}
-	h := &Handler{d: d, byPath: map[string]map[string]*Route{}}
-	h.routes = append(append(h.table(), h.listRoutes()...), h.sidebandRoutes()...)
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.TxnLifetime == 0 {
+		d.TxnLifetime = 10 * time.Minute
+	}
+	h := &Handler{d: d, byPath: map[string]map[string]*Route{}, txns: txns{lifetime: d.TxnLifetime, now: d.Now}}
+	for _, group := range [][]*Route{h.table(), h.listRoutes(), h.sidebandRoutes(), h.accountRoutes(), h.txnRoutes()} {
+		h.routes = append(h.routes, group...)
+	}
 	for _, rt := range h.routes {
 		if rt.MaxBody == 0 {
 			rt.MaxBody = MaxBody
 		}
-		for _, p := range Prefixes {
-			full := p + rt.Path
+		if strings.Contains(rt.Path, "{") {
+			h.patterns = append(h.patterns, rt)
+			continue
+		}
+		paths := []string{rt.Path}
+		if !rt.Abs {
+			paths = paths[:0]
+			for _, p := range Prefixes {
+				paths = append(paths, p+rt.Path)
+			}
+		}
+		for _, full := range paths {
 			if h.byPath[full] == nil {
 				h.byPath[full] = map[string]*Route{}
 			}
@@ -124,6 +165,47 @@ func New(d Deps) *Handler {
 		}
 	}
 	return h
+}
+
+// match finds the routes of a path: exact ones first, then those with
+// path parameters (whose values it returns).
+func (h *Handler) match(path string) (map[string]*Route, map[string]string) {
+	if m := h.byPath[path]; m != nil {
+		return m, nil
+	}
+	var found map[string]*Route
+	var params map[string]string
+	for _, rt := range h.patterns {
+		if p, ok := matchPattern(rt.Path, path); ok {
+			if found == nil {
+				found, params = map[string]*Route{}, p
+			}
+			found[rt.Method] = rt
+		}
+	}
+	return found, params
+}
+
+func matchPattern(pattern, path string) (map[string]string, bool) {
+	ps, xs := strings.Split(pattern, "/"), strings.Split(path, "/")
+	if len(ps) != len(xs) {
+		return nil, false
+	}
+	params := map[string]string{}
+	for i := range ps {
+		if strings.HasPrefix(ps[i], "{") && strings.HasSuffix(ps[i], "}") {
+			v, err := url.PathUnescape(xs[i])
+			if err != nil || v == "" {
+				return nil, false
+			}
+			params[ps[i][1:len(ps[i])-1]] = v
+			continue
+		}
+		if ps[i] != xs[i] {
+			return nil, false
+		}
+	}
+	return params, true
 }
 
 // Routes returns the route table (paths without prefix).
@@ -142,6 +224,9 @@ type Error struct {
 	Message string
 	Detail  string // optional precision next to a fixed vendor message
 	Header  http.Header
+	// Type is the error's type in the /api style; derived from Code when
+	// empty.
+	Type string
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -156,44 +241,63 @@ type reply struct {
 	body any
 }
 
-// principal is who a request acts for.
-type principal struct {
-	user string
-	role accounts.Role
-	auth string // secret_key, session, apikey, x509
-}
-
 // call is one request being served.
 type call struct {
-	ctx    context.Context
-	h      *Handler
-	r      *http.Request
-	route  *Route
-	query  url.Values
-	body   []byte
-	who    principal
-	via    string
-	client string
+	ctx context.Context
+	h   *Handler
+	r   *http.Request
+	w   http.ResponseWriter
+	// txn is the caller's open transaction: reads see it, writes stage.
+	txn        *txn
+	pathParams map[string]string
+	route      *Route
+	query      url.Values
+	body       []byte
+	who        principal
+	via        string
+	client     string
 	// params are the audit parameters the handler fills in.
 	params map[string]any
+	staged bool // the change went into a transaction
 }
 
-func (c *call) reader() store.Reader { return c.h.d.Store }
+// reader is the configuration as the caller sees it: with the changes its
+// transaction staged, if it has one open.
+func (c *call) reader() store.Reader {
+	if c.txn != nil {
+		return c.txn.overlay
+	}
+	return c.h.d.Store
+}
 
-// commit applies a change.
+// commit applies a change, or stages it in the caller's transaction.
 func (c *call) commit(b store.Batch) error {
 	if len(b.Ops) == 0 {
+		return nil
+	}
+	if c.txn != nil {
+		if err := c.txn.overlay.Apply(c.ctx, b); err != nil {
+			return err
+		}
+		c.txn.changes = append(c.txn.changes, stagedChange{Action: c.route.Action, Params: audit.Mask(c.params), Time: c.h.txns.now().UTC()})
+		c.staged = true
 		return nil
 	}
 	_, err := c.h.d.Store.Commit(c.ctx, b)
 	return err
 }
 
+// params1 returns a path parameter.
+func (c *call) params1(name string) string { return c.pathParams[name] }
+
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	methods := h.byPath[r.URL.Path]
+	abs := strings.HasPrefix(r.URL.Path, "/api/") || r.URL.Path == "/api"
+	methods, params := h.match(r.URL.Path)
 	if methods == nil {
-		h.writeError(w, fail(http.StatusNotFound, wire.StatusFail, "no such endpoint: %s", r.URL.Path))
+		e := fail(http.StatusNotFound, wire.StatusFail, "no such endpoint: %s", r.URL.Path)
+		e.Type = "NotFound"
+		h.writeError(w, e, abs)
 		return
 	}
 	rt := methods[r.Method]
@@ -203,12 +307,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			allow = append(allow, m)
 		}
 		e := fail(http.StatusMethodNotAllowed, wire.StatusFail, "method %s is not allowed on %s", r.Method, r.URL.Path)
+		e.Type = "MethodNotAllowed"
 		slices.Sort(allow)
 		e.Header = http.Header{"Allow": {strings.Join(allow, ", ")}}
-		h.writeError(w, e)
+		h.writeError(w, e, abs)
 		return
 	}
-	c := &call{ctx: r.Context(), h: h, r: r, route: rt, via: "rest_api", client: clientAddr(r).String()}
+	c := &call{ctx: r.Context(), h: h, r: r, w: w, route: rt, pathParams: params, via: "rest_api", client: clientAddr(r).String()}
 	if strings.HasPrefix(r.Header.Get("User-Agent"), "ase-cli/") {
 		c.via = "cli"
 	}
@@ -218,11 +323,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if rt.Write() && e.Code != http.StatusTooManyRequests && c.who.user != "" {
 			h.d.Audit.Record(audit.Entry{User: c.who.user, Via: c.via, Auth: c.who.auth, Client: c.client, Action: rt.Action, Params: c.params, Result: e.Status})
 		}
-		h.writeError(w, e)
+		h.writeError(w, e, rt.Abs)
 		return
 	}
 	if rt.Write() {
-		h.d.Audit.Record(audit.Entry{User: c.who.user, Via: c.via, Auth: c.who.auth, Client: c.client, Action: rt.Action, Params: c.params, Result: wire.StatusSuccess})
+		result := wire.StatusSuccess
+		if c.staged {
+			result = "staged" // applied, and audited again, when committed
+		}
+		h.d.Audit.Record(audit.Entry{User: c.who.user, Via: c.via, Auth: c.who.auth, Client: c.client, Action: rt.Action, Params: c.params, Result: result})
 	}
 	if st, ok := result.(stream); ok {
 		w.Header().Set("Content-Type", "application/json")
@@ -246,6 +355,9 @@ func (h *Handler) serve(c *call) (any, error) {
 		return nil, err
 	}
 	c.who = who
+	if err := h.authorize(c); err != nil {
+		return nil, err
+	}
 	q, err := url.ParseQuery(c.r.URL.RawQuery)
 	if err != nil {
 		return nil, fail(http.StatusForbidden, wire.StatusValidation, "the query string is malformed: %v", err)
@@ -265,38 +377,21 @@ func (h *Handler) serve(c *call) (any, error) {
 	if c.route.Write() {
 		h.writeMu.Lock()
 		defer h.writeMu.Unlock()
+		if t := h.txns.current(h); t != nil {
+			if t.session != c.who.session || c.who.session == "" {
+				e := fail(http.StatusConflict, wire.StatusTransactionOpen, "user %s has a transaction open; retry when it ends", t.user)
+				e.Type = "TransactionInProgress"
+				return nil, e
+			}
+			c.txn = t
+		}
+	} else if c.who.session != "" {
+		// A session with an open transaction reads its staged changes.
+		if t := h.txns.current(h); t != nil && t.session == c.who.session {
+			c.txn = t
+		}
 	}
 	return c.route.handle(c)
-}
-
-// authenticate checks the vendor's access and secret key headers, slowing
-// down and then locking out an address that keeps failing.
-func (h *Handler) authenticate(c *call) (principal, error) {
-	addr := clientAddr(c.r)
-	if left := h.d.Guard.Locked(addr); left > 0 {
-		return principal{}, tooMany(left)
-	}
-	access, hasAccess := headerValue(c.r.Header, "x-ase-access-key")
-	secret, hasSecret := headerValue(c.r.Header, "x-ase-secret-key")
-	switch {
-	case !hasAccess:
-		return principal{}, fail(http.StatusForbidden, wire.StatusFail, "x-ase-access-key header missing")
-	case !hasSecret:
-		return principal{}, fail(http.StatusForbidden, wire.StatusFail, "x-ase-secret-key header missing")
-	}
-	// Only the built-in admin has an access key; any other name fails
-	// exactly like a wrong password.
-	u, ok := h.d.Accounts.Authenticate(c.ctx, accounts.Admin, secret)
-	if !ok || access != accounts.Admin {
-		delay, locked := h.d.Guard.Fail(addr)
-		h.d.Log.Warn("management authentication failed", "client", addr.String(), "path", c.r.URL.Path)
-		if locked {
-			return principal{}, tooMany(h.d.Guard.Locked(addr))
-		}
-		h.d.Sleep(c.ctx, delay)
-		return principal{}, fail(http.StatusForbidden, wire.StatusFail, "authorization failure")
-	}
-	return principal{user: u.Name, role: u.Role, auth: "secret_key"}, nil
 }
 
 func tooMany(left time.Duration) *Error {
@@ -391,6 +486,11 @@ func (h *Handler) toError(c *call, err error) *Error {
 	if v := c.query["api_id"]; len(v) > 0 {
 		id = v[0]
 	}
+	if c.route.Abs {
+		if ae := accountError(err); ae != nil {
+			return ae
+		}
+	}
 	switch {
 	case errors.As(err, &e):
 		return e
@@ -440,11 +540,48 @@ func (h *Handler) toError(c *call, err error) *Error {
 	return fail(http.StatusInternalServerError, wire.StatusFail, "unknown error")
 }
 
-func (h *Handler) writeError(w http.ResponseWriter, e *Error) {
+func (h *Handler) writeError(w http.ResponseWriter, e *Error, abs bool) {
 	for k, v := range e.Header {
 		w.Header()[k] = v
 	}
+	if abs {
+		msg := e.Message
+		if e.Detail != "" {
+			msg += ": " + e.Detail
+		}
+		writeJSON(w, e.Code, map[string]any{"error": map[string]string{"type": errorType(e), "message": msg}})
+		return
+	}
 	writeJSON(w, e.Code, errorBody{Status: e.Status, Message: e.Message, Detail: e.Detail})
+}
+
+// errorType names an error in the /api style.
+func errorType(e *Error) string {
+	if e.Type != "" {
+		return e.Type
+	}
+	switch e.Code {
+	case http.StatusBadRequest:
+		return "InvalidRequest"
+	case http.StatusUnauthorized:
+		return "AuthenticationFailure"
+	case http.StatusForbidden:
+		if e.Status == wire.StatusValidation {
+			return "InvalidRequest"
+		}
+		return "PermissionDenied"
+	case http.StatusNotFound:
+		return "NotFound"
+	case http.StatusConflict:
+		return "Conflict"
+	case http.StatusRequestEntityTooLarge:
+		return "RequestTooLarge"
+	case http.StatusTooManyRequests:
+		return "TooManyRequests"
+	case http.StatusInsufficientStorage:
+		return "InsufficientStorage"
+	}
+	return "InternalError"
 }
 
 type errorBody struct {

@@ -339,6 +339,42 @@ func (l *Lists) Add(ctx context.Context, r store.Reader, list List, entries []En
 	return store.Batch{Ops: ops}, res, nil
 }
 
+// CheckBudget checks a batch that may hold many list changes (a committed
+// transaction) against the memory budget as a whole: each change was
+// checked alone when it was staged. It returns a *MemoryError, or nil.
+func (l *Lists) CheckBudget(ctx context.Context, r store.Reader, b store.Batch) error {
+	final := map[string][]byte{}
+	for _, op := range b.Ops {
+		switch {
+		case !strings.HasPrefix(op.Key, Prefix):
+		case op.Kind == store.OpPut:
+			final[op.Key] = op.Value
+		case op.Kind == store.OpDelete:
+			final[op.Key] = nil
+		}
+	}
+	need := int64(0)
+	for key, v := range final {
+		if v == nil {
+			continue
+		}
+		if exists, err := l.live(ctx, r, key); err != nil {
+			return err
+		} else if exists {
+			continue
+		}
+		_, e, err := parseStored(key, v)
+		if err != nil {
+			return err
+		}
+		need += cost(e)
+	}
+	if used := l.MemoryUsed(); need > 0 && used+need > l.limit {
+		return &MemoryError{Configured: l.limit, Used: used, Need: need}
+	}
+	return nil
+}
+
 // Remove returns the batch that deletes e from list, or an *AbsentError.
 func (l *Lists) Remove(ctx context.Context, r store.Reader, list List, e Entry) (store.Batch, error) {
 	key := e.StoreKey(list)

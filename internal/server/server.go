@@ -138,6 +138,24 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		auditLog = audit.New(f, cfg.Location, log)
 	}
 
+	clientCAs, err := loadClientCAs(cfg)
+	if err != nil {
+		return err
+	}
+	sessions := accounts.NewSessions(cfg.SessionTimeout.Std(), nil)
+	go func() {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-sweepStop:
+				return
+			case <-t.C:
+				sessions.Sweep()
+			}
+		}
+	}()
+
 	// Live WebSocket counts come from the inline proxy, once it exists.
 	connections := func(string) wire.ConnectionCount { return wire.ConnectionCount{} }
 	mgmtHandler := admin.New(admin.Deps{
@@ -155,6 +173,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		Health:         checker.Status,
 		Connections:    func(id string) wire.ConnectionCount { return connections(id) },
 		ListMemoryUsed: lst.MemoryUsed,
+		Sessions:       sessions,
+		ClientCAs:      clientCAs,
+		TxnLifetime:    cfg.SessionTimeout.Std(),
 	})
 
 	mgmt, err := listenManagement(cfg, accts)
@@ -193,6 +214,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 	}
 
 	srv := &http.Server{
+		TLSConfig:         managementTLS(clientCAs),
 		Handler:           mgmtHandler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
@@ -300,6 +322,37 @@ func backendTLSConfig(cfg *config.Config) (*tls.Config, error) {
 	}
 	tc.RootCAs = pool
 	return tc, nil
+}
+
+// loadClientCAs reads client_ca_file, the CAs of x509 operator logins.
+// They need the management API on TLS.
+func loadClientCAs(cfg *config.Config) (*x509.CertPool, error) {
+	if cfg.ClientCAFile == "" {
+		return nil, nil
+	}
+	if cfg.ManagementTLSCertFile == "" {
+		return nil, fmt.Errorf("client_ca_file (x509 login) needs the management API on TLS: set management_tls_cert_file and management_tls_key_file")
+	}
+	pem, err := os.ReadFile(cfg.ClientCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("client_ca_file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("client_ca_file: %s holds no PEM certificate", cfg.ClientCAFile)
+	}
+	return pool, nil
+}
+
+// managementTLS asks for (but does not require) client certificates when
+// x509 login is configured; the TLS handshake verifies them.
+func managementTLS(clientCAs *x509.CertPool) *tls.Config {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if clientCAs != nil {
+		tc.ClientCAs = clientCAs
+		tc.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	return tc
 }
 
 func logDir(cfg *config.Config) string {

@@ -22,7 +22,7 @@ func openTemp(t *testing.T) (*Bolt, string) {
 	return s, path
 }
 
-func keys(t *testing.T, s Store, prefix string) []string {
+func keys(t *testing.T, s Reader, prefix string) []string {
 	t.Helper()
 	var out []string
 	err := s.Scan(context.Background(), prefix, func(k string, v []byte) error {

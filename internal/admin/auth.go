@@ -1,0 +1,186 @@
+package admin
+
+import (
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/ase-project/ase/internal/accounts"
+	"github.com/ase-project/ase/internal/wire"
+)
+
+// Credentials, strongest first in authenticate.
+const (
+	authSecretKey = "secret_key" // x-ase-access-key / x-ase-secret-key
+	authSession   = "session"    // session_id from /api/authentication (password)
+	authX509      = "x509"       // session_id from a certificate login
+	authAPIKey    = "apikey"     // Authorization: apikey <token>
+)
+
+// principal is who a request acts for.
+type principal struct {
+	user    string
+	role    accounts.Role
+	auth    string
+	session string // the session ID, for session and x509 logins
+	apiKey  string // the key's ID, for API keys
+}
+
+// readOnly reports whether the credential can never change configuration.
+func (p principal) readOnly() bool { return p.auth == authAPIKey }
+
+// authenticate finds who a request acts for: an API key, a session, or the
+// vendor's access and secret key headers. An address that keeps failing
+// is slowed down and then refused.
+func (h *Handler) authenticate(c *call) (principal, error) {
+	addr := clientAddr(c.r)
+	if left := h.d.Guard.Locked(addr); left > 0 {
+		return principal{}, tooMany(left)
+	}
+	if c.route.Public {
+		return principal{}, nil
+	}
+	hd := c.r.Header
+	if token, ok := apiKeyToken(hd.Get("Authorization")); ok {
+		u, k, found := h.d.Accounts.AuthenticateAPIKey(token)
+		if !found {
+			return principal{}, h.failed(c, "the API key is not valid")
+		}
+		return principal{user: u.Name, role: u.Role, auth: authAPIKey, apiKey: k.ID}, nil
+	}
+	if id := sessionID(c.r); id != "" {
+		s, ok := h.d.Sessions.Touch(id)
+		var u *accounts.User
+		if ok {
+			u = h.d.Accounts.User(s.User)
+		}
+		if u == nil {
+			// An expired session is not a guess: no slow-down.
+			return principal{}, authError(c, http.StatusUnauthorized, "the session has expired or does not exist: log in again")
+		}
+		auth := authSession
+		if s.Method == "x509" {
+			auth = authX509
+		}
+		return principal{user: u.Name, role: u.Role, auth: auth, session: s.ID}, nil
+	}
+	access, hasAccess := headerValue(hd, "x-ase-access-key")
+	secret, hasSecret := headerValue(hd, "x-ase-secret-key")
+	switch {
+	case !hasAccess && c.route.Abs:
+		return principal{}, authError(c, http.StatusUnauthorized, "authentication required: log in at /api/authentication, or use an API key or the x-ase-access-key and x-ase-secret-key headers")
+	case !hasAccess:
+		return principal{}, fail(http.StatusForbidden, wire.StatusFail, "x-ase-access-key header missing")
+	case !hasSecret:
+		return principal{}, fail(http.StatusForbidden, wire.StatusFail, "x-ase-secret-key header missing")
+	}
+	// Only the built-in admin has an access key; any other name fails
+	// exactly like a wrong password.
+	u, ok := h.d.Accounts.Authenticate(c.ctx, accounts.Admin, secret)
+	if !ok || access != accounts.Admin {
+		return principal{}, h.failed(c, "authorization failure")
+	}
+	return principal{user: u.Name, role: u.Role, auth: authSecretKey}, nil
+}
+
+// failed records a failed authentication, delays the reply as the address
+// accumulates failures, and returns the error to send.
+func (h *Handler) failed(c *call, msg string) error {
+	addr := clientAddr(c.r)
+	delay, locked := h.d.Guard.Fail(addr)
+	h.d.Log.Warn("management authentication failed", "client", addr.String(), "path", c.r.URL.Path)
+	if locked {
+		return tooMany(h.d.Guard.Locked(addr))
+	}
+	h.d.Sleep(c.ctx, delay)
+	if c.route.Abs {
+		return authError(c, http.StatusUnauthorized, msg)
+	}
+	return fail(http.StatusForbidden, wire.StatusFail, "authorization failure")
+}
+
+// authError is an authentication failure in the /api style.
+func authError(c *call, code int, msg string) *Error {
+	if !c.route.Abs {
+		return fail(http.StatusForbidden, wire.StatusFail, "authorization failure")
+	}
+	e := fail(code, wire.StatusFail, "%s", msg)
+	e.Type = "AuthenticationFailure"
+	return e
+}
+
+// authorize checks what the principal may do on the route.
+func (h *Handler) authorize(c *call) error {
+	rt, who := c.route, c.who
+	switch {
+	case rt.Public:
+		return nil
+	case rt.AdminOnly && who.role != accounts.RoleAdmin:
+		return denied(c, "user %s has the %s role; this needs the admin role", who.user, who.role)
+	case rt.Write() && who.readOnly():
+		return denied(c, "API keys are read-only: they can never change configuration; log in to make changes")
+	case rt.Write() && !rt.AnyRole && !who.role.CanWrite():
+		return denied(c, "user %s has the read role: it can read everything and change nothing", who.user)
+	}
+	return nil
+}
+
+func denied(c *call, format string, args ...any) *Error {
+	e := fail(http.StatusForbidden, wire.StatusPermissionDenied, format, args...)
+	e.Type = "PermissionDenied"
+	return e
+}
+
+// apiKeyToken parses "Authorization: apikey <token>" (scheme in any case).
+func apiKeyToken(h string) (string, bool) {
+	const scheme = "apikey "
+	h = strings.TrimSpace(h)
+	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
+		return "", false
+	}
+	return strings.TrimSpace(h[len(scheme):]), true
+}
+
+// sessionID reads the session from the session_id cookie or header.
+func sessionID(r *http.Request) string {
+	if v := r.Header.Get("session_id"); v != "" {
+		return strings.TrimSpace(v)
+	}
+	if c, err := r.Cookie("session_id"); err == nil {
+		return c.Value
+	}
+	return ""
+}
+
+// errNoCredentials means a Basic Authorization header is missing or
+// malformed.
+var errNoCredentials = errors.New("no credentials")
+
+// basicAuth parses "Authorization: Basic base64(user:password)": the user
+// cannot contain ':', the password can. Both must be UTF-8 and non-empty.
+func basicAuth(h string) (user, password string, err error) {
+	const scheme = "basic "
+	h = strings.TrimSpace(h)
+	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
+		return "", "", errNoCredentials
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(h[len(scheme):]))
+	if err != nil {
+		return "", "", errNoCredentials
+	}
+	user, password, ok := strings.Cut(string(raw), ":")
+	if !ok || user == "" || password == "" || !validText(user) || !validText(password) {
+		return "", "", errNoCredentials
+	}
+	return user, password, nil
+}
+
+func validText(s string) bool {
+	for _, r := range s {
+		if r == 0xfffd || r < 0x20 {
+			return false
+		}
+	}
+	return true
+}
