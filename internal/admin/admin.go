@@ -208,6 +208,22 @@ func matchPattern(pattern, path string) (map[string]string, bool) {
 	return params, true
 }
 
+// RouteTable returns every route of the management API, without a
+// running server: for the OpenAPI document and tests that must cover each.
+func RouteTable() []Route { return New(Deps{}).Routes() }
+
+// FullPaths returns the paths a route answers on.
+func (rt *Route) FullPaths() []string {
+	if rt.Abs {
+		return []string{rt.Path}
+	}
+	out := make([]string, len(Prefixes))
+	for i, p := range Prefixes {
+		out[i] = p + rt.Path
+	}
+	return out
+}
+
 // Routes returns the route table (paths without prefix).
 func (h *Handler) Routes() []Route {
 	out := make([]Route, len(h.routes))

@@ -116,10 +116,10 @@ func (h *Handler) authorize(c *call) error {
 	switch {
 	case rt.Public:
 		return nil
-	case rt.AdminOnly && who.role != accounts.RoleAdmin:
-		return denied(c, "user %s has the %s role; this needs the admin role", who.user, who.role)
 	case rt.Write() && who.readOnly():
 		return denied(c, "API keys are read-only: they can never change configuration; log in to make changes")
+	case rt.AdminOnly && who.role != accounts.RoleAdmin:
+		return denied(c, "user %s has the %s role; this needs the admin role", who.user, who.role)
 	case rt.Write() && !rt.AnyRole && !who.role.CanWrite():
 		return denied(c, "user %s has the read role: it can read everything and change nothing", who.user)
 	}
