@@ -67,7 +67,12 @@ func New(w io.Writer, loc *time.Location) *Log {
 
 // Dropped returns how many lines were dropped because the writer fell
 // behind.
-func (l *Log) Dropped() int64 { return l.dropped.Load() }
+func (l *Log) Dropped() int64 {
+	if l == nil {
+		return 0
+	}
+	return l.dropped.Load()
+}
 
 // Write appends r's line.
 func (l *Log) Write(r *Record) {

@@ -35,6 +35,7 @@ import (
 	"github.com/ase-project/ase/internal/config"
 	"github.com/ase-project/ase/internal/lists"
 	"github.com/ase-project/ase/internal/lockout"
+	"github.com/ase-project/ase/internal/metrics"
 	"github.com/ase-project/ase/internal/sbauth"
 	"github.com/ase-project/ase/internal/store"
 	"github.com/ase-project/ase/internal/wire"
@@ -79,6 +80,7 @@ type Deps struct {
 	// rolled back; Now the clock of transactions.
 	TxnLifetime time.Duration
 	Now         func() time.Time
+	Metrics     *metrics.Metrics
 }
 
 // Route is one endpoint of the management API.
@@ -338,6 +340,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e := h.toError(c, err)
 		if rt.Write() && e.Code != http.StatusTooManyRequests && c.who.user != "" {
 			h.d.Audit.Record(audit.Entry{User: c.who.user, Via: c.via, Auth: c.who.auth, Client: c.client, Action: rt.Action, Params: c.params, Result: e.Status})
+			h.d.Metrics.Change("refused")
 		}
 		h.writeError(w, e, rt.Abs)
 		return
@@ -348,6 +351,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			result = "staged" // applied, and audited again, when committed
 		}
 		h.d.Audit.Record(audit.Entry{User: c.who.user, Via: c.via, Auth: c.who.auth, Client: c.client, Action: rt.Action, Params: c.params, Result: result})
+		h.d.Metrics.Change(result)
+	}
+	if hh, ok := result.(http.Handler); ok {
+		hh.ServeHTTP(w, r)
+		return
 	}
 	if st, ok := result.(stream); ok {
 		w.Header().Set("Content-Type", "application/json")

@@ -89,6 +89,7 @@ func (h *Handler) authenticate(c *call) (principal, error) {
 func (h *Handler) failed(c *call, msg string) error {
 	addr := clientAddr(c.r)
 	delay, locked := h.d.Guard.Fail(addr)
+	h.d.Metrics.AuthFailure("management")
 	h.d.Log.Warn("management authentication failed", "client", addr.String(), "path", c.r.URL.Path)
 	if locked {
 		return tooMany(h.d.Guard.Locked(addr))

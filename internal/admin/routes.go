@@ -38,6 +38,7 @@ func (h *Handler) table() []*Route {
 		{Method: "POST", Path: "/firewall/flowcontrol/server", Query: []string{"api_id"}, Action: "update_server_flow_control", Summary: "Update one server's quota and spike threshold", handle: h.setServerFlowControl},
 
 		{Method: "GET", Path: "/status", Summary: "What `ase status` prints", handle: h.status},
+		{Method: "GET", Path: "/metrics", Summary: "Prometheus metrics (text format)", handle: h.metrics},
 		{Method: "PUT", Path: "/password", Action: "update_password", Summary: "Change the admin password (the CLI's update_password)", handle: h.updatePassword},
 	}
 }
@@ -342,6 +343,13 @@ func (h *Handler) setServerFlowControl(c *call) (any, error) {
 		return nil, err
 	}
 	return success("server updated successfully"), c.commit(b)
+}
+
+func (h *Handler) metrics(c *call) (any, error) {
+	if h.d.Metrics == nil {
+		return nil, fail(http.StatusNotFound, wire.StatusFail, "metrics are not enabled")
+	}
+	return h.d.Metrics.Handler(), nil
 }
 
 var logLevels = map[int]string{1: "fatal", 2: "error", 3: "warning", 4: "info", 5: "debug"}

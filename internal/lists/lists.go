@@ -267,6 +267,18 @@ func (l *Lists) Count(list List, kind Kind) int64 {
 	return s.nKind[kind].Load()
 }
 
+// Counts returns the entries of both lists by kind (IP counts addresses
+// and ranges), for the metrics.
+func (l *Lists) Counts() map[[2]string]int64 {
+	out := map[[2]string]int64{}
+	for _, list := range []List{Deny, Allow} {
+		for _, k := range []Kind{IP, Token, Cookie, APIKey, Username} {
+			out[[2]string{list.String(), k.String()}] = l.Count(list, k)
+		}
+	}
+	return out
+}
+
 // live reports whether a stored entry exists and has not expired.
 func (l *Lists) live(ctx context.Context, r store.Reader, key string) (bool, error) {
 	v, err := r.Get(ctx, key)

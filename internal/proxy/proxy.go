@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,6 +33,7 @@ import (
 	"github.com/ase-project/ase/internal/engine"
 	"github.com/ase-project/ase/internal/flow"
 	"github.com/ase-project/ase/internal/health"
+	"github.com/ase-project/ase/internal/metrics"
 	"github.com/ase-project/ase/internal/wire"
 )
 
@@ -48,7 +50,8 @@ type Options struct {
 	QueueSize  int           // server_queue_size
 	QueueWait  time.Duration // server_queue_timeout
 	// Clock is what WebSocket byte throttling reads; the wall clock if nil.
-	Clock flow.Clock
+	Clock   flow.Clock
+	Metrics *metrics.Metrics
 }
 
 // Proxy is the inline handler.
@@ -56,12 +59,13 @@ type Proxy struct {
 	o     Options
 	pools atomic.Pointer[map[string]*pool] // by api_id
 
-	mu      sync.Mutex // rebuilds
-	clients map[clientKey]*fasthttp.HostClient
-	gates   map[string]*flow.Gate // by api_id, kept across rebuilds
-	conns   sync.Map              // api_id -> *connCount
-	seed    maphash.Seed
-	stop    chan struct{}
+	mu       sync.Mutex // rebuilds
+	clients  map[clientKey]*fasthttp.HostClient
+	gates    map[string]*flow.Gate    // by api_id, kept across rebuilds
+	inflight map[string]*atomic.Int64 // by api_id + " " + server, kept across rebuilds
+	conns    sync.Map                 // api_id -> *connCount
+	seed     maphash.Seed
+	stop     chan struct{}
 }
 
 type clientKey struct {
@@ -80,9 +84,10 @@ type pool struct {
 }
 
 type backend struct {
-	addr   string
-	up     *atomic.Bool
-	client *fasthttp.HostClient
+	addr     string
+	up       *atomic.Bool
+	client   *fasthttp.HostClient
+	inflight *atomic.Int64 // requests (and WebSocket connections) at this server, for the metrics
 }
 
 // connCount counts an API's live WebSocket connections.
@@ -96,7 +101,8 @@ func New(o Options) *Proxy {
 	if o.Clock == nil {
 		o.Clock = flow.RealClock
 	}
-	p := &Proxy{o: o, clients: map[clientKey]*fasthttp.HostClient{}, gates: map[string]*flow.Gate{}, seed: maphash.MakeSeed(), stop: make(chan struct{})}
+	p := &Proxy{o: o, clients: map[clientKey]*fasthttp.HostClient{}, gates: map[string]*flow.Gate{}, inflight: map[string]*atomic.Int64{},
+		seed: maphash.MakeSeed(), stop: make(chan struct{})}
 	empty := map[string]*pool{}
 	p.pools.Store(&empty)
 	o.Live.Watch(p.sync)
@@ -146,7 +152,11 @@ func (p *Proxy) sync(snap *catalog.Snapshot) {
 				c = p.newClient(k)
 				p.clients[k] = c
 			}
-			b := &backend{addr: k.addr, up: p.o.Health.State(id, k.addr), client: c}
+			fk := id + " " + k.addr
+			if p.inflight[fk] == nil {
+				p.inflight[fk] = new(atomic.Int64)
+			}
+			b := &backend{addr: k.addr, up: p.o.Health.State(id, k.addr), client: c, inflight: p.inflight[fk]}
 			pl.backends = append(pl.backends, b)
 			limits = append(limits, flow.ServerLimits{Addr: b.addr, Quota: s.ConnectionQuota, Spike: s.SpikeThreshold, Up: b.up})
 		}
@@ -163,6 +173,12 @@ func (p *Proxy) sync(snap *catalog.Snapshot) {
 	for id := range p.gates {
 		if pools[id] == nil {
 			delete(p.gates, id)
+		}
+	}
+	for k := range p.inflight {
+		id, addr, _ := strings.Cut(k, " ")
+		if pl := pools[id]; pl == nil || !slices.ContainsFunc(pl.backends, func(b *backend) bool { return b.addr == addr }) {
+			delete(p.inflight, k)
 		}
 	}
 	for k, c := range p.clients {
@@ -207,6 +223,29 @@ func (p *Proxy) newClient(k clientKey) *fasthttp.HostClient {
 	return c
 }
 
+// Backends describes every backend server for the metrics.
+func (p *Proxy) Backends() []metrics.Backend {
+	var out []metrics.Backend
+	for id, pl := range *p.pools.Load() {
+		for _, b := range pl.backends {
+			out = append(out, metrics.Backend{APIID: id, Server: b.addr, Up: b.up.Load(), InFlight: b.inflight.Load()})
+		}
+	}
+	return out
+}
+
+// WebSockets returns the open WebSocket connections by API and scheme.
+func (p *Proxy) WebSockets() map[[2]string]int64 {
+	out := map[[2]string]int64{}
+	p.conns.Range(func(k, v any) bool {
+		c := v.(*connCount)
+		out[[2]string{k.(string), "ws"}] = c.ws.Load()
+		out[[2]string{k.(string), "wss"}] = c.wss.Load()
+		return true
+	})
+	return out
+}
+
 // Connections returns an API's live WebSocket connection counts.
 func (p *Proxy) Connections(apiID string) wire.ConnectionCount {
 	v, ok := p.conns.Load(apiID)
@@ -237,6 +276,7 @@ func (p *Proxy) Serve(ctx *fasthttp.RequestCtx) {
 			rec.Status = ctx.Response.StatusCode()
 		}
 		p.o.Log.Write(&rec)
+		p.o.Metrics.Request(rec.APIID, "inline", rec.Decision, rec.Reason, rec.Latency)
 	}()
 	hd := &ctx.Request.Header
 	peerIP := peer(ctx)
@@ -444,7 +484,9 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, pl *pool, req *engine.Request,
 		}
 		tried |= 1 << i
 		rec.Backend = b.addr
+		b.inflight.Add(1)
 		err = b.client.DoTimeout(r, &ctx.Response, p.o.Timeout)
+		b.inflight.Add(-1)
 		p.release(pl, b)
 		if err == nil {
 			stripHopByHop(&ctx.Response.Header)

@@ -99,11 +99,13 @@ func (p *Proxy) websocket(ctx *fasthttp.RequestCtx, pl *pool, req *engine.Reques
 		n = &counter.wss
 	}
 	n.Add(1)
+	b.inflight.Add(1)
 	held = false // the relay releases the quota when the connection ends
 	apiID := pl.api.ID
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(client net.Conn) {
 		defer n.Add(-1)
+		defer b.inflight.Add(-1)
 		defer p.release(pl, b)
 		defer backendConn.Close()
 		client.SetDeadline(time.Time{})

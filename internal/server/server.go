@@ -33,6 +33,7 @@ import (
 	"github.com/ase-project/ase/internal/lists"
 	"github.com/ase-project/ase/internal/lockout"
 	"github.com/ase-project/ase/internal/logfile"
+	"github.com/ase-project/ase/internal/metrics"
 	"github.com/ase-project/ase/internal/proxy"
 	"github.com/ase-project/ase/internal/sbauth"
 	"github.com/ase-project/ase/internal/sideband"
@@ -156,8 +157,16 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		}
 	}()
 
-	// Live WebSocket counts come from the inline proxy, once it exists.
+	// Live WebSocket counts and backend gauges come from the inline
+	// proxy, once it exists.
 	connections := func(string) wire.ConnectionCount { return wire.ConnectionCount{} }
+	sources := metrics.Sources{
+		ListEntries:  lst.Counts,
+		ListMemory:   func() (int64, int64) { return lst.MemoryUsed(), lst.Limit() },
+		LogDropped:   access.Dropped,
+		TrackedUsers: clients.Clients,
+	}
+	mx := metrics.New(sources)
 	mgmtHandler := admin.New(admin.Deps{
 		Store:          st,
 		Live:           live,
@@ -176,6 +185,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		Sessions:       sessions,
 		ClientCAs:      clientCAs,
 		TxnLifetime:    cfg.SessionTimeout.Std(),
+		Metrics:        mx,
 	})
 
 	mgmt, err := listenManagement(cfg, accts)
@@ -194,15 +204,17 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 	}
 	var handler fasthttp.RequestHandler
 	if cfg.Mode == config.ModeSideband {
-		sb := &sideband.Handler{Engine: eng, Auth: sba, Live: live, Log: access, KeepAlive: cfg.EnableSidebandKeepalive, IdentityHeaders: true}
+		sb := &sideband.Handler{Engine: eng, Auth: sba, Live: live, Log: access, KeepAlive: cfg.EnableSidebandKeepalive, IdentityHeaders: true, Metrics: mx}
 		dataOpts.KeepAlive = cfg.EnableSidebandKeepalive
 		handler = sb.Serve
 	} else {
 		px := proxy.New(proxy.Options{
 			Engine: eng, Live: live, Health: checker, Log: access, Logger: log,
 			TrustXFF: cfg.EnableXFF, BackendTLS: backendTLS, Timeout: cfg.BackendTimeout.Std(),
-			QueueSize: cfg.ServerQueueSize, QueueWait: cfg.ServerQueueTimeout.Std(),
+			QueueSize: cfg.ServerQueueSize, QueueWait: cfg.ServerQueueTimeout.Std(), Metrics: mx,
 		})
+		sources.Backends, sources.WebSockets = px.Backends, px.WebSockets
+		mx.SetSources(sources)
 		defer px.Close()
 		handler = px.Serve
 		connections = px.Connections

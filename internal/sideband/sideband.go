@@ -32,6 +32,7 @@ import (
 	"github.com/ase-project/ase/internal/apidef"
 	"github.com/ase-project/ase/internal/catalog"
 	"github.com/ase-project/ase/internal/engine"
+	"github.com/ase-project/ase/internal/metrics"
 	"github.com/ase-project/ase/internal/sbauth"
 )
 
@@ -45,6 +46,7 @@ type Handler struct {
 	// IdentityHeaders adds X-ASE-* headers describing the client to
 	// forward-auth allows, for the gateway to copy upstream.
 	IdentityHeaders bool
+	Metrics         *metrics.Metrics
 
 	parsers fastjson.ParserPool
 }
@@ -99,7 +101,11 @@ func (h *Handler) authenticated(ctx *fasthttp.RequestCtx) bool {
 	}
 	token := ctx.Request.Header.Peek(sbauth.TokenHeader)
 	secret := ctx.Request.Header.Peek(h.Auth.Header())
-	return h.Auth.Check(context.Background(), token, secret)
+	if !h.Auth.Check(context.Background(), token, secret) {
+		h.Metrics.AuthFailure("sideband")
+		return false
+	}
+	return true
 }
 
 // unauthorized answers 401 without saying which credentials exist.
@@ -277,6 +283,14 @@ func (h *Handler) logCall(ctx *fasthttp.RequestCtx, rec *accesslog.Record, start
 		rec.ClientIP = peer(ctx)
 	}
 	h.Log.Write(rec)
+	call := rec.Call
+	if call == "" {
+		call = "request"
+	}
+	h.Metrics.SidebandCall(rec.Protocol, call)
+	if call == "request" && rec.APIID != "" {
+		h.Metrics.Request(rec.APIID, rec.Protocol, rec.Decision, rec.Reason, rec.Latency)
+	}
 }
 
 func peer(ctx *fasthttp.RequestCtx) netip.Addr {
