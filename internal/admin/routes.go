@@ -39,6 +39,7 @@ func (h *Handler) table() []*Route {
 
 		{Method: "GET", Path: "/status", Summary: "What `ase status` prints", handle: h.status},
 		{Method: "GET", Path: "/metrics", Summary: "Prometheus metrics (text format)", handle: h.metrics},
+		{Method: "GET", Path: "/openapi.json", Public: true, Summary: "This API's OpenAPI 3 description", handle: h.openAPI},
 		{Method: "PUT", Path: "/password", Action: "update_password", Summary: "Change the admin password (the CLI's update_password)", handle: h.updatePassword},
 	}
 }
@@ -344,6 +345,8 @@ func (h *Handler) setServerFlowControl(c *call) (any, error) {
 	}
 	return success("server updated successfully"), c.commit(b)
 }
+
+func (h *Handler) openAPI(c *call) (any, error) { return OpenAPI(h.d.Version), nil }
 
 func (h *Handler) metrics(c *call) (any, error) {
 	if h.d.Metrics == nil {
