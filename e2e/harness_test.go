@@ -285,9 +285,15 @@ func (i *Instance) Do(method, path string, body string, headers map[string]strin
 // stdout, stderr and the exit code.
 func (i *Instance) CLI(stdin string, args ...string) (string, string, int) {
 	i.t.Helper()
+	return i.CLIEnv([]string{"ASE_URL=" + i.MgmtURL, "ASE_PASSWORD=" + i.Password}, stdin, args...)
+}
+
+// CLIEnv runs the CLI with exactly env (beyond the clean environment).
+func (i *Instance) CLIEnv(env []string, stdin string, args ...string) (string, string, int) {
+	i.t.Helper()
 	cmd := exec.Command(aseBin, args...)
 	cmd.Dir = i.Dir
-	cmd.Env = append(cleanEnv(), "ASE_URL="+i.MgmtURL, "ASE_PASSWORD="+i.Password)
+	cmd.Env = append(cleanEnv(), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

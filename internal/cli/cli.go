@@ -128,6 +128,16 @@ func rewritePromptFlag(args []string) []string {
 	return out
 }
 
+// CommandNames lists every command of the ase CLI, for tests that must
+// cover each one.
+func CommandNames() []string {
+	var out []string
+	for _, c := range newRoot(&env{}).Commands() {
+		out = append(out, c.Name())
+	}
+	return out
+}
+
 // options are the global flags.
 type options struct {
 	url      string
