@@ -1,13 +1,19 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ase-project/ase/internal/cli"
 )
@@ -137,5 +143,94 @@ func TestCLICredentials(t *testing.T) {
 	// An unreachable server: exit 1 and what failed.
 	if _, stderr, code := run([]string{"ASE_URL=http://127.0.0.1:1", "ASE_PASSWORD=admin"}, "status"); code != 1 || !strings.Contains(stderr, "cannot reach the ASE management API at http://127.0.0.1:1") {
 		t.Fatalf("got %q %d", stderr, code)
+	}
+}
+
+// openPTY opens a pseudo-terminal: the controlling side (what a user
+// types into) and the terminal side (the CLI's standard input).
+func openPTY(t *testing.T) (control, term *os.File) {
+	t.Helper()
+	control, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("no pseudo-terminals here: %v", err)
+	}
+	t.Cleanup(func() { control.Close() })
+	fd := int(control.Fd())
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatalf("unlock pty: %v", err)
+	}
+	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
+	if err != nil {
+		t.Fatalf("pty number: %v", err)
+	}
+	term, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { term.Close() })
+	return control, term
+}
+
+// TestCLIPromptsOnTerminal: `-p` without a value, with a terminal
+// attached, prompts for the password on stderr and reads it without echo.
+func TestCLIPromptsOnTerminal(t *testing.T) {
+	i := startInstance(t, nil)
+	control, term := openPTY(t)
+	echoed := &syncBuffer{}
+	go io.Copy(echoed, control) // what the terminal displays
+
+	cmd := exec.Command(aseBin, "list_api", "--url", i.MgmtURL, "-u", "admin", "-p")
+	cmd.Env = cleanEnv()
+	cmd.Stdin = term
+	stderr := &syncBuffer{}
+	var stdout bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	// Type the password once the prompt is up and the CLI has turned the
+	// terminal's echo off.
+	echoOff := func() bool {
+		tio, err := unix.IoctlGetTermios(int(term.Fd()), unix.TCGETS)
+		return err == nil && tio.Lflag&unix.ECHO == 0
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), "Password: ") || !echoOff() {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no prompt; stderr %q", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	io.WriteString(control, i.Password+"\n")
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit %v; stdout %q stderr %q", err, stdout.String(), stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("the CLI did not finish after the password was typed")
+	}
+	if !strings.HasPrefix(stdout.String(), "api count : 0") {
+		t.Fatalf("got %q", stdout.String())
+	}
+	time.Sleep(50 * time.Millisecond) // let the copier catch up
+	if strings.Contains(echoed.String(), i.Password) {
+		t.Fatalf("the password was echoed: %q", echoed.String())
+	}
+
+	// A wrong password typed at the prompt fails like a wrong -p.
+	control2, term2 := openPTY(t)
+	go io.Copy(io.Discard, control2)
+	io.WriteString(control2, "not-the-password\n")
+	cmd = exec.Command(aseBin, "status", "--url", i.MgmtURL, "-p")
+	cmd.Env = cleanEnv()
+	cmd.Stdin = term2
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "authorization failure") {
+		t.Fatalf("got %v %q", err, out)
 	}
 }

@@ -182,7 +182,7 @@ func (i *Instance) Start() {
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-i.done:
-			i.cmd.ProcessState = nil
+			i.done <- err // for the cleanup's wait
 			i.t.Fatalf("ase exited during start-up (%v):\n%s", err, i.out.String())
 		default:
 		}

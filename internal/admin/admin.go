@@ -310,6 +310,17 @@ func (c *call) params1(name string) string { return c.pathParams[name] }
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.d.Log.Enabled(r.Context(), slog.LevelDebug) {
+		// At debug level every request is logged: method, path (never the
+		// query, which may carry values), status, client and duration.
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		w = rec
+		start := time.Now()
+		defer func() {
+			h.d.Log.Debug("management request", "method", r.Method, "path", r.URL.Path, "status", rec.code,
+				"client", clientAddr(r).String(), "duration", time.Since(start))
+		}()
+	}
 	abs := strings.HasPrefix(r.URL.Path, "/api/") || r.URL.Path == "/api"
 	methods, params := h.match(r.URL.Path)
 	if methods == nil {
@@ -640,4 +651,15 @@ func clientAddr(r *http.Request) netip.Addr {
 		return netip.IPv4Unspecified()
 	}
 	return a.Unmap()
+}
+
+// statusRecorder remembers the status code written through it.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
 }

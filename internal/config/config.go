@@ -75,6 +75,7 @@ type Config struct {
 
 	LogDir          string     // log_dir, default empty, meaning <data_dir>/logs
 	AccessLogStdout bool       // access_log_stdout, default false; true writes access log lines to stdout
+	AuditLogStdout  bool       // audit_log_stdout, default false; true writes audit log lines to stdout
 	LogMaxSize      units.Size // log_max_size, default 100MB: a log file is rotated at this size
 	LogMaxFiles     int        // log_max_files, default 10: rotated files kept
 

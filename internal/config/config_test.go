@@ -40,7 +40,7 @@ func TestDefault(t *testing.T) {
 		"enable_audit": "true", "enable_access_log": "true", "enable_ase_health": "false", "timezone": "utc",
 		"admin_log_level": "4", "session_timeout": "20m", "tls_cert_file": "", "tls_key_file": "",
 		"management_tls_cert_file": "", "management_tls_key_file": "", "client_ca_file": "",
-		"server_ca_cert_path": "", "allow_default_password": "false", "log_dir": "", "access_log_stdout": "false",
+		"server_ca_cert_path": "", "allow_default_password": "false", "log_dir": "", "access_log_stdout": "false", "audit_log_stdout": "false",
 		"log_max_size": "100mb", "log_max_files": "10", "enable_cluster": "false", "cluster_id": "",
 		"etcd_endpoints": "", "read_timeout": "30s", "write_timeout": "1m", "idle_timeout": "2m",
 		"backend_timeout": "1m", "max_request_body": "32mb", "max_request_header": "16kb",
@@ -143,6 +143,7 @@ func TestParseKeys(t *testing.T) {
 		{"server_ca_cert_path=/etc/ssl/certs", func(c *Config) { c.ServerCACertPath = "/etc/ssl/certs" }},
 		{"log_dir=/var/log/ase", func(c *Config) { c.LogDir = "/var/log/ase" }},
 		{"access_log_stdout=true", func(c *Config) { c.AccessLogStdout = true }},
+		{"audit_log_stdout=true", func(c *Config) { c.AuditLogStdout = true }},
 		{"log_max_size=10mb", func(c *Config) { c.LogMaxSize = 10 << 20 }},
 		{"log_max_files=1000", func(c *Config) { c.LogMaxFiles = 1000 }},
 		{"enable_cluster=true\ncluster_id=prod_EU-1\netcd_endpoints=http://127.0.0.1:2379", func(c *Config) {
@@ -215,7 +216,7 @@ func TestErrors(t *testing.T) {
 		{"bad mode", "mode=proxy", nil, []string{`ase.conf:1: mode: "proxy" is not a mode (use inline or sideband)`}},
 		{"bad address", "listen_address=localhost", nil, []string{`ase.conf:1: listen_address: "localhost" is not an IP address`}},
 		{"bad size", "attack_list_memory=lots", nil, []string{`ase.conf:1: attack_list_memory: "lots" is not a size such as 128MB (a whole number and b, kb, mb or gb)`}},
-		{"small size", "log_max_size=512kb", nil, []string{`ase.conf:1: log_max_size: 512kb is too small (at least 1MB)`}},
+		{"small size", "log_max_size=512b", nil, []string{`ase.conf:1: log_max_size: 512b is out of range (1kb to 1024gb)`}},
 		{"bad duration", "session_timeout=20 minutes", nil, []string{`ase.conf:1: session_timeout: "20 minutes" is not a duration such as 20m (a whole number and s, m, h or d)`}},
 		{"zero duration", "session_timeout=0m", nil, []string{`ase.conf:1: session_timeout: 0m is too short (at least 1s)`}},
 		{"bad timezone", "timezone=Mars/Olympus", nil, []string{`ase.conf:1: timezone: "Mars/Olympus" is not utc, local or a time zone name such as Europe/Paris`}},
@@ -358,7 +359,7 @@ func TestFormatRoundTrip(t *testing.T) {
 		"enable_access_log=false", "enable_ase_health=true", "timezone=America/New_York", "admin_log_level=5",
 		"session_timeout=61s", "tls_cert_file=c", "tls_key_file=k", "management_tls_cert_file=mc",
 		"management_tls_key_file=mk", "client_ca_file=ca", "server_ca_cert_path=sca",
-		"allow_default_password=true", "log_dir=l", "access_log_stdout=true", "log_max_size=3gb",
+		"allow_default_password=true", "log_dir=l", "access_log_stdout=true", "audit_log_stdout=true", "log_max_size=3gb",
 		"log_max_files=7", "enable_cluster=true", "cluster_id=x", "etcd_endpoints=http://a:1,https://b",
 	}, "\n")
 	for _, tc := range []struct{ name, data string }{

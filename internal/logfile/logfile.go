@@ -4,6 +4,7 @@
 package logfile
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -51,24 +52,51 @@ func (l *File) open() error {
 	return nil
 }
 
-// Write appends p, rotating first if p would not fit.
+// Write appends p, rotating whenever the next lines would take the file
+// past MaxSize. p is split only at line ends, so a line never straddles
+// two files; a single line longer than MaxSize gets a file of its own.
 func (l *File) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f == nil {
 		return 0, os.ErrClosed
 	}
-	if l.size > 0 && l.size+int64(len(p)) > l.maxSize {
-		if err := l.rotate(); err != nil {
-			return 0, fmt.Errorf("logfile: rotate %s: %w", l.path, err)
+	written := 0
+	for len(p) > 0 {
+		chunk := p
+		if l.size+int64(len(p)) > l.maxSize {
+			cut := -1
+			if room := l.maxSize - l.size; room > 0 {
+				cut = bytes.LastIndexByte(p[:min(room, int64(len(p)))], '\n')
+			}
+			switch {
+			case cut >= 0:
+				chunk = p[:cut+1]
+			case l.size > 0:
+				if err := l.rotate(); err != nil {
+					return written, fmt.Errorf("logfile: rotate %s: %w", l.path, err)
+				}
+				continue
+			default: // an empty file, and a first line longer than MaxSize
+				if i := bytes.IndexByte(p, '\n'); i >= 0 {
+					chunk = p[:i+1]
+				}
+			}
+		}
+		n, err := l.f.Write(chunk)
+		l.size += int64(n)
+		written += n
+		if err != nil {
+			return written, err
+		}
+		p = p[len(chunk):]
+	}
+	if l.sync {
+		if err := l.f.Sync(); err != nil {
+			return written, err
 		}
 	}
-	n, err := l.f.Write(p)
-	l.size += int64(n)
-	if err == nil && l.sync {
-		err = l.f.Sync()
-	}
-	return n, err
+	return written, nil
 }
 
 func (l *File) rotate() error {

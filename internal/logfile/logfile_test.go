@@ -51,3 +51,34 @@ func TestAppendsToExisting(t *testing.T) {
 		t.Fatalf("got %q", b)
 	}
 }
+
+// A batch of lines (the access log writes in batches) is split at line
+// ends so no file passes MaxSize, and a line longer than MaxSize gets a
+// file of its own, whole.
+func TestBatchesSplitAtLineEnds(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.log")
+	f, err := Open(path, 100, 10, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.Repeat("y", 29) + "\n" // 30 bytes: three fit in 100
+	long := strings.Repeat("z", 149) + "\n"
+	batch := strings.Repeat(line, 5) + long + strings.Repeat(line, 2)
+	if n, err := f.Write([]byte(batch)); err != nil || n != len(batch) {
+		t.Fatalf("wrote %d of %d: %v", n, len(batch), err)
+	}
+	f.Close()
+	var got []string
+	for _, name := range []string{"a.log.3", "a.log.2", "a.log.1", "a.log"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(b))
+	}
+	want := []string{strings.Repeat(line, 3), strings.Repeat(line, 2), long, strings.Repeat(line, 2)}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("got files %q\nwant %q", got, want)
+	}
+}

@@ -131,12 +131,16 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 
 	var auditLog *audit.Log
 	if cfg.EnableAudit {
-		f, err := logfile.Open(filepath.Join(logDir(cfg), "audit.log"), int64(cfg.LogMaxSize), cfg.LogMaxFiles, true)
-		if err != nil {
-			return fmt.Errorf("audit log: %w", err)
+		var w io.Writer = os.Stdout
+		if !cfg.AuditLogStdout {
+			f, err := logfile.Open(filepath.Join(logDir(cfg), "audit.log"), int64(cfg.LogMaxSize), cfg.LogMaxFiles, true)
+			if err != nil {
+				return fmt.Errorf("audit log: %w", err)
+			}
+			defer f.Close()
+			w = f
 		}
-		defer f.Close()
-		auditLog = audit.New(f, cfg.Location, log)
+		auditLog = audit.New(w, cfg.Location, log)
 	}
 
 	clientCAs, err := loadClientCAs(cfg)
