@@ -298,3 +298,50 @@ func hasLine(text, want string) bool {
 	}
 	return false
 }
+
+// TestServeCheck: `ase serve --check` validates a configuration and its
+// api_dir (as a migration starts), names every problem, and touches no
+// data.
+func TestServeCheck(t *testing.T) {
+	i := newInstance(t, nil)
+	apis := filepath.Join(i.Dir, "apis")
+	os.MkdirAll(apis, 0o700)
+	os.WriteFile(filepath.Join(apis, "shop.json"), []byte(apiDoc("/shop", "")), 0o600)
+	os.WriteFile(filepath.Join(apis, "copy.json"), []byte(apiDoc("/shop", "")), 0o600)
+	os.WriteFile(filepath.Join(apis, "bad.json"), []byte(apiDoc("/bad", `"login_url": 5, "colour": "red"`)), 0o600)
+	i.Conf["api_dir"] = apis
+	i.Conf["enable_abs"] = "true"
+	i.Conf["attack_list_memory"] = "lots"
+	i.writeConf()
+	check := func() (string, string, int) {
+		t.Helper()
+		return i.CLIEnv(nil, "", "serve", "--check", "--config", i.ConfPath)
+	}
+	// Every configuration problem at once, by line.
+	_, stderr, code := check()
+	if code != 1 || !strings.Contains(stderr, `unknown key "enable_abs"`) || !strings.Contains(stderr, "attack_list_memory") {
+		t.Fatalf("got %d %q", code, stderr)
+	}
+	delete(i.Conf, "enable_abs")
+	delete(i.Conf, "attack_list_memory")
+	i.writeConf()
+	// Every broken file at once.
+	_, stderr, code = check()
+	if code != 1 || !strings.Contains(stderr, "bad.json: ") || !strings.Contains(stderr, "api_metadata.login_url") || !strings.Contains(stderr, "colour") {
+		t.Fatalf("got %d %q", code, stderr)
+	}
+	os.Remove(filepath.Join(apis, "bad.json"))
+	// Files conflicting with each other.
+	_, stderr, code = check()
+	if code != 1 || !strings.Contains(stderr, "shop.json: api_metadata.url: api copy already serves hostname * and url /shop") {
+		t.Fatalf("got %d %q", code, stderr)
+	}
+	os.Remove(filepath.Join(apis, "copy.json"))
+	stdout, stderr, code := check()
+	if code != 0 || !hasLine(stdout, "mode=inline") || !hasLine(stdout, "attack_list_memory=128mb") || !strings.HasSuffix(stdout, "; configuration OK; 1 API definitions in api_dir OK\n") {
+		t.Fatalf("got %d %q %q", code, stdout, stderr)
+	}
+	if _, err := os.Stat(i.Conf["data_dir"]); err == nil {
+		t.Fatal("--check created the data directory")
+	}
+}

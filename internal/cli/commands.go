@@ -20,17 +20,32 @@ import (
 
 func serveCommand(e *env) *cobra.Command {
 	var confPath string
+	var check bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the ASE server",
 		Long: `Run the ASE server with the configuration in --config (the vendor's
 ase.conf key=value format; every key can be overridden by ASE_<KEY>).
-Without --config it runs on defaults, keeping its state under ./data.`,
+Without --config it runs on defaults, keeping its state under ./data.
+
+With --check it only validates: the configuration (printed complete, with
+every default filled in) and the API definitions in api_dir (each on its own
+and against each other), then exits 0, or 1 naming every problem. The data
+directory is not touched, so it can run next to a live server.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := config.Load(confPath, os.LookupEnv)
 			if err != nil {
 				return fmt.Errorf("configuration:\n%w", err)
+			}
+			if check {
+				n, err := server.CheckAPIDir(cmd.Context(), cfg.APIDir)
+				if err != nil {
+					return fmt.Errorf("API definitions:\n%w", err)
+				}
+				fmt.Fprint(e.stdout, cfg.Format())
+				fmt.Fprintf(e.stdout, "; configuration OK; %d API definitions in api_dir OK\n", n)
+				return nil
 			}
 			log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: server.LogLevel(cfg.AdminLogLevel)}))
 			// ASE_CPUPROFILE=file profiles the server until it stops: for
@@ -50,6 +65,7 @@ Without --config it runs on defaults, keeping its state under ./data.`,
 		},
 	}
 	cmd.Flags().StringVar(&confPath, "config", "", "path of ase.conf")
+	cmd.Flags().BoolVar(&check, "check", false, "validate the configuration and api_dir, print the effective configuration, and exit")
 	return cmd
 }
 

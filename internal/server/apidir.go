@@ -21,24 +21,20 @@ import (
 // imported.
 const importPrefix = "import/"
 
-// importAPIDir imports api_dir's <api_id>.json files. A file is imported
-// when it is new or its content changed since it was last imported; an
-// unchanged file does not overwrite changes made since through the
-// management API. Every file is validated first, and any problem stops
-// start-up with all problems named, before anything is stored.
-func importAPIDir(ctx context.Context, st store.Store, dir string, log *slog.Logger) error {
-	if dir == "" {
-		return nil
-	}
+// apiFile is one decoded api_dir file.
+type apiFile struct {
+	api    *apidef.API
+	digest string
+}
+
+// readAPIDir decodes and validates every <api_id>.json file of dir,
+// reporting all problems at once, and returns them sorted by api_id.
+func readAPIDir(dir string) ([]apiFile, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return fmt.Errorf("api_dir: %w", err)
+		return nil, fmt.Errorf("api_dir: %w", err)
 	}
-	type file struct {
-		api    *apidef.API
-		digest string
-	}
-	var files []file
+	var files []apiFile
 	var problems []error
 	for _, e := range entries {
 		name := e.Name()
@@ -56,12 +52,58 @@ func importAPIDir(ctx context.Context, st store.Store, dir string, log *slog.Log
 			continue
 		}
 		sum := sha256.Sum256(data)
-		files = append(files, file{api: a, digest: hex.EncodeToString(sum[:])})
+		files = append(files, apiFile{api: a, digest: hex.EncodeToString(sum[:])})
 	}
 	if len(problems) > 0 {
-		return errors.Join(problems...)
+		return nil, errors.Join(problems...)
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].api.ID < files[j].api.ID })
+	return files, nil
+}
+
+// CheckAPIDir validates api_dir's files on their own and against each
+// other (conflicting URLs and hostnames), as start-up would on an empty
+// store, without storing anything. It returns how many files it checked.
+func CheckAPIDir(ctx context.Context, dir string) (int, error) {
+	if dir == "" {
+		return 0, nil
+	}
+	files, err := readAPIDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	view := newOverlay(emptyReader{})
+	for _, f := range files {
+		b, err := catalog.CreateAPI(ctx, view, f.api)
+		if err != nil {
+			return 0, fmt.Errorf("api_dir: %s.json: %w", f.api.ID, err)
+		}
+		view.apply(b.Ops)
+	}
+	return len(files), nil
+}
+
+// emptyReader is a store with nothing in it.
+type emptyReader struct{}
+
+func (emptyReader) Get(context.Context, string) ([]byte, error) { return nil, store.ErrNotFound }
+func (emptyReader) Scan(context.Context, string, func(string, []byte) error) error {
+	return nil
+}
+
+// importAPIDir imports api_dir's <api_id>.json files. A file is imported
+// when it is new or its content changed since it was last imported; an
+// unchanged file does not overwrite changes made since through the
+// management API. Every file is validated first, and any problem stops
+// start-up with all problems named, before anything is stored.
+func importAPIDir(ctx context.Context, st store.Store, dir string, log *slog.Logger) error {
+	if dir == "" {
+		return nil
+	}
+	files, err := readAPIDir(dir)
+	if err != nil {
+		return err
+	}
 
 	// One batch for all files: either every changed file is imported or
 	// none is. Checks run against the store as it will be, file by file.
