@@ -36,10 +36,9 @@ func nginxBinary(t testing.TB) string {
 	return path
 }
 
-// NginxAuthRequestConf is the gateway configuration of docs/sideband-nginx.md,
-// with the addresses filled in: nginx asks ASE's forward-auth endpoint about
-// every request before proxying it.
-const nginxAuthRequestConf = `
+// nginxMain wraps the http-level blocks of docs/sideband-nginx.md in a
+// main configuration that runs unprivileged in a temp dir.
+const nginxMain = `
 worker_processes 1;
 daemon off;
 pid {{dir}}/nginx.pid;
@@ -53,38 +52,35 @@ http {
     fastcgi_temp_path {{dir}}/fastcgi;
     uwsgi_temp_path {{dir}}/uwsgi;
     scgi_temp_path {{dir}}/scgi;
-
-    upstream ase_authz { server 127.0.0.1:{{ase}}; keepalive 16; }
-
-    server {
-        listen 127.0.0.1:{{port}};
-
-        location / {
-            auth_request /_ase_authz;
-            # ASE says why it refused; keep it in the gateway's logs.
-            auth_request_set $ase_reason $upstream_http_x_ase_reason;
-            add_header X-ASE-Reason $ase_reason always;
-            proxy_set_header Host $host;
-            proxy_pass http://127.0.0.1:{{backend}};
-        }
-
-        location = /_ase_authz {
-            internal;
-            proxy_pass http://ase_authz/ase/authz;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_set_header X-Original-URI $request_uri;
-            proxy_set_header X-Original-Method $request_method;
-            proxy_set_header X-Real-IP $remote_addr;
-            proxy_set_header Host $host;
-        }
-    }
+{{guide}}
 }
 `
 
-func startNginx(t *testing.T, asePort, backendPort string) string {
+// guideNginxConf is the nginx configuration of docs/sideband-nginx.md with
+// its example addresses and token replaced; each must be there exactly
+// once, so the guide and this test cannot drift apart.
+func guideNginxConf(t *testing.T, asePort, backendPort, listenPort, token string) string {
+	t.Helper()
+	blocks := fencedBlocks(t, "../docs/sideband-nginx.md", "nginx")
+	if len(blocks) != 1 {
+		t.Fatalf("docs/sideband-nginx.md has %d nginx blocks, want 1", len(blocks))
+	}
+	conf := blocks[0]
+	for _, r := range [][2]string{
+		{"server 127.0.0.1:8080;", "server 127.0.0.1:" + asePort + ";"},
+		{"server 127.0.0.1:9000;", "server 127.0.0.1:" + backendPort + ";"},
+		{"listen 80;", "listen 127.0.0.1:" + listenPort + ";"},
+		{`"0123456789abcdef0123456789abcdef"`, `"` + token + `"`},
+	} {
+		if n := strings.Count(conf, r[0]); n != 1 {
+			t.Fatalf("docs/sideband-nginx.md: %q appears %d times, want once", r[0], n)
+		}
+		conf = strings.Replace(conf, r[0], r[1], 1)
+	}
+	return conf
+}
+
+func startNginx(t *testing.T, asePort, backendPort, token string) string {
 	t.Helper()
 	bin := nginxBinary(t)
 	dir := t.TempDir()
@@ -93,7 +89,8 @@ func startNginx(t *testing.T, asePort, backendPort string) string {
 	if os.Geteuid() == 0 {
 		user = "user root;" // workers must reach the temp dirs
 	}
-	conf := strings.NewReplacer("{{dir}}", dir, "{{user}}", user, "{{ase}}", asePort, "{{port}}", port, "{{backend}}", backendPort).Replace(nginxAuthRequestConf)
+	guide := guideNginxConf(t, asePort, backendPort, port, token)
+	conf := strings.NewReplacer("{{dir}}", dir, "{{user}}", user, "{{guide}}", guide).Replace(nginxMain)
 	path := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -131,11 +128,14 @@ func TestNginxAuthRequest(t *testing.T) {
 	var seen atomic.Int64
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen.Add(1)
-		fmt.Fprintf(w, "backend saw %s", r.URL.Path)
+		fmt.Fprintf(w, "backend saw %s for api %s", r.URL.Path, r.Header.Get("X-ASE-API-ID"))
 	}))
 	defer backend.Close()
-	i := startSideband(t, nil)
-	gw := startNginx(t, i.Conf["http_ws_port"], strings.TrimPrefix(backend.URL, "http://127.0.0.1:"))
+	// ASE configured as the guide says.
+	i := startSideband(t, map[string]string{"enable_sideband_keepalive": "true", "enable_sideband_authentication": "true"})
+	var created struct{ Token string }
+	decode(t, i.Do("POST", "/v5/ase/sideband/token", "", nil), &created)
+	gw := startNginx(t, i.Conf["http_ws_port"], strings.TrimPrefix(backend.URL, "http://127.0.0.1:"), created.Token)
 
 	get := func(headers map[string]string) (int, string, string) {
 		t.Helper()
@@ -158,7 +158,7 @@ func TestNginxAuthRequest(t *testing.T) {
 		before := seen.Load()
 		code, body, reason := get(headers)
 		switch {
-		case served && (code != 200 || body != "backend saw /shop/items" || seen.Load() != before+1):
+		case served && (code != 200 || body != "backend saw /shop/items for api shop" || seen.Load() != before+1):
 			t.Fatalf("%s: got %d %q, want the backend's answer", step, code, body)
 		case !served && (code != 403 || reason != "deny_list"):
 			t.Fatalf("%s: got %d %q (reason %q), want 403 deny_list", step, code, body, reason)
@@ -181,5 +181,17 @@ func TestNginxAuthRequest(t *testing.T) {
 		expect(e.name+": listed", e.headers, false)
 		wantStatus(t, i.Do("DELETE", "/v5/ase/firewall/blacklist", e.entry, nil), 200, "success", "*")
 		expect(e.name+": removed", e.headers, true)
+	}
+
+	// Without a valid token ASE answers 401, and nginx refuses the client.
+	wantJSON(t, i.Do("DELETE", "/v5/ase/sideband/token", `{"token": "`+created.Token+`"}`, nil), 200, `{"status": "success", "status_message": "Sideband token `+created.Token+` deleted."}`)
+	before := seen.Load()
+	if code, _, _ := get(nil); code != 401 || seen.Load() != before {
+		t.Fatalf("with the gateway's token deleted: got %d, want 401 and nothing at the backend", code)
+	}
+	// ASE down: nginx fails closed, as the guide says.
+	i.Stop()
+	if code, _, _ := get(nil); code != 500 || seen.Load() != before {
+		t.Fatalf("with ASE down: got %d, want 500 and nothing at the backend", code)
 	}
 }
