@@ -58,3 +58,28 @@ func TestDocsExamplesAreValid(t *testing.T) {
 		t.Fatalf("only %d configuration and %d API examples found: the guides lost their examples", confs, apis)
 	}
 }
+
+// TestSystemdUnitStartsASE: the unit's ExecStart is a command line this
+// binary accepts (checked with --check on a configuration of ours), and the
+// data directory it sets is the one it makes writable.
+func TestSystemdUnitStartsASE(t *testing.T) {
+	b, err := os.ReadFile("../docs/ase.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := string(b)
+	m := regexp.MustCompile(`(?m)^ExecStart=/usr/local/bin/ase (.*)$`).FindStringSubmatch(unit)
+	if m == nil {
+		t.Fatal("no ExecStart=/usr/local/bin/ase line")
+	}
+	if !strings.Contains(unit, "\nStateDirectory=ase\n") || !strings.Contains(unit, "\nEnvironment=ASE_DATA_DIR=/var/lib/ase\n") {
+		t.Fatal("the data directory and the writable state directory differ")
+	}
+	i := newInstance(t, nil)
+	i.writeConf()
+	args := strings.Fields(strings.Replace(m[1], "/etc/ase/ase.conf", i.ConfPath, 1))
+	stdout, stderr, code := i.CLIEnv([]string{"ASE_DATA_DIR=" + filepath.Join(i.Dir, "state")}, "", append(args, "--check")...)
+	if code != 0 || !strings.Contains(stdout, "data_dir="+filepath.Join(i.Dir, "state")+"\n") {
+		t.Fatalf("ase %v --check: %d %q %q", args, code, stdout, stderr)
+	}
+}
