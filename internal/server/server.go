@@ -108,15 +108,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 
 	var access *accesslog.Log
 	if cfg.EnableAccessLog {
-		var w io.Writer = os.Stdout
-		if !cfg.AccessLogStdout {
-			f, err := logfile.Open(filepath.Join(logDir(cfg), "access.log"), int64(cfg.LogMaxSize), cfg.LogMaxFiles, false)
-			if err != nil {
-				return fmt.Errorf("access log: %w", err)
-			}
-			defer f.Close()
-			w = f
+		w, closeFile, err := logWriter(cfg, "access.log", cfg.AccessLogStdout, false)
+		if err != nil {
+			return fmt.Errorf("access log: %w", err)
 		}
+		defer closeFile()
 		access = accesslog.New(w, cfg.Location)
 		defer access.Close()
 	}
@@ -131,15 +127,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 
 	var auditLog *audit.Log
 	if cfg.EnableAudit {
-		var w io.Writer = os.Stdout
-		if !cfg.AuditLogStdout {
-			f, err := logfile.Open(filepath.Join(logDir(cfg), "audit.log"), int64(cfg.LogMaxSize), cfg.LogMaxFiles, true)
-			if err != nil {
-				return fmt.Errorf("audit log: %w", err)
-			}
-			defer f.Close()
-			w = f
+		w, closeFile, err := logWriter(cfg, "audit.log", cfg.AuditLogStdout, true)
+		if err != nil {
+			return fmt.Errorf("audit log: %w", err)
 		}
+		defer closeFile()
 		auditLog = audit.New(w, cfg.Location, log)
 	}
 
@@ -369,6 +361,20 @@ func managementTLS(clientCAs *x509.CertPool) *tls.Config {
 		tc.ClientAuth = tls.VerifyClientCertIfGiven
 	}
 	return tc
+}
+
+// logWriter is where the log name goes: standard output, or a file under
+// the log directory rotated by size (synced on every write for the audit
+// log). The returned function closes the file.
+func logWriter(cfg *config.Config, name string, toStdout, sync bool) (io.Writer, func() error, error) {
+	if toStdout {
+		return os.Stdout, func() error { return nil }, nil
+	}
+	f, err := logfile.Open(filepath.Join(logDir(cfg), name), int64(cfg.LogMaxSize), cfg.LogMaxFiles, sync)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, f.Close, nil
 }
 
 func logDir(cfg *config.Config) string {
