@@ -26,7 +26,8 @@ data_dir=$work/data
 attack_list_memory=512MB
 enable_access_log=true
 CONF
-"$BENCH_DIR/bin/ase" serve --config "$work/ase.conf" 2>"$work/ase.log" &
+# ASE_GOENV="GOGC=200 ..." runs ASE (only) with those Go runtime settings.
+env ${ASE_GOENV:-} "$BENCH_DIR/bin/ase" serve --config "$work/ase.conf" 2>"$work/ase.log" &
 wait_http "http://127.0.0.1:$mgmt/v5/ase/status"
 curl -s -X POST "http://127.0.0.1:$mgmt/v5/ase/api?api_id=api" -H 'x-ase-access-key: admin' -H 'x-ase-secret-key: admin' \
 	-H 'Content-Type: application/json' -d "{\"api_metadata\": {\"url\": \"/\", \"cookie\": \"SID\", \"oauth2_access_token\": true,

@@ -83,7 +83,7 @@ type Request struct {
 // Limiter is flow control's hook: whether a client may make one more
 // request to an API now, and if not, when it may.
 type Limiter interface {
-	Allow(api *apidef.API, id *lists.Identity, now int64) (ok bool, retryAfter time.Duration)
+	Allow(api *apidef.API, id lists.Identity, now int64) (ok bool, retryAfter time.Duration)
 }
 
 // Engine decides.
@@ -135,7 +135,7 @@ func (e *Engine) Decide(r *Request) Decision {
 		if now == 0 {
 			now = time.Now().UnixNano()
 		}
-		if ok, after := e.limiter.Allow(api, &r.ID, now); !ok {
+		if ok, after := e.limiter.Allow(api, r.ID, now); !ok {
 			return enforce(api, Decision{Action: Limit, Reason: ReasonRateLimited, RetryAfter: after})
 		}
 	}

@@ -81,7 +81,7 @@ func mustAPI(t testing.TB, doc string) *apidef.API {
 
 type stubLimiter struct{ over bool }
 
-func (s *stubLimiter) Allow(*apidef.API, *lists.Identity, int64) (bool, time.Duration) {
+func (s *stubLimiter) Allow(*apidef.API, lists.Identity, int64) (bool, time.Duration) {
 	if s.over {
 		return false, 3 * time.Second
 	}

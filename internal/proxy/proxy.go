@@ -13,7 +13,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"hash/maphash"
-	"iter"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -545,7 +544,8 @@ func prepareRequest(r *fasthttp.Request, api *apidef.API, ctx *fasthttp.RequestC
 		r.URI().SetPathBytes(np)
 	}
 	stripRequestHopByHop(hd)
-	var xff []byte
+	var buf [128]byte
+	xff := buf[:0]
 	if prior := hd.Peek("X-Forwarded-For"); len(prior) > 0 {
 		xff = append(append(xff, prior...), ", "...)
 	}
@@ -569,53 +569,80 @@ func isHopByHop(name []byte) bool {
 	return false
 }
 
-// headers is what both fasthttp header types offer for stripping.
-type headers interface {
-	Peek(key string) []byte
-	DelBytes(key []byte)
-	Del(key string)
-	All() iter.Seq2[[]byte, []byte]
-}
-
-// strip removes hop-by-hop headers and those named in Connection, in one
-// scan when (as usual) there are none: fasthttp keeps Connection itself.
-func strip(hd headers, keepClose bool) {
-	if c := hd.Peek("Connection"); len(c) > 0 {
-		for _, name := range bytes.Split(c, []byte(",")) {
-			if name = bytes.TrimSpace(name); len(name) > 0 && !(keepClose && bytes.EqualFold(name, []byte("close"))) {
-				hd.DelBytes(name)
-			}
+// deleteConnectionNames deletes the headers a Connection header names
+// (RFC 9110 7.6.1); del deletes one name. It splits by hand: no
+// allocation.
+func deleteConnectionNames(c []byte, del func([]byte)) {
+	for len(c) > 0 {
+		name := c
+		if i := bytes.IndexByte(c, ','); i >= 0 {
+			name, c = c[:i], c[i+1:]
+		} else {
+			c = nil
+		}
+		if name = bytes.TrimSpace(name); len(name) > 0 {
+			del(name)
 		}
 	}
-	var found [8][]byte
+}
+
+// stripRequestHopByHop removes hop-by-hop headers from a client's request
+// and those its Connection header names (fasthttp keeps Connection
+// itself). The data ports normalize header names, so deleting the
+// canonical spelling finds every spelling the client used.
+func stripRequestHopByHop(hd *fasthttp.RequestHeader) {
+	if c := hd.Peek("Connection"); len(c) > 0 {
+		deleteConnectionNames(c, hd.DelBytes)
+	}
+	for _, h := range hopByHop[1:] {
+		hd.Del(h)
+	}
+}
+
+// stripHopByHop does the same for a backend's response, whose header names
+// keep the backend's spelling (the backend client does not normalize
+// them): names are matched case-insensitively, in one scan that allocates
+// nothing when, as usual, there is nothing to remove.
+func stripHopByHop(hd *fasthttp.ResponseHeader) {
+	conn := hd.Peek("Connection")
+	var found [8]string
 	n := 0
 	for k := range hd.All() {
-		if n < len(found) && isHopByHop(k) && !bytes.EqualFold(k, []byte("Connection")) {
-			found[n] = append([]byte(nil), k...)
+		if n == len(found) || bytes.EqualFold(k, []byte("Connection")) {
+			continue
+		}
+		if isHopByHop(k) || (len(conn) > 0 && hasToken(conn, k)) {
+			found[n] = string(k)
 			n++
 		}
 	}
 	for _, k := range found[:n] {
-		hd.DelBytes(k)
+		hd.Del(k)
 	}
 }
 
-func stripRequestHopByHop(hd *fasthttp.RequestHeader) { strip(hd, false) }
-
-func stripHopByHop(hd *fasthttp.ResponseHeader) { strip(hd, true) }
-
-func isWebSocket(hd *fasthttp.RequestHeader) bool {
-	return bytes.EqualFold(hd.Peek("Upgrade"), []byte("websocket")) && headerHasToken(hd.Peek("Connection"), "upgrade")
-}
-
-func headerHasToken(v []byte, token string) bool {
-	for _, t := range bytes.Split(v, []byte(",")) {
-		if bytes.EqualFold(bytes.TrimSpace(t), []byte(token)) {
+// hasToken reports whether the comma-separated list names token, in any
+// case, without allocating.
+func hasToken(list, token []byte) bool {
+	for len(list) > 0 {
+		item := list
+		if i := bytes.IndexByte(list, ','); i >= 0 {
+			item, list = list[:i], list[i+1:]
+		} else {
+			list = nil
+		}
+		if bytes.EqualFold(bytes.TrimSpace(item), token) {
 			return true
 		}
 	}
 	return false
 }
+
+func isWebSocket(hd *fasthttp.RequestHeader) bool {
+	return bytes.EqualFold(hd.Peek("Upgrade"), []byte("websocket")) && headerHasToken(hd.Peek("Connection"), "upgrade")
+}
+
+func headerHasToken(v []byte, token string) bool { return hasToken(v, []byte(token)) }
 
 // badFraming checks the raw header section for the request-smuggling
 // shapes fasthttp itself lets through: Content-Length together with

@@ -65,6 +65,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
+	if cfg.EnableCluster {
+		// Running standalone while the operator asked for a cluster would
+		// silently split the state: refuse instead.
+		return errors.New("enable_cluster=true: cluster mode (the etcd store) is not available in this version; set enable_cluster=false")
+	}
 	st, err := store.Open(filepath.Join(cfg.DataDir, StoreFile))
 	if err != nil {
 		return err

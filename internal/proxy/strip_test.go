@@ -1,0 +1,57 @@
+package proxy
+
+import (
+	"testing"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Hop-by-hop headers go in any spelling, with those Connection names; the
+// usual case (none present) costs no allocation.
+func TestStripHopByHop(t *testing.T) {
+	var resp fasthttp.ResponseHeader
+	resp.DisableNormalizing()
+	resp.Set("content-type", "text/plain")
+	resp.Set("KEEP-alive", "timeout=5")
+	resp.Set("upgrade", "h2c")
+	resp.Set("Connection", "x-private, close")
+	resp.Set("X-Private", "secret")
+	resp.Set("X-Kept", "1")
+	stripHopByHop(&resp)
+	for _, h := range []string{"KEEP-alive", "upgrade", "X-Private"} {
+		if v := resp.Peek(h); len(v) > 0 {
+			t.Errorf("response kept %s: %q", h, v)
+		}
+	}
+	if string(resp.Peek("X-Kept")) != "1" || string(resp.ContentType()) != "text/plain" || !resp.ConnectionClose() {
+		t.Errorf("response lost an end-to-end header or its close:\n%s", resp.String())
+	}
+
+	var req fasthttp.RequestHeader
+	req.Set("Keep-Alive", "timeout=5")
+	req.Set("te", "trailers")
+	req.Set("Proxy-Authorization", "Basic eDp5")
+	req.Set("Connection", "keep-alive, X-Hop")
+	req.Set("X-Hop", "1")
+	req.Set("Authorization", "Bearer t")
+	stripRequestHopByHop(&req)
+	for _, h := range []string{"Keep-Alive", "TE", "Proxy-Authorization", "X-Hop"} {
+		if v := req.Peek(h); len(v) > 0 {
+			t.Errorf("request kept %s: %q", h, v)
+		}
+	}
+	if string(req.Peek("Authorization")) != "Bearer t" {
+		t.Error("request lost Authorization")
+	}
+
+	var clean fasthttp.ResponseHeader
+	clean.DisableNormalizing()
+	clean.Set("Content-Type", "application/json")
+	clean.Set("X-Request-Id", "abc")
+	var cleanReq fasthttp.RequestHeader
+	cleanReq.Set("Cookie", "SID=1")
+	cleanReq.Set("Connection", "keep-alive")
+	if n := testing.AllocsPerRun(100, func() { stripHopByHop(&clean); stripRequestHopByHop(&cleanReq) }); n != 0 {
+		t.Errorf("%v allocations stripping headers that have nothing to strip", n)
+	}
+}
