@@ -622,8 +622,11 @@ func stripHopByHop(hd *fasthttp.ResponseHeader) {
 }
 
 // hasToken reports whether the comma-separated list names token, in any
-// case, without allocating.
+// case, without allocating. An empty token is never named.
 func hasToken(list, token []byte) bool {
+	if len(token) == 0 {
+		return false
+	}
 	for len(list) > 0 {
 		item := list
 		if i := bytes.IndexByte(list, ','); i >= 0 {

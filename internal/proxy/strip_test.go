@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -54,4 +55,30 @@ func TestStripHopByHop(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { stripHopByHop(&clean); stripRequestHopByHop(&cleanReq) }); n != 0 {
 		t.Errorf("%v allocations stripping headers that have nothing to strip", n)
 	}
+}
+
+// FuzzHasToken checks the hand-written list scanner against the obvious
+// implementation on any header value.
+func FuzzHasToken(f *testing.F) {
+	for _, s := range []string{"keep-alive, Upgrade", "close", ",,x-a ,  X-A", "", "a,b,c"} {
+		f.Add([]byte(s), []byte("upgrade"))
+	}
+	f.Fuzz(func(t *testing.T, list, token []byte) {
+		want := false
+		for _, item := range bytes.Split(list, []byte(",")) {
+			if item = bytes.TrimSpace(item); len(item) > 0 && bytes.EqualFold(item, token) {
+				want = true
+			}
+		}
+		if got := hasToken(list, token); got != want {
+			t.Fatalf("hasToken(%q, %q) = %v, want %v", list, token, got, want)
+		}
+		var deleted [][]byte
+		deleteConnectionNames(list, func(name []byte) { deleted = append(deleted, name) })
+		for _, name := range deleted {
+			if len(name) == 0 || !hasToken(list, name) {
+				t.Fatalf("deleteConnectionNames(%q) named %q", list, name)
+			}
+		}
+	})
 }
