@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"go.yaml.in/yaml/v2"
+
 	"github.com/ase-project/ase/internal/apidef"
 	"github.com/ase-project/ase/internal/config"
 )
@@ -36,13 +38,22 @@ func TestDocsExamplesAreValid(t *testing.T) {
 		t.Fatalf("no guides: %v", err)
 	}
 	docs = append(docs, "../README.md")
-	confs, apis := 0, 0
+	confs, apis, yamls := 0, 0, 0
 	for _, doc := range docs {
 		for n, block := range fencedBlocks(t, doc, "ini") {
 			if _, err := config.Parse(doc, []byte(block), nil); err != nil {
 				t.Errorf("%s: ini block %d: %v", doc, n+1, err)
 			}
 			confs++
+		}
+		// Gateway configurations (Traefik, Envoy, Kong, Prometheus) are at
+		// least well-formed YAML.
+		for n, block := range fencedBlocks(t, doc, "yaml") {
+			var v map[string]any
+			if err := yaml.Unmarshal([]byte(block), &v); err != nil || len(v) == 0 {
+				t.Errorf("%s: yaml block %d: %v", doc, n+1, err)
+			}
+			yamls++
 		}
 		for n, block := range fencedBlocks(t, doc, "json") {
 			if !strings.Contains(block, `"api_metadata"`) {
@@ -54,8 +65,8 @@ func TestDocsExamplesAreValid(t *testing.T) {
 			apis++
 		}
 	}
-	if confs < 3 || apis < 3 {
-		t.Fatalf("only %d configuration and %d API examples found: the guides lost their examples", confs, apis)
+	if confs < 3 || apis < 3 || yamls < 4 {
+		t.Fatalf("only %d configuration, %d API and %d YAML examples found: the guides lost their examples", confs, apis, yamls)
 	}
 }
 
