@@ -574,16 +574,20 @@ func isHopByHop(name []byte) bool {
 // allocation.
 func deleteConnectionNames(c []byte, del func([]byte)) {
 	for len(c) > 0 {
-		name := c
-		if i := bytes.IndexByte(c, ','); i >= 0 {
-			name, c = c[:i], c[i+1:]
-		} else {
-			c = nil
-		}
-		if name = bytes.TrimSpace(name); len(name) > 0 {
+		var name []byte
+		if name, c = nextItem(c); len(name) > 0 {
 			del(name)
 		}
 	}
+}
+
+// nextItem splits the first item, trimmed, off a comma-separated list.
+func nextItem(list []byte) (item, rest []byte) {
+	item = list
+	if i := bytes.IndexByte(list, ','); i >= 0 {
+		item, rest = list[:i], list[i+1:]
+	}
+	return bytes.TrimSpace(item), rest
 }
 
 // stripRequestHopByHop removes hop-by-hop headers from a client's request
@@ -628,13 +632,8 @@ func hasToken(list, token []byte) bool {
 		return false
 	}
 	for len(list) > 0 {
-		item := list
-		if i := bytes.IndexByte(list, ','); i >= 0 {
-			item, list = list[:i], list[i+1:]
-		} else {
-			list = nil
-		}
-		if bytes.EqualFold(bytes.TrimSpace(item), token) {
+		var item []byte
+		if item, list = nextItem(list); bytes.EqualFold(item, token) {
 			return true
 		}
 	}
