@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ase-project/ase/internal/typo"
 	"github.com/ase-project/ase/internal/units"
 )
 
@@ -344,47 +345,9 @@ func (c *Config) Format() string {
 // suggest returns ` (did you mean "k"?)` for the known key closest to name,
 // or "" when none is within two edits.
 func suggest(name string) string {
-	best, bestDist := "", 3
-	lower := strings.ToLower(name)
-	for i := range keys {
-		if d := editDistance(lower, keys[i].name, bestDist); d < bestDist {
-			best, bestDist = keys[i].name, d
-		}
-	}
+	best := typo.Closest(strings.ToLower(name), keyNames)
 	if best == "" {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-// editDistance is the Levenshtein distance between a and b, or limit when
-// it is at least limit (which also keeps long fuzzed keys cheap).
-func editDistance(a, b string, limit int) int {
-	if abs(len(a)-len(b)) >= limit {
-		return limit
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return min(prev[len(b)], limit)
-}
-
-func abs(n int) int {
-	if n < 0 {
-		return -n
-	}
-	return n
 }

@@ -145,6 +145,15 @@ var byName = func() map[string]*key {
 
 func lookup(name string) *key { return byName[name] }
 
+// keyNames are the known keys in order, for typo suggestions.
+var keyNames = func() []string {
+	out := make([]string, len(keys))
+	for i := range keys {
+		out[i] = keys[i].name
+	}
+	return out
+}()
+
 func boolKey(name, doc string, field func(*Config) *bool) key {
 	return key{
 		name: name, doc: doc,

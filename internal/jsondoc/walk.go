@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ase-project/ase/internal/typo"
 	"github.com/ase-project/ase/internal/units"
 )
 
@@ -107,7 +108,7 @@ func (f *Fields) Close() {
 	}
 	for _, k := range unknown {
 		msg := "unknown field"
-		if s := suggest(k, f.knownKeys()); s != "" {
+		if s := typo.Closest(k, f.knownKeys()); s != "" {
 			msg += fmt.Sprintf(" (did you mean %q?)", s)
 		}
 		f.w.Fail(f.At(k), "%s", msg)
@@ -229,42 +230,4 @@ func (f *Fields) Strings(key string, max int) []string {
 		out = append(out, s)
 	}
 	return out
-}
-
-// suggest returns the known key closest to k, if it is a likely typo.
-func suggest(k string, known []string) string {
-	best, bestD := "", 3
-	for _, c := range known {
-		if c == k {
-			continue
-		}
-		if d := distance(k, c); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	return best
-}
-
-// distance is the Levenshtein distance, for typo suggestions only.
-func distance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 64
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
