@@ -88,29 +88,9 @@ func (r clientResp) append(b []byte) []byte {
 
 // --- the Authorize protocol ---
 
-func (h *Handler) authorizeRequest(ctx *fasthttp.RequestCtx, start time.Time) {
-	rec := accesslog.Record{Protocol: "authorize", Call: "request", CorrelationID: string(ctx.Request.Header.Peek("X-CorrelationID"))}
-	defer h.logCall(ctx, &rec, start)
-	if !h.authenticated(ctx) {
-		rec.Decision, rec.Reason = "refuse", "authentication"
-		unauthorized(ctx)
-		return
-	}
-	p := h.parsers.Get()
-	defer h.parsers.Put(p)
-	c := getCall()
-	defer putCall(c)
-	if err := h.parse(ctx, p, true, c); err != nil {
-		rec.Decision, rec.Reason = "refuse", "malformed"
-		badRequest(ctx, err)
-		return
-	}
-	api, req, ok := h.request(ctx, c, &rec)
-	if !ok {
-		return
-	}
-	d := h.Engine.Decide(req)
-	h.record(&rec, api, d)
+// writeAuthorizeDecision answers an Authorize request call: an allowed
+// request is echoed unchanged, a refused one gets the client response.
+func writeAuthorizeDecision(ctx *fasthttp.RequestCtx, api *apidef.API, d engine.Decision, req *engine.Request) {
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType("application/json")
 	if d.Action == engine.Allow {

@@ -71,11 +71,11 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) {
 	case bytes.Equal(path, []byte(pathAuthz)) || bytes.HasPrefix(path, []byte(pathAuthz+"/")):
 		h.forwardAuth(ctx, start)
 	case bytes.Equal(path, []byte(pathASERequest)):
-		h.post(ctx, func() { h.aseRequest(ctx, start) })
+		h.post(ctx, func() { h.requestCall(ctx, start, "ase", false, writeASEDecision) })
 	case bytes.Equal(path, []byte(pathASEResponse)):
 		h.post(ctx, func() { h.aseResponse(ctx, start) })
 	case bytes.Equal(path, []byte(pathAuthorizeRequest)):
-		h.post(ctx, func() { h.authorizeRequest(ctx, start) })
+		h.post(ctx, func() { h.requestCall(ctx, start, "authorize", true, writeAuthorizeDecision) })
 	case bytes.Equal(path, []byte(pathAuthorizeResponse)):
 		h.post(ctx, func() { h.authorizeResponse(ctx, start) })
 	default:
@@ -121,8 +121,14 @@ func jsonReply(ctx *fasthttp.RequestCtx, code int, body string) {
 
 // --- the ASE protocol ---
 
-func (h *Handler) aseRequest(ctx *fasthttp.RequestCtx, start time.Time) {
-	rec := accesslog.Record{Protocol: "ase", Call: "request", CorrelationID: string(ctx.Request.Header.Peek("X-CorrelationID"))}
+// decisionWriter writes a protocol's answer to a decided request call.
+type decisionWriter func(ctx *fasthttp.RequestCtx, api *apidef.API, d engine.Decision, req *engine.Request)
+
+// requestCall serves a request call of the ASE protocol or (withBody) the
+// Authorize protocol: authenticate, decode, decide, log, and answer with
+// write.
+func (h *Handler) requestCall(ctx *fasthttp.RequestCtx, start time.Time, protocol string, withBody bool, write decisionWriter) {
+	rec := accesslog.Record{Protocol: protocol, Call: "request", CorrelationID: string(ctx.Request.Header.Peek("X-CorrelationID"))}
 	defer h.logCall(ctx, &rec, start)
 	if !h.authenticated(ctx) {
 		rec.Decision, rec.Reason = "refuse", "authentication"
@@ -133,7 +139,7 @@ func (h *Handler) aseRequest(ctx *fasthttp.RequestCtx, start time.Time) {
 	defer h.parsers.Put(p)
 	c := getCall()
 	defer putCall(c)
-	if err := h.parse(ctx, p, false, c); err != nil {
+	if err := h.parse(ctx, p, withBody, c); err != nil {
 		rec.Decision, rec.Reason = "refuse", "malformed"
 		badRequest(ctx, err)
 		return
@@ -144,7 +150,7 @@ func (h *Handler) aseRequest(ctx *fasthttp.RequestCtx, start time.Time) {
 	}
 	d := h.Engine.Decide(req)
 	h.record(&rec, api, d)
-	writeASEDecision(ctx, api, d, req)
+	write(ctx, api, d, req)
 }
 
 // parse decodes the body as a request call.
