@@ -29,6 +29,17 @@ const (
 // hash * size, which keeps the load in that band at every size.
 func rebuildSize(live int) int { return max(minSlots, live*2) }
 
+// countTTL keeps n, a table's count of entries with an expiry, right when
+// an entry that had one (had) now has one or not (has).
+func countTTL(n *atomic.Int64, had, has bool) {
+	switch {
+	case has && !had:
+		n.Add(1)
+	case had && !has:
+		n.Add(-1)
+	}
+}
+
 func tooFull(used, size int) bool { return used*4 > size*3 }
 
 func index(h uint64, n int) uint64 {
@@ -161,7 +172,7 @@ func (t *table4) put(k uint32, tag Tag, exp int64) bool {
 		old := meta(tab.s[at].Load())
 		t.ttl.set(k, exp)
 		tab.s[at].Store(word4(k, m))
-		t.countTTL(old&hasTTL != 0, exp != 0)
+		countTTL(&t.nTTL, old&hasTTL != 0, exp != 0)
 		return false
 	}
 	if tooFull(t.live+t.tomb+1, len(tab.s)) {
@@ -175,18 +186,8 @@ func (t *table4) put(k uint32, tag Tag, exp int64) bool {
 	tab.s[free].Store(word4(k, m))
 	t.live++
 	t.n.Add(1)
-	t.countTTL(false, exp != 0)
+	countTTL(&t.nTTL, false, exp != 0)
 	return true
-}
-
-func (t *table4) countTTL(had, has bool) {
-	if had != has {
-		if has {
-			t.nTTL.Add(1)
-		} else {
-			t.nTTL.Add(-1)
-		}
-	}
 }
 
 func (t *table4) del(k uint32) bool {
@@ -342,7 +343,7 @@ func (t *tableID) put(k idKey, tag Tag, exp int64) bool {
 		old := meta(tab.s[at].w1.Load())
 		t.ttl.set(k, exp)
 		tab.s[at].w1.Store(w1)
-		t.countTTL(old&hasTTL != 0, exp != 0)
+		countTTL(&t.nTTL, old&hasTTL != 0, exp != 0)
 		return false
 	}
 	if tooFull(t.live+t.tomb+1, len(tab.s)) {
@@ -357,18 +358,8 @@ func (t *tableID) put(k idKey, tag Tag, exp int64) bool {
 	tab.s[free].w0.Store(w0)
 	t.live++
 	t.n.Add(1)
-	t.countTTL(false, exp != 0)
+	countTTL(&t.nTTL, false, exp != 0)
 	return true
-}
-
-func (t *tableID) countTTL(had, has bool) {
-	if had != has {
-		if has {
-			t.nTTL.Add(1)
-		} else {
-			t.nTTL.Add(-1)
-		}
-	}
 }
 
 func (t *tableID) del(k idKey) bool {

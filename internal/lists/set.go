@@ -80,13 +80,7 @@ func (t *table[K]) put(k K, sh uint64, tag Tag, exp int64) bool {
 	if !existed {
 		t.n.Add(1)
 	}
-	if had, has := existed && old&hasTTL != 0, exp != 0; had != has {
-		if has {
-			t.nTTL.Add(1)
-		} else {
-			t.nTTL.Add(-1)
-		}
-	}
+	countTTL(&t.nTTL, existed && old&hasTTL != 0, exp != 0)
 	return !existed
 }
 
