@@ -2,6 +2,7 @@ package apidef
 
 import (
 	"github.com/ase-project/ase/internal/jsondoc"
+	"github.com/ase-project/ase/internal/rfc9110"
 	"mime"
 	"net/netip"
 	"net/url"
@@ -158,18 +159,7 @@ func joinHostPort(host string, port int) string {
 
 // isToken reports whether s is an RFC 9110 token (header names, cookie
 // names, methods).
-func isToken(s string) bool {
-	if s == "" || len(s) > 256 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return true
-}
+func isToken(s string) bool { return len(s) <= 256 && rfc9110.IsToken(s) }
 
 func checkToken(w *jsondoc.Walker, path, s, what string) string {
 	if s != "" && !isToken(s) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ase-project/ase/internal/jsondoc"
+	"github.com/ase-project/ase/internal/rfc9110"
 )
 
 // Kind is what an entry identifies a client by.
@@ -365,18 +366,7 @@ func valueProblem(s string) string {
 	return ""
 }
 
-func isToken(s string) bool {
-	if s == "" || len(s) > maxNameLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return true
-}
+func isToken(s string) bool { return len(s) <= maxNameLen && rfc9110.IsToken(s) }
 
 func isName(s string) bool {
 	if s == "" || len(s) > maxNameLen {

@@ -33,6 +33,7 @@ import (
 	"github.com/ase-project/ase/internal/flow"
 	"github.com/ase-project/ase/internal/health"
 	"github.com/ase-project/ase/internal/metrics"
+	"github.com/ase-project/ase/internal/rfc9110"
 	"github.com/ase-project/ase/internal/wire"
 )
 
@@ -668,7 +669,7 @@ func badFraming(raw []byte) string {
 			return "obsolete line folding"
 		}
 		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || !token(line[:colon]) {
+		if colon <= 0 || !rfc9110.IsToken(line[:colon]) {
 			return "invalid header name"
 		}
 		name := line[:colon]
@@ -683,13 +684,4 @@ func badFraming(raw []byte) string {
 		return "both Content-Length and Transfer-Encoding"
 	}
 	return ""
-}
-
-func token(b []byte) bool {
-	for _, c := range b {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return true
 }

@@ -29,6 +29,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/ase-project/ase/internal/accounts"
+	"github.com/ase-project/ase/internal/rfc9110"
 	"github.com/ase-project/ase/internal/store"
 )
 
@@ -422,15 +423,4 @@ func SetHeader(header string) (store.Batch, error) {
 	return store.Batch{Ops: []store.Op{store.Put(headerKey, []byte(http.CanonicalHeaderKey(header)))}}, nil
 }
 
-func validHeaderName(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return true
-}
+func validHeaderName(s string) bool { return len(s) <= 128 && rfc9110.IsToken(s) }

@@ -9,6 +9,8 @@ import (
 	"unsafe"
 
 	"github.com/valyala/fastjson"
+
+	"github.com/ase-project/ase/internal/rfc9110"
 )
 
 // maxHeaders bounds the header list of one call.
@@ -362,18 +364,7 @@ func validMethod(m string) bool {
 	return true
 }
 
-func validHeaderName(s string) bool {
-	if s == "" || len(s) > 256 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return true
-}
+func validHeaderName(s string) bool { return len(s) <= 256 && rfc9110.IsToken(s) }
 
 // response is a decoded /ase/response body.
 type response struct {
