@@ -305,6 +305,12 @@ func (c *call) commit(b store.Batch) error {
 	return err
 }
 
+// auditEntry is the audit record of action by this call's caller (its
+// Result still to be set).
+func (c *call) auditEntry(action string, params map[string]any) audit.Entry {
+	return audit.Entry{User: c.who.user, Via: c.via, Auth: c.who.auth, Client: c.client, Action: action, Params: params}
+}
+
 // params1 returns a path parameter.
 func (c *call) params1(name string) string { return c.pathParams[name] }
 
@@ -350,7 +356,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		e := h.toError(c, err)
 		if rt.Write() && e.Code != http.StatusTooManyRequests && c.who.user != "" {
-			h.d.Audit.Record(audit.Entry{User: c.who.user, Via: c.via, Auth: c.who.auth, Client: c.client, Action: rt.Action, Params: c.params, Result: e.Status})
+			entry := c.auditEntry(rt.Action, c.params)
+			entry.Result = e.Status
+			h.d.Audit.Record(entry)
 			h.d.Metrics.Change("refused")
 		}
 		h.writeError(w, e, rt.Abs)
@@ -361,7 +369,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if c.staged {
 			result = "staged" // applied, and audited again, when committed
 		}
-		h.d.Audit.Record(audit.Entry{User: c.who.user, Via: c.via, Auth: c.who.auth, Client: c.client, Action: rt.Action, Params: c.params, Result: result})
+		entry := c.auditEntry(rt.Action, c.params)
+		entry.Result = result
+		h.d.Audit.Record(entry)
 		h.d.Metrics.Change(result)
 	}
 	if hh, ok := result.(http.Handler); ok {

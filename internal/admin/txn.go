@@ -121,8 +121,10 @@ func (h *Handler) txnChanges(c *call) (any, error) {
 	return map[string]any{"changes": t.changes}, nil
 }
 
-// ownTxn returns the caller's open transaction, or an error.
-func (h *Handler) ownTxn(c *call) (*txn, error) {
+// endOwnTxn ends the caller's open transaction and returns it, or an
+// error when there is none or it is another session's. The caller holds
+// writeMu and commits or rolls back what it returns.
+func (h *Handler) endOwnTxn(c *call) (*txn, error) {
 	t := h.txns.current(h)
 	if t == nil {
 		return nil, apiError(http.StatusNotFound, "NoTransaction", "there is no open transaction")
@@ -130,6 +132,9 @@ func (h *Handler) ownTxn(c *call) (*txn, error) {
 	if t.session != c.who.session {
 		return nil, apiError(http.StatusConflict, "TransactionInProgress", "the open transaction belongs to user %s's session", t.user)
 	}
+	h.txns.mu.Lock()
+	h.txns.cur = nil
+	h.txns.mu.Unlock()
 	return t, nil
 }
 
@@ -150,21 +155,18 @@ func (h *Handler) commitTxn(c *call) (any, error) {
 	}
 	h.writeMu.Lock()
 	defer h.writeMu.Unlock()
-	t, err := h.ownTxn(c)
+	// However it ends, the transaction is over: a failed commit applies
+	// nothing and is rolled back.
+	t, err := h.endOwnTxn(c)
 	if err != nil {
 		return nil, err
 	}
-	// However it ends, the transaction is over: a failed commit applies
-	// nothing and is rolled back.
-	h.txns.mu.Lock()
-	h.txns.cur = nil
-	h.txns.mu.Unlock()
 	actions := make([]string, len(t.changes))
 	for i, ch := range t.changes {
 		actions[i] = ch.Action
 	}
 	params := map[string]any{"message": req.Message, "changes": actions}
-	entry := audit.Entry{User: c.who.user, Via: c.via, Auth: c.who.auth, Client: c.client, Action: "commit_transaction", Params: params}
+	entry := c.auditEntry("commit_transaction", params)
 	b := t.overlay.Batch()
 	// Checks that only the whole set can make: each change was checked
 	// against the memory budget alone when it was staged.
@@ -185,15 +187,13 @@ func (h *Handler) commitTxn(c *call) (any, error) {
 func (h *Handler) rollbackTxn(c *call) (any, error) {
 	h.writeMu.Lock()
 	defer h.writeMu.Unlock()
-	t, err := h.ownTxn(c)
+	t, err := h.endOwnTxn(c)
 	if err != nil {
 		return nil, err
 	}
-	h.txns.mu.Lock()
-	h.txns.cur = nil
-	h.txns.mu.Unlock()
-	h.d.Audit.Record(audit.Entry{User: c.who.user, Via: c.via, Auth: c.who.auth, Client: c.client, Action: "rollback_transaction",
-		Params: map[string]any{"changes": len(t.changes)}, Result: wire.StatusSuccess})
+	entry := c.auditEntry("rollback_transaction", map[string]any{"changes": len(t.changes)})
+	entry.Result = wire.StatusSuccess
+	h.d.Audit.Record(entry)
 	return map[string]any{"meta": txnMeta, "body": map[string]any{"status": "rolled_back", "changes": len(t.changes)}}, nil
 }
 
