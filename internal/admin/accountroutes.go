@@ -139,12 +139,8 @@ type userBody struct {
 }
 
 func (h *Handler) createUser(c *call) (any, error) {
-	body, err := c.requireBody()
-	if err != nil {
-		return nil, err
-	}
 	var req userBody
-	if err := strictJSON(body, &req); err != nil {
+	if err := c.decodeBody(&req); err != nil {
 		return nil, err
 	}
 	c.params = map[string]any{"name": req.Name, "role": req.Role}
@@ -160,15 +156,11 @@ func (h *Handler) createUser(c *call) (any, error) {
 
 func (h *Handler) updateUser(c *call) (any, error) {
 	name := c.params1("name")
-	body, err := c.requireBody()
-	if err != nil {
-		return nil, err
-	}
 	var req struct {
 		Password string        `json:"password"`
 		Role     accounts.Role `json:"role"`
 	}
-	if err := strictJSON(body, &req); err != nil {
+	if err := c.decodeBody(&req); err != nil {
 		return nil, err
 	}
 	c.params = map[string]any{"name": name, "role": req.Role, "password_changed": req.Password != ""}
@@ -249,14 +241,10 @@ func (h *Handler) createAPIKey(c *call) (any, error) {
 		}
 		return nil, apiError(http.StatusBadRequest, "InvalidRequest", "API keys are created by a logged-in user: log in at /api/authentication")
 	}
-	body, err := c.requireBody()
-	if err != nil {
-		return nil, err
-	}
 	var req struct {
 		Name string `json:"name"`
 	}
-	if err := strictJSON(body, &req); err != nil {
+	if err := c.decodeBody(&req); err != nil {
 		return nil, err
 	}
 	method := methodLocal

@@ -498,6 +498,16 @@ func (c *call) requireBody() ([]byte, error) {
 	return c.body, nil
 }
 
+// decodeBody decodes the required JSON body into v, strictly (unknown
+// fields are errors).
+func (c *call) decodeBody(v any) error {
+	body, err := c.requireBody()
+	if err != nil {
+		return err
+	}
+	return strictJSON(body, v)
+}
+
 func (e *Error) withDetail(d string) *Error { e.Detail = d; return e }
 
 // apiID returns the api_id query parameter, required and valid.

@@ -415,12 +415,8 @@ func (h *Handler) status(c *call) (any, error) {
 
 func (h *Handler) updatePassword(c *call) (any, error) {
 	c.params = map[string]any{"user": c.who.user}
-	body, err := c.requireBody()
-	if err != nil {
-		return nil, err
-	}
 	var req wire.PasswordChange
-	if err := strictJSON(body, &req); err != nil {
+	if err := c.decodeBody(&req); err != nil {
 		return nil, err
 	}
 	if req.CurrentPassword == "" || req.NewPassword == "" {

@@ -121,15 +121,11 @@ func (h *Handler) listSecrets(c *call) (any, error) {
 }
 
 func (h *Handler) createSecret(c *call) (any, error) {
-	body, err := c.requireBody()
-	if err != nil {
-		return nil, err
-	}
 	var req struct {
 		Name   string `json:"name"`
 		Secret string `json:"secret"`
 	}
-	if err := strictJSON(body, &req); err != nil {
+	if err := c.decodeBody(&req); err != nil {
 		return nil, err
 	}
 	c.params = map[string]any{"name": req.Name}
@@ -141,15 +137,11 @@ func (h *Handler) createSecret(c *call) (any, error) {
 }
 
 func (h *Handler) activateSecret(c *call) (any, error) {
-	body, err := c.requireBody()
-	if err != nil {
-		return nil, err
-	}
 	var req struct {
 		Name   string `json:"name"`
 		Active *bool  `json:"active"`
 	}
-	if err := strictJSON(body, &req); err != nil {
+	if err := c.decodeBody(&req); err != nil {
 		return nil, err
 	}
 	if req.Active == nil {
@@ -168,14 +160,10 @@ func (h *Handler) activateSecret(c *call) (any, error) {
 }
 
 func (h *Handler) deleteSecret(c *call) (any, error) {
-	body, err := c.requireBody()
-	if err != nil {
-		return nil, err
-	}
 	var req struct {
 		Name string `json:"name"`
 	}
-	if err := strictJSON(body, &req); err != nil {
+	if err := c.decodeBody(&req); err != nil {
 		return nil, err
 	}
 	c.params = map[string]any{"name": req.Name}
@@ -192,12 +180,8 @@ func (h *Handler) getSecretHeader(c *call) (any, error) {
 }
 
 func (h *Handler) setSecretHeader(c *call) (any, error) {
-	body, err := c.requireBody()
-	if err != nil {
-		return nil, err
-	}
 	var req wire.SecretHeader
-	if err := strictJSON(body, &req); err != nil {
+	if err := c.decodeBody(&req); err != nil {
 		return nil, err
 	}
 	c.params = map[string]any{"header": req.Header}

@@ -143,11 +143,7 @@ func (h *Handler) commitTxn(c *call) (any, error) {
 		Status  string `json:"status"`
 		Message string `json:"message"`
 	}
-	body, err := c.requireBody()
-	if err != nil {
-		return nil, err
-	}
-	if err := strictJSON(body, &req); err != nil {
+	if err := c.decodeBody(&req); err != nil {
 		return nil, err
 	}
 	if req.Status != "commit" {

@@ -312,13 +312,7 @@ func (s *Set) put(h hasher, e Entry) bool {
 	if !existed {
 		s.nCIDR.Add(1)
 	}
-	if had, has := existed && prev.exp != 0, exp != 0; had != has {
-		if has {
-			s.nCTTL.Add(1)
-		} else {
-			s.nCTTL.Add(-1)
-		}
-	}
+	countTTL(&s.nCTTL, existed && prev.exp != 0, exp != 0)
 	return !existed
 }
 
@@ -338,13 +332,7 @@ func (s *Set) putCIDRs(entries []Entry) {
 		if !existed {
 			s.nCIDR.Add(1)
 		}
-		if had, has := existed && prev.exp != 0, exp != 0; had != has {
-			if has {
-				s.nCTTL.Add(1)
-			} else {
-				s.nCTTL.Add(-1)
-			}
-		}
+		countTTL(&s.nCTTL, existed && prev.exp != 0, exp != 0)
 	}
 	s.cidr.Store(t)
 }
