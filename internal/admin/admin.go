@@ -511,6 +511,8 @@ func (c *call) decodeBody(v any) error {
 func (e *Error) withDetail(d string) *Error { e.Detail = d; return e }
 
 // apiID returns the api_id query parameter, required and valid.
+// apiID is the api_id query parameter, checked; it is also the start of
+// the call's audit parameters.
 func (c *call) apiID() (string, error) {
 	id, ok := c.query["api_id"]
 	if !ok {
@@ -519,6 +521,7 @@ func (c *call) apiID() (string, error) {
 	if err := apidef.CheckID(id[0]); err != nil {
 		return "", fail(http.StatusForbidden, wire.StatusValidation, "%v", err)
 	}
+	c.params = map[string]any{"api_id": id[0]}
 	return id[0], nil
 }
 

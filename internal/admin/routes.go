@@ -81,37 +81,29 @@ func (c *call) decodeAPI(id string) (*apidef.API, error) {
 	return apidef.Decode(id, body)
 }
 
-func (h *Handler) createAPI(c *call) (any, error) {
-	id, err := c.apiID()
-	if err != nil {
-		return nil, err
-	}
-	c.params = map[string]any{"api_id": id}
-	a, err := c.decodeAPI(id)
-	if err != nil {
-		return nil, err
-	}
-	b, err := catalog.CreateAPI(c.ctx, c.reader(), a)
-	if err != nil {
-		return nil, err
-	}
-	return success("success"), c.commit(b)
-}
+func (h *Handler) createAPI(c *call) (any, error) { return h.putAPI(c, false) }
 
-func (h *Handler) updateAPI(c *call) (any, error) {
+func (h *Handler) updateAPI(c *call) (any, error) { return h.putAPI(c, true) }
+
+// putAPI creates an API, or replaces an existing one (update: an absent
+// API is reported before its definition is validated).
+func (h *Handler) putAPI(c *call, update bool) (any, error) {
 	id, err := c.apiID()
 	if err != nil {
 		return nil, err
 	}
-	c.params = map[string]any{"api_id": id}
-	if _, err := catalog.GetAPI(c.ctx, c.reader(), id); err != nil {
-		return nil, err
+	put := catalog.CreateAPI
+	if update {
+		if _, err := catalog.GetAPI(c.ctx, c.reader(), id); err != nil {
+			return nil, err
+		}
+		put = catalog.UpdateAPI
 	}
 	a, err := c.decodeAPI(id)
 	if err != nil {
 		return nil, err
 	}
-	b, err := catalog.UpdateAPI(c.ctx, c.reader(), a)
+	b, err := put(c.ctx, c.reader(), a)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +115,6 @@ func (h *Handler) deleteAPI(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.params = map[string]any{"api_id": id}
 	b, err := catalog.DeleteAPI(c.ctx, c.reader(), id)
 	if err != nil {
 		return nil, err
@@ -172,7 +163,6 @@ func (h *Handler) addServer(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.params = map[string]any{"api_id": id}
 	s, err := c.decodeServer(id, true)
 	if err != nil {
 		return nil, err
@@ -189,7 +179,6 @@ func (h *Handler) deleteServer(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.params = map[string]any{"api_id": id}
 	s, err := c.decodeServer(id, false)
 	if err != nil {
 		return nil, err
@@ -295,7 +284,6 @@ func (h *Handler) setFlowControl(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.params = map[string]any{"api_id": id}
 	if _, err := catalog.GetAPI(c.ctx, c.reader(), id); err != nil {
 		return nil, err
 	}
@@ -322,7 +310,6 @@ func (h *Handler) setServerFlowControl(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.params = map[string]any{"api_id": id}
 	p, err := catalog.ServerProtocol(c.ctx, c.reader(), id)
 	if err != nil {
 		return nil, err
