@@ -269,16 +269,22 @@ func (i *Instance) Do(method, path string, body string, headers map[string]strin
 			req.Header.Set(k, v)
 		}
 	}
+	return i.send(req)
+}
+
+// send sends req and reads the whole reply.
+func (i *Instance) send(req *http.Request) Reply {
+	i.t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		i.t.Fatalf("%s %s: %v", method, path, err)
+		i.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		i.t.Fatal(err)
 	}
-	return Reply{Code: resp.StatusCode, Header: resp.Header, Body: b}
+	return Reply{Code: resp.StatusCode, Header: resp.Header, Body: b, Close: resp.Close}
 }
 
 // CLI runs `ase args...` against this instance with stdin, returning

@@ -36,13 +36,7 @@ func (i *Instance) Data(method, path, body string, headers map[string]string) Re
 			req.Header.Set(k, v)
 		}
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		i.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return Reply{Code: resp.StatusCode, Header: resp.Header, Body: b, Close: resp.Close}
+	return i.send(req)
 }
 
 func startSideband(t *testing.T, conf map[string]string) *Instance {
