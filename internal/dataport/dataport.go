@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/ase-project/ase/internal/rawio"
 )
 
 // Options configure the data ports.
@@ -93,7 +95,7 @@ func Listen(o Options, handler fasthttp.RequestHandler) (*Ports, error) {
 		return nil, fmt.Errorf("http_ws_port: %w", err)
 	}
 	p.servers = append(p.servers, newServer())
-	p.listeners = append(p.listeners, ln)
+	p.listeners = append(p.listeners, rawio.Listener{Listener: ln})
 	if o.HTTPSPort != 0 {
 		cert, err := certificate(o)
 		if err != nil {
@@ -108,7 +110,7 @@ func Listen(o Options, handler fasthttp.RequestHandler) (*Ports, error) {
 		srv := newServer()
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		p.servers = append(p.servers, srv)
-		p.listeners = append(p.listeners, tls.NewListener(tln, srv.TLSConfig))
+		p.listeners = append(p.listeners, tls.NewListener(rawio.Listener{Listener: tln}, srv.TLSConfig))
 	}
 	return p, nil
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/ase-project/ase/internal/flow"
 	"github.com/ase-project/ase/internal/health"
 	"github.com/ase-project/ase/internal/metrics"
+	"github.com/ase-project/ase/internal/rawio"
 	"github.com/ase-project/ase/internal/rfc9110"
 	"github.com/ase-project/ase/internal/wire"
 )
@@ -208,7 +209,11 @@ func (p *Proxy) newClient(k clientKey) *fasthttp.HostClient {
 		// connection the server closed meanwhile is retried.
 		MaxIdemponentCallAttempts: 2,
 		Dial: func(addr string) (net.Conn, error) {
-			return fasthttp.DialTimeout(addr, 5*time.Second)
+			c, err := fasthttp.DialTimeout(addr, 5*time.Second)
+			if err != nil {
+				return nil, err
+			}
+			return rawio.Wrap(c), nil
 		},
 	}
 	if k.tls {
