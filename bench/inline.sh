@@ -15,7 +15,7 @@ work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; pkill -P $$ 2>/dev/null; [
 cores=$(nproc)
 
 backend=$(free_port); ase=$(free_port); mgmt=$(free_port); ngx=$(free_port)
-"$BENCH_DIR/bin/nullserver" -addr 127.0.0.1:$backend &
+setsid "$BENCH_DIR/bin/nullserver" -addr 127.0.0.1:$backend &
 
 cat >"$work/ase.conf" <<CONF
 mode=inline
@@ -27,7 +27,7 @@ attack_list_memory=512MB
 enable_access_log=true
 CONF
 # ASE_GOENV="GOGC=200 ..." runs ASE (only) with those Go runtime settings.
-env ${ASE_GOENV:-} "$BENCH_DIR/bin/ase" serve --config "$work/ase.conf" 2>"$work/ase.log" &
+env ${ASE_GOENV:-} setsid "$BENCH_DIR/bin/ase" serve --config "$work/ase.conf" 2>"$work/ase.log" &
 wait_http "http://127.0.0.1:$mgmt/v5/ase/status"
 curl -s -X POST "http://127.0.0.1:$mgmt/v5/ase/api?api_id=api" -H 'x-ase-access-key: admin' -H 'x-ase-secret-key: admin' \
 	-H 'Content-Type: application/json' -d "{\"api_metadata\": {\"url\": \"/\", \"cookie\": \"SID\", \"oauth2_access_token\": true,

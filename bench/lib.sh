@@ -36,6 +36,13 @@ build() {
 	(cd "$ROOT" && go build -o "$BENCH_DIR/bin/ase" ./cmd/ase && go build -o "$BENCH_DIR/bin/nullserver" ./bench/nullserver && go build -o "$BENCH_DIR/bin/loadlists" ./bench/loadlists)
 }
 
+# Every party of a comparison (backend, each proxy) starts in a session of its
+# own (`setsid CMD &`, as start_nginx does): the kernel's autogroup scheduling
+# (on by default) shares CPU fairly between sessions, so a proxy that shared
+# the script's session with the load generator and the backend would be
+# scheduled differently from one in its own, and the comparison would
+# measure that instead of the proxies.
+
 nginx_bin() { command -v nginx || echo /usr/sbin/nginx; }
 
 # start_nginx DIR CONF: run nginx in the foreground of its own process group

@@ -24,9 +24,9 @@ enable_sideband_keepalive=true
 attack_list_memory=512MB
 enable_access_log=true
 CONF
-"$BENCH_DIR/bin/ase" serve --config "$work/ase.conf" 2>"$work/ase.log" &
-"$BENCH_DIR/bin/nullserver" -addr 127.0.0.1:$null_port &
-"$BENCH_DIR/bin/nullserver" -stdlib -addr 127.0.0.1:$backend_port &
+setsid "$BENCH_DIR/bin/ase" serve --config "$work/ase.conf" 2>"$work/ase.log" &
+setsid "$BENCH_DIR/bin/nullserver" -addr 127.0.0.1:$null_port &
+setsid "$BENCH_DIR/bin/nullserver" -stdlib -addr 127.0.0.1:$backend_port &
 wait_http "http://127.0.0.1:$mgmt_port/v5/ase/status"
 curl -s -X POST "http://127.0.0.1:$mgmt_port/v5/ase/api?api_id=shop" -H 'x-ase-access-key: admin' -H 'x-ase-secret-key: admin' \
 	-H 'Content-Type: application/json' -d '{"api_metadata": {"url": "/shop", "cookie": "SID", "oauth2_access_token": true}}' >/dev/null
