@@ -57,6 +57,10 @@ type Lists struct {
 	expMu sync.Mutex
 	exp   expHeap
 	wake  chan struct{}
+	// sweepMu makes sweeps one at a time, so that when ExpireDue returns,
+	// every entry due when it was called is gone from the store, even if
+	// the background sweep had already taken it off the heap.
+	sweepMu sync.Mutex
 
 	reports chan report
 	stop    func()
@@ -512,6 +516,8 @@ func (l *Lists) expireLoop(ctx context.Context) {
 // ExpireDue deletes the entries whose expiry has passed and returns how
 // many it deleted. An entry re-added or deleted meanwhile is left alone.
 func (l *Lists) ExpireDue(ctx context.Context) int {
+	l.sweepMu.Lock()
+	defer l.sweepMu.Unlock()
 	now := l.now().UnixMilli()
 	var due []expItem
 	l.expMu.Lock()
