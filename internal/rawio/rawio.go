@@ -86,11 +86,14 @@ func (c *Conn) write(fd uintptr) bool {
 			b = b[:maxRW]
 		}
 		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
-		switch e {
-		case 0:
+		switch {
+		case e == 0 && n == 0:
+			c.werr = syscall.EIO // a socket that takes nothing and reports no error: give up, as internal/poll does
+			return true
+		case e == 0:
 			c.wn += int(n)
-		case syscall.EINTR:
-		case syscall.EAGAIN:
+		case e == syscall.EINTR:
+		case e == syscall.EAGAIN:
 			return false
 		default:
 			c.werr = e
