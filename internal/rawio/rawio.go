@@ -74,6 +74,9 @@ func (c *Conn) read(fd uintptr) bool {
 		case syscall.EAGAIN:
 			return false
 		}
+		if e != 0 {
+			n = 0 // the call's result is -1 on error
+		}
 		c.rn, c.rerr = int(n), e
 		return true
 	}
@@ -116,15 +119,10 @@ func (c *Conn) Read(b []byte) (int, error) {
 	c.rbuf, c.rn, c.rerr = b, 0, 0
 	err := c.rc.Read(c.rfunc)
 	c.rbuf = nil
-	switch {
-	case err != nil:
-		return 0, c.opError("read", err)
-	case c.rerr != 0:
-		return 0, c.opError("read", os.NewSyscallError("read", c.rerr))
-	case c.rn == 0:
+	if err == nil && c.rerr == 0 && c.rn == 0 {
 		return 0, io.EOF
 	}
-	return c.rn, nil
+	return c.result("read", c.rn, err, c.rerr)
 }
 
 // Write writes like net.TCPConn.Write: all of b, or an error.
@@ -134,22 +132,25 @@ func (c *Conn) Write(b []byte) (int, error) {
 	c.wbuf, c.wn, c.werr = b, 0, 0
 	err := c.rc.Write(c.wfunc)
 	c.wbuf = nil
-	switch {
-	case err != nil:
-		return c.wn, c.opError("write", err)
-	case c.werr != 0:
-		return c.wn, c.opError("write", os.NewSyscallError("write", c.werr))
-	}
-	return c.wn, nil
+	return c.result("write", c.wn, err, c.werr)
 }
 
-// opError names the operation as net.TCPConn does ("read", not
-// "raw-read"), so that callers see the errors they always saw.
-func (c *Conn) opError(op string, err error) error {
-	if oe, ok := err.(*net.OpError); ok {
-		err = oe.Err
+// result returns n and the error of a read or write: err from the poller
+// (deadline, Close) or errno from the system call, named as net.TCPConn
+// names them ("read", not "raw-read") so that callers see the errors they
+// always saw.
+func (c *Conn) result(op string, n int, err error, errno syscall.Errno) (int, error) {
+	switch {
+	case err != nil:
+		if oe, ok := err.(*net.OpError); ok {
+			err = oe.Err
+		}
+	case errno != 0:
+		err = os.NewSyscallError(op, errno)
+	default:
+		return n, nil
 	}
-	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+	return n, &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 }
 
 // Listener accepts Conns.
