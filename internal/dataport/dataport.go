@@ -22,10 +22,13 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/ase-project/ase/internal/evloop"
 	"github.com/ase-project/ase/internal/rawio"
 )
 
@@ -47,6 +50,33 @@ type Options struct {
 	WriteTimeout time.Duration
 	IdleTimeout  time.Duration
 	Log          *slog.Logger
+	// Fast, when set, serves the plain port (inline mode's event loops):
+	// it is given the listening socket and hands back, through
+	// FastOptions.Handoff, the connections it leaves to fasthttp.
+	Fast Fast
+}
+
+// Fast starts a data path that owns the plain port's socket.
+type Fast func(FastOptions) (FastServer, error)
+
+// FastOptions are what a Fast data path is given.
+type FastOptions struct {
+	Listener int // the listening socket, non-blocking, owned by the fast path
+	// Handoff gives a connection to the fasthttp server, which serves it
+	// from then on; its unread bytes must already be in front of it.
+	Handoff                                func(net.Conn)
+	Health                                 bool
+	KeepAlive                              bool
+	MaxBody, MaxHeader                     int
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	Log                                    *slog.Logger
+}
+
+// FastServer is a running fast path.
+type FastServer interface {
+	// Shutdown stops accepting, lets exchanges in flight finish (until
+	// ctx ends) and closes every connection.
+	Shutdown(ctx context.Context) error
 }
 
 // Ports are the running data ports.
@@ -54,6 +84,7 @@ type Ports struct {
 	servers   []*fasthttp.Server
 	listeners []net.Listener
 	log       *slog.Logger
+	fast      FastServer
 }
 
 // Listen binds the data ports (so a port in use fails start-up at once)
@@ -95,16 +126,33 @@ func Listen(o Options, handler fasthttp.RequestHandler) (*Ports, error) {
 		return nil, fmt.Errorf("http_ws_port: %w", err)
 	}
 	p.servers = append(p.servers, newServer())
-	p.listeners = append(p.listeners, rawio.Listener{Listener: ln})
+	if o.Fast != nil {
+		fd, err := evloop.ListenerFD(ln.(*net.TCPListener))
+		ln.Close()
+		if err != nil {
+			return nil, fmt.Errorf("http_ws_port: %w", err)
+		}
+		hl := newHandoff(ln.Addr())
+		fast, err := o.Fast(FastOptions{Listener: fd, Handoff: hl.give, Health: o.Health, KeepAlive: o.KeepAlive,
+			MaxBody: o.MaxBody, MaxHeader: o.MaxHeader, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout, IdleTimeout: o.IdleTimeout, Log: o.Log})
+		if err != nil {
+			syscall.Close(fd)
+			return nil, fmt.Errorf("http_ws_port: %w", err)
+		}
+		p.fast = fast
+		p.listeners = append(p.listeners, hl)
+	} else {
+		p.listeners = append(p.listeners, rawio.Listener{Listener: ln})
+	}
 	if o.HTTPSPort != 0 {
 		cert, err := certificate(o)
 		if err != nil {
-			ln.Close()
+			p.closeListeners()
 			return nil, err
 		}
 		tln, err := net.Listen("tcp", net.JoinHostPort(o.Address, strconv.Itoa(o.HTTPSPort)))
 		if err != nil {
-			ln.Close()
+			p.closeListeners()
 			return nil, fmt.Errorf("https_wss_port: %w", err)
 		}
 		srv := newServer()
@@ -113,6 +161,18 @@ func Listen(o Options, handler fasthttp.RequestHandler) (*Ports, error) {
 		p.listeners = append(p.listeners, tls.NewListener(rawio.Listener{Listener: tln}, srv.TLSConfig))
 	}
 	return p, nil
+}
+
+// closeListeners undoes a Listen that fails half-way.
+func (p *Ports) closeListeners() {
+	if p.fast != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		p.fast.Shutdown(ctx)
+	}
+	for _, ln := range p.listeners {
+		ln.Close()
+	}
 }
 
 // Addrs returns the bound addresses, HTTP first.
@@ -143,6 +203,11 @@ func (p *Ports) Serve() error {
 // ends) and closes the ports.
 func (p *Ports) Shutdown(ctx context.Context) error {
 	var errs []error
+	if p.fast != nil {
+		if err := p.fast.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, srv := range p.servers {
 		if err := srv.ShutdownWithContext(ctx); err != nil {
 			errs = append(errs, err)
@@ -252,3 +317,48 @@ func errorReply(ctx *fasthttp.RequestCtx, err error) {
 	ctx.SetContentType("text/plain; charset=utf-8")
 	ctx.SetBodyString(msg)
 }
+
+// handoff is the listener the plain port's fasthttp server accepts from
+// when a fast path owns the socket: it yields the connections the fast
+// path hands over.
+type handoff struct {
+	addr net.Addr
+	ch   chan net.Conn
+	mu   sync.Mutex
+	done chan struct{}
+	shut bool
+}
+
+func newHandoff(addr net.Addr) *handoff {
+	return &handoff{addr: addr, ch: make(chan net.Conn, 256), done: make(chan struct{})}
+}
+
+// give passes c to the server; once the server has stopped, c is closed.
+func (h *handoff) give(c net.Conn) {
+	select {
+	case h.ch <- c:
+	case <-h.done:
+		c.Close()
+	}
+}
+
+func (h *handoff) Accept() (net.Conn, error) {
+	select {
+	case c := <-h.ch:
+		return c, nil
+	case <-h.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (h *handoff) Close() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.shut {
+		h.shut = true
+		close(h.done)
+	}
+	return nil
+}
+
+func (h *handoff) Addr() net.Addr { return h.addr }

@@ -82,10 +82,14 @@ type pool struct {
 	// gate enforces the servers' quotas and spike thresholds; nil when no
 	// server has one (then round-robin needs no lock).
 	gate *flow.Gate
+	// direct is whether every server is an IP address, so the event loops
+	// can connect without a name lookup.
+	direct bool
 }
 
 type backend struct {
 	addr     string
+	ap       netip.AddrPort // addr, when it is an IP address and port
 	up       *atomic.Bool
 	client   *fasthttp.HostClient
 	inflight *atomic.Int64 // requests (and WebSocket connections) at this server, for the metrics
@@ -143,7 +147,7 @@ func (p *Proxy) sync(snap *catalog.Snapshot) {
 	pools := make(map[string]*pool, len(snap.APIs))
 	used := map[clientKey]bool{}
 	for id, a := range snap.APIs {
-		pl := &pool{api: a}
+		pl := &pool{api: a, direct: true}
 		limits := make([]flow.ServerLimits, 0, len(a.Servers))
 		for _, s := range a.Servers {
 			k := clientKey{addr: s.Addr(), tls: a.ServerSSL}
@@ -158,6 +162,11 @@ func (p *Proxy) sync(snap *catalog.Snapshot) {
 				p.inflight[fk] = new(atomic.Int64)
 			}
 			b := &backend{addr: k.addr, up: p.o.Health.State(id, k.addr), client: c, inflight: p.inflight[fk]}
+			if ap, err := netip.ParseAddrPort(k.addr); err == nil {
+				b.ap = ap
+			} else {
+				pl.direct = false
+			}
 			pl.backends = append(pl.backends, b)
 			limits = append(limits, flow.ServerLimits{Addr: b.addr, Quota: s.ConnectionQuota, Spike: s.SpikeThreshold, Up: b.up})
 		}

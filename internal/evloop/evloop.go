@@ -1,0 +1,249 @@
+//go:build linux
+
+// Package evloop is the event loop under the inline data path: one epoll
+// instance per loop, run by one goroutine locked to its thread, over
+// non-blocking sockets read and written with raw system calls. It is how
+// nginx serves a connection (one worker owns it from accept to close) and
+// what lets the data path spend about as much CPU per request as nginx
+// does; Go's own network poller costs a goroutine switch and poller
+// bookkeeping around every wait (see the README).
+//
+// Sockets are registered edge-triggered for reading and writing at once,
+// so a loop never changes a registration: a handler learns from each
+// event which directions became ready and keeps track itself.
+package evloop
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"runtime"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// Handler receives one socket's events, on the loop's goroutine.
+type Handler interface {
+	Event(events uint32)
+}
+
+// Event bits.
+const (
+	In    = syscall.EPOLLIN
+	Out   = syscall.EPOLLOUT
+	Hup   = syscall.EPOLLHUP | syscall.EPOLLRDHUP
+	Err   = syscall.EPOLLERR
+	onEdg = 1 << 31 // EPOLLET
+)
+
+// Loop is one event loop.
+type Loop struct {
+	ep       int
+	handlers []Handler // by descriptor
+	// Now is the time the current batch of events arrived, in Unix
+	// nanoseconds: one clock reading serves the whole batch.
+	Now  int64
+	stop atomic.Bool
+	done chan struct{}
+}
+
+// New makes a loop.
+func New() (*Loop, error) {
+	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	return &Loop{ep: ep, done: make(chan struct{}), Now: time.Now().UnixNano()}, nil
+}
+
+// Add registers fd (non-blocking) with h, for reading and writing,
+// edge-triggered.
+func (l *Loop) Add(fd int, h Handler) error {
+	for fd >= len(l.handlers) {
+		l.handlers = append(l.handlers, nil)
+	}
+	l.handlers[fd] = h
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | onEdg, Fd: int32(fd)}
+	if err := syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		l.handlers[fd] = nil
+		return err
+	}
+	return nil
+}
+
+// AddListener registers a listening socket, level-triggered and
+// exclusive: a loop accepts one connection per event, and what is left is
+// offered again, to whichever loop waits first.
+func (l *Loop) AddListener(fd int, h Handler) error {
+	for fd >= len(l.handlers) {
+		l.handlers = append(l.handlers, nil)
+	}
+	l.handlers[fd] = h
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | 1<<28 /* EPOLLEXCLUSIVE */, Fd: int32(fd)}
+	return syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_ADD, fd, &ev)
+}
+
+// Close closes fd and forgets it.
+func (l *Loop) Close(fd int) {
+	if fd < len(l.handlers) {
+		l.handlers[fd] = nil
+	}
+	syscall.Close(fd)
+}
+
+// Detach stops watching fd without closing it.
+func (l *Loop) Detach(fd int) {
+	if fd < len(l.handlers) {
+		l.handlers[fd] = nil
+	}
+	syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, fd, nil)
+}
+
+// Run serves events until Stop, calling tick about every period (for
+// timeouts) on the loop's goroutine. It locks the goroutine to its
+// thread: the loop's sockets, buffers and caches stay on one core's
+// thread, as an nginx worker's do.
+func (l *Loop) Run(period time.Duration, tick func(now int64)) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer close(l.done)
+	defer syscall.Close(l.ep)
+	evs := make([]syscall.EpollEvent, 256)
+	next := time.Now().Add(period).UnixNano()
+	ms := int(period / time.Millisecond)
+	for !l.stop.Load() {
+		n, err := syscall.EpollWait(l.ep, evs, ms)
+		if err != nil && !errors.Is(err, syscall.EINTR) {
+			panic(fmt.Sprintf("epoll_wait: %v", err))
+		}
+		l.Now = time.Now().UnixNano()
+		for i := 0; i < n; i++ {
+			fd := int(evs[i].Fd)
+			if fd < len(l.handlers) {
+				if h := l.handlers[fd]; h != nil {
+					h.Event(evs[i].Events)
+				}
+			}
+		}
+		if l.Now >= next {
+			next = l.Now + int64(period)
+			tick(l.Now)
+		}
+	}
+}
+
+// Stop makes Run return after its current wait; Done is closed then.
+func (l *Loop) Stop()                 { l.stop.Store(true) }
+func (l *Loop) Done() <-chan struct{} { return l.done }
+
+// Read reads into b with a raw system call: n > 0 bytes, n == 0 at the end
+// of the stream, or an errno (EAGAIN when there is nothing to read).
+func Read(fd int, b []byte) (int, syscall.Errno) {
+	if len(b) == 0 {
+		return 0, syscall.ENOBUFS
+	}
+	n, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), 0
+}
+
+// Write writes b with a raw system call.
+func Write(fd int, b []byte) (int, syscall.Errno) {
+	if len(b) == 0 {
+		return 0, 0
+	}
+	n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), 0
+}
+
+// Accept takes one pending connection from a listening socket: its
+// descriptor (non-blocking, TCP_NODELAY) and peer address.
+func Accept(ln int) (int, netip.Addr, error) {
+	fd, sa, err := syscall.Accept4(ln, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+	if err != nil {
+		return -1, netip.Addr{}, err
+	}
+	syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+	return fd, sockaddrIP(sa), nil
+}
+
+func sockaddrIP(sa syscall.Sockaddr) netip.Addr {
+	switch a := sa.(type) {
+	case *syscall.SockaddrInet4:
+		return netip.AddrFrom4(a.Addr)
+	case *syscall.SockaddrInet6:
+		return netip.AddrFrom16(a.Addr).Unmap()
+	}
+	return netip.Addr{}
+}
+
+// Dial starts a non-blocking connection to addr; it completes (or fails)
+// when the socket becomes writable: see ConnectError.
+func Dial(addr netip.AddrPort) (int, error) {
+	family := syscall.AF_INET
+	var sa syscall.Sockaddr
+	if a := addr.Addr().Unmap(); a.Is4() {
+		sa = &syscall.SockaddrInet4{Port: int(addr.Port()), Addr: a.As4()}
+	} else {
+		family = syscall.AF_INET6
+		sa = &syscall.SockaddrInet6{Port: int(addr.Port()), Addr: a.As16()}
+	}
+	fd, err := syscall.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+	if err := syscall.Connect(fd, sa); err != nil && !errors.Is(err, syscall.EINPROGRESS) {
+		syscall.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// ConnectError returns how a non-blocking connect ended (nil: connected).
+func ConnectError(fd int) error {
+	v, err := syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_ERROR)
+	if err != nil {
+		return err
+	}
+	if v != 0 {
+		return syscall.Errno(v)
+	}
+	return nil
+}
+
+// ListenerFD returns a non-blocking duplicate of ln's socket for the
+// loops; ln can then be closed. Every loop watches the one socket (with
+// EPOLLEXCLUSIVE, so a new connection wakes one loop, not all): the
+// busier a loop, the later it comes to accept, so connections go where
+// there is room — nginx's default too. (SO_REUSEPORT would spread them
+// evenly but would also let a second process of the same user bind the
+// port unnoticed.)
+func ListenerFD(ln *net.TCPListener) (int, error) {
+	rc, err := ln.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	cerr := rc.Control(func(s uintptr) { fd, err = syscall.Dup(int(s)) })
+	if cerr != nil {
+		return -1, cerr
+	}
+	if err != nil {
+		return -1, err
+	}
+	syscall.CloseOnExec(fd)
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		syscall.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}

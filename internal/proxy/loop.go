@@ -1,0 +1,773 @@
+package proxy
+
+// The event-loop data path of the plain data port (inline mode).
+//
+// Each loop (one per core) owns its connections from accept to close, as
+// an nginx worker does: it reads requests with raw system calls, parses
+// them in place (internal/h1), decides, and forwards them over its own
+// keep-alive connections to the backends, streaming the response back
+// with backpressure. What it does not take — TLS is on the other port;
+// WebSocket APIs, server_ssl APIs, APIs with server quotas or spike
+// thresholds (their queue waits), backends named by host name, chunked or
+// 100-continue request bodies, and every unusual or malformed request
+// shape — it hands, connection and unread bytes, to the fasthttp server,
+// which serves that connection from then on exactly as before. The
+// answers, access-log records and metrics are the same on both paths.
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/ase-project/ase/internal/accesslog"
+	"github.com/ase-project/ase/internal/apidef"
+	"github.com/ase-project/ase/internal/dataport"
+	"github.com/ase-project/ase/internal/engine"
+	"github.com/ase-project/ase/internal/evloop"
+	"github.com/ase-project/ase/internal/h1"
+	"github.com/ase-project/ase/internal/rawio"
+)
+
+const (
+	tickPeriod     = 100 * time.Millisecond // timeouts are checked this often
+	clientBuf      = 4 << 10                // a client connection's first read buffer
+	backendBuf     = 16 << 10               // a backend connection's read buffer
+	backendIdleMax = 60 * time.Second       // an unused keep-alive connection to a backend is closed after this
+)
+
+// Loops starts the event loops on the plain port; it is a dataport.Fast.
+func (p *Proxy) Loops(o dataport.FastOptions) (dataport.FastServer, error) {
+	s := &loops{p: p, o: o, fd: o.Listener}
+	if s.o.MaxHeader <= 0 {
+		s.o.MaxHeader = 8 << 10
+	}
+	for range runtime.GOMAXPROCS(0) {
+		l, err := evloop.New()
+		if err != nil {
+			s.stop()
+			return nil, err
+		}
+		w := &worker{s: s, l: l, idle: map[string][]*bconn{}}
+		if err := l.AddListener(o.Listener, acceptor{w}); err != nil {
+			s.stop()
+			return nil, err
+		}
+		s.workers = append(s.workers, w)
+	}
+	for _, w := range s.workers {
+		go w.run()
+	}
+	return s, nil
+}
+
+type loops struct {
+	p       *Proxy
+	o       dataport.FastOptions
+	fd      int
+	workers []*worker
+	closing atomic.Bool
+	once    sync.Once
+}
+
+func (s *loops) stop() {
+	s.once.Do(func() {
+		syscall.Close(s.fd)
+		for _, w := range s.workers {
+			w.l.Stop()
+		}
+	})
+}
+
+// Shutdown stops accepting, lets the exchanges in flight finish (until
+// ctx ends; idle keep-alive connections are closed at once) and closes
+// every connection.
+func (s *loops) Shutdown(ctx context.Context) error {
+	s.closing.Store(true)
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	var err error
+wait:
+	for {
+		busy := int64(0)
+		for _, w := range s.workers {
+			busy += w.open.Load()
+		}
+		if busy == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+			break wait
+		case <-t.C:
+		}
+	}
+	s.stop()
+	for _, w := range s.workers {
+		<-w.l.Done()
+	}
+	return err
+}
+
+// worker is one loop and what it owns.
+type worker struct {
+	s       *loops
+	l       *evloop.Loop
+	clients []*cconn            // open client connections (for timeouts)
+	idle    map[string][]*bconn // keep-alive backend connections by address
+	open    atomic.Int64        // len(clients), for Shutdown
+	pools   *map[string]*pool   // the pools idle connections were checked against
+	dateSec int64
+	date    []byte // "Date: ...\r\n", renewed each second
+	accepts bool   // the listener is still watched
+}
+
+func (w *worker) run() {
+	w.accepts = true
+	w.l.Run(tickPeriod, w.tick)
+	for len(w.clients) > 0 {
+		w.clients[len(w.clients)-1].close()
+	}
+	for _, list := range w.idle {
+		for _, b := range list {
+			syscall.Close(b.fd)
+		}
+	}
+}
+
+// now is the loop's clock (read once per batch of events).
+func (w *worker) now() int64 { return w.l.Now }
+
+func (w *worker) dateLine() []byte {
+	if sec := w.now() / int64(time.Second); sec != w.dateSec || w.date == nil {
+		w.dateSec = sec
+		w.date = append(fasthttp.AppendHTTPDate(append(w.date[:0], "Date: "...), time.Unix(sec, 0)), "\r\n"...)
+	}
+	return w.date
+}
+
+// tick enforces the timeouts, drops idle backend connections that are no
+// longer wanted, and, while shutting down, stops accepting and closes idle
+// clients.
+func (w *worker) tick(now int64) {
+	closing := w.s.closing.Load()
+	if closing && w.accepts {
+		w.accepts = false
+		w.l.Detach(w.s.fd)
+	}
+	for i := 0; i < len(w.clients); {
+		c := w.clients[i]
+		switch {
+		case closing && c.state == stIdle:
+			c.close()
+		case c.deadline != 0 && now >= c.deadline:
+			c.timeout()
+		default:
+			c.closeAfter = c.closeAfter || closing
+			i++
+			continue
+		}
+		if i < len(w.clients) && w.clients[i] == c {
+			i++ // still open (a timeout answered)
+		}
+	}
+	pools := w.s.p.pools.Load()
+	for addr, list := range w.idle {
+		keep := list[:0]
+		for _, b := range list {
+			if now-b.since > int64(backendIdleMax) || pools != w.pools && !wanted(*pools, addr) {
+				w.l.Close(b.fd)
+				continue
+			}
+			keep = append(keep, b)
+		}
+		if len(keep) == 0 {
+			delete(w.idle, addr)
+		} else {
+			w.idle[addr] = keep
+		}
+	}
+	w.pools = pools
+}
+
+func wanted(pools map[string]*pool, addr string) bool {
+	for _, pl := range pools {
+		for _, b := range pl.backends {
+			if b.addr == addr {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// acceptor takes new connections for its loop.
+type acceptor struct{ w *worker }
+
+func (a acceptor) Event(uint32) {
+	w := a.w
+	fd, peer, err := evloop.Accept(w.s.fd)
+	if err != nil {
+		return // EAGAIN (another loop took it), or the client left
+	}
+	c := &cconn{w: w, fd: fd, peer: peer, idx: len(w.clients), in: make([]byte, 0, clientBuf)}
+	if err := w.l.Add(fd, c); err != nil {
+		syscall.Close(fd)
+		return
+	}
+	w.clients = append(w.clients, c)
+	w.open.Add(1)
+	c.enterIdle()
+}
+
+// Client connection states.
+const (
+	stIdle    = iota // between requests, nothing buffered
+	stReading        // part of a request read
+	stBackend        // the request is at a backend, no response yet
+	stWriting        // answering: response bytes are being written
+)
+
+// cconn is a client connection.
+type cconn struct {
+	w        *worker
+	fd       int
+	peer     netip.Addr
+	idx      int // in w.clients
+	state    int
+	deadline int64 // when the current state times out; 0 = never
+
+	in         []byte // read, not yet consumed
+	readReady  bool   // readable since the last short read
+	writeReady bool
+	inRead     bool // inside readRequest (no re-entry)
+
+	req        h1.Request
+	reqLen     int // head and body of the current request
+	closeAfter bool
+	start      int64
+	rec        accesslog.Record
+
+	out    []byte // response bytes not yet written
+	outOff int
+
+	// forwarding
+	pl       *pool
+	be       *backend
+	bc       *bconn
+	fwd      []byte // the request as the backend gets it (kept for retries)
+	tried    uint64
+	stale    bool // a reused connection already failed once
+	idem     bool
+	resp     h1.Response
+	started  bool  // the response head was received
+	done     bool  // the whole response was received
+	remain   int64 // Content-Length bytes still to come
+	body     int   // how the response body ends: bodyNone, bodyLength, bodyChunked, bodyClose
+	chunks   h1.Chunks
+	headReq  bool
+	attempts int
+	sticky   string // the cookie value backends are picked by
+}
+
+const (
+	bodyNone = iota
+	bodyLength
+	bodyChunked
+	bodyClose
+)
+
+func (c *cconn) Event(ev uint32) {
+	if ev&(evloop.In|evloop.Hup|evloop.Err) != 0 {
+		c.readReady = true
+	}
+	if ev&(evloop.Out|evloop.Err) != 0 {
+		c.writeReady = true
+	}
+	switch c.state {
+	case stIdle, stReading:
+		c.readRequest()
+	case stWriting:
+		c.flush()
+	}
+}
+
+func (c *cconn) enterIdle() {
+	c.state = stIdle
+	c.deadline = 0
+	if t := c.w.s.o.IdleTimeout; t > 0 {
+		c.deadline = c.w.now() + int64(t)
+	}
+}
+
+// readRequest reads and serves requests until one is at a backend, the
+// client must be waited for, or the connection ends.
+func (c *cconn) readRequest() {
+	if c.inRead {
+		return
+	}
+	c.inRead = true
+	defer func() { c.inRead = false }()
+	o := &c.w.s.o
+	for c.state == stIdle || c.state == stReading {
+		if len(c.in) > 0 {
+			if c.state == stIdle {
+				c.state = stReading
+				c.start = c.w.now()
+				c.deadline = 0
+				if o.ReadTimeout > 0 {
+					c.deadline = c.start + int64(o.ReadTimeout)
+				}
+			}
+			switch h1.ParseRequest(c.in, &c.req) {
+			case h1.Other:
+				c.handoff()
+				return
+			case h1.Done:
+				if c.req.ContentLength > int64(o.MaxBody) && o.MaxBody > 0 {
+					c.handoff() // the general server answers 413
+					return
+				}
+				need := c.req.HeadLen + int(c.req.ContentLength)
+				if len(c.in) >= need {
+					c.reqLen = need
+					c.serve()
+					continue
+				}
+				if cap(c.in) < need {
+					c.in = append(make([]byte, 0, need), c.in...)
+				}
+			case h1.More:
+				if len(c.in) >= o.MaxHeader {
+					c.handoff() // the general server answers 431
+					return
+				}
+				if len(c.in) == cap(c.in) {
+					c.in = append(make([]byte, 0, min(2*cap(c.in), o.MaxHeader)), c.in...)
+				}
+			}
+		}
+		if !c.readReady {
+			return
+		}
+		if len(c.in) == cap(c.in) {
+			c.in = append(make([]byte, 0, 2*cap(c.in)), c.in...)
+		}
+		space := cap(c.in) - len(c.in)
+		n, e := evloop.Read(c.fd, c.in[len(c.in):cap(c.in)])
+		if e == syscall.EAGAIN {
+			c.readReady = false
+			return
+		}
+		if e != 0 || n == 0 {
+			c.close()
+			return
+		}
+		if n < space {
+			c.readReady = false // drained: the next data brings a new edge
+		}
+		c.in = c.in[:len(c.in)+n]
+	}
+}
+
+// serve decides one complete request (in c.in[:c.reqLen]) and answers it
+// or sends it to a backend.
+func (c *cconn) serve() {
+	s := c.w.s
+	p := s.p
+	r := &c.req
+	c.closeAfter = c.closeAfter || r.Close || !s.o.KeepAlive || s.closing.Load()
+	c.headReq = string(r.Method) == "HEAD"
+	path := b2s(r.Path)
+	if s.o.Health && path == "/ase" {
+		c.handoff()
+		return
+	}
+	c.rec = accesslog.Record{Protocol: "inline", Method: b2s(r.Method), Path: path, ClientIP: c.peer}
+	rec := &c.rec
+	api, rerr := p.o.Engine.Route(b2s(r.Host), path)
+	if api == nil {
+		rec.Decision, rec.Reason = "refuse", "unknown_api"
+		c.answer(fasthttp.StatusServiceUnavailable, "", rerr.Message(), "", "")
+		return
+	}
+	pl := (*p.pools.Load())[api.ID]
+	if api.Protocol == apidef.WS || api.ServerSSL || pl != nil && (pl.gate != nil || !pl.direct) {
+		c.handoff()
+		return
+	}
+	rec.APIID = api.ID
+	raw := engine.Raw{Peer: c.peer, RawQuery: b2s(r.Query)}
+	var ctype []byte
+	for i := range r.Fields {
+		f := &r.Fields[i]
+		switch len(f.Name) {
+		case 6:
+			if equalName(f.Name, "Cookie") {
+				raw.Cookie = b2s(f.Value)
+			}
+		case 9:
+			if equalName(f.Name, "X-Real-IP") {
+				raw.XRealIP = b2s(f.Value)
+			}
+		case 12:
+			if equalName(f.Name, "Content-Type") {
+				ctype = f.Value
+			}
+		case 13:
+			if equalName(f.Name, "Authorization") {
+				raw.Authorization = b2s(f.Value)
+			}
+		case 15:
+			if equalName(f.Name, "X-Forwarded-For") {
+				raw.XForwardedFor = b2s(f.Value)
+			}
+		}
+	}
+	if api.APIKeyHeader != "" {
+		v, n := r.Get(api.APIKeyHeader)
+		if n > 1 {
+			c.handoff()
+			return
+		}
+		raw.APIKeyHeader = b2s(v)
+	}
+	req := engine.Request{
+		Now: c.start,
+		API: api, Path: path, Method: b2s(r.Method), Scheme: "http",
+		ContentType: b2s(ctype), HasBody: r.ContentLength > 0,
+		ID: engine.Identify(api, &raw, p.o.TrustXFF),
+	}
+	rec.ClientIP = req.ID.IP
+	d := p.o.Engine.Decide(&req)
+	rec.Decision, rec.Reason, rec.Monitor = d.Action.String(), d.Reason.String(), d.Monitor
+	switch d.Action {
+	case engine.Allow:
+	case engine.Block:
+		c.answer(fasthttp.StatusForbidden, "", "Error: Unauthorized", "", "")
+		return
+	case engine.Reject:
+		e := &api.Enforcement
+		c.answer(e.ErrorCode, e.ErrorDef, e.ErrorMessageBody, "", "")
+		return
+	case engine.Redirect:
+		rd := &api.Enforcement.Redirect
+		c.answer(rd.Code, rd.Def, "", "Location", redirectTo(rd.HTTPSURL, r.Target))
+		return
+	case engine.Decoy:
+		dc := &api.Decoy
+		c.answer(dc.ResponseCode, dc.ResponseDef, dc.ResponseMessage, "", "")
+		return
+	case engine.Limit:
+		c.answer(fasthttp.StatusTooManyRequests, "", "Error: Too Many Requests", "Retry-After", strconv.Itoa(max(int((d.RetryAfter+time.Second-1)/time.Second), 1)))
+		return
+	}
+	if pl == nil || len(pl.backends) == 0 {
+		rec.Reason = "no_server"
+		c.answer(fasthttp.StatusServiceUnavailable, "", "Error: No Server Available", "", "")
+		return
+	}
+	c.pl = pl
+	c.fwd = buildRequest(c.fwd[:0], r, c.in[r.HeadLen:c.reqLen], api, c.peer)
+	c.tried, c.stale, c.attempts = 0, false, 0
+	c.idem = idempotent(r.Method)
+	c.cookie(req.ID.Cookie)
+	c.attempt()
+}
+
+// equalName compares a header name with a canonical spelling, in any case.
+func equalName(b []byte, s string) bool { return len(b) == len(s) && bytes.EqualFold(b, []byte(s)) }
+
+// stickyCookie is the cookie value backends are picked by, when the API
+// keeps clients on one server.
+func (c *cconn) cookie(v string) {
+	c.rec.Backend = ""
+	if !c.pl.api.CookiePersistenceEnabled {
+		v = ""
+	}
+	c.sticky = v
+}
+
+// redirectTo is redirectLocation for a raw request target.
+func redirectTo(httpsURL string, target []byte) string {
+	if i := bytes.Index([]byte(httpsURL), []byte("://")); i >= 0 {
+		if rest := httpsURL[i+3:]; trimSlashes(rest[indexSlash(rest):]) != "" {
+			return httpsURL
+		}
+	}
+	u := httpsURL
+	for len(u) > 0 && u[len(u)-1] == '/' {
+		u = u[:len(u)-1]
+	}
+	return u + string(target)
+}
+
+func indexSlash(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '/' {
+			return i
+		}
+	}
+	return len(s)
+}
+
+func trimSlashes(s string) string {
+	for len(s) > 0 && s[0] == '/' {
+		s = s[1:]
+	}
+	for len(s) > 0 && s[len(s)-1] == '/' {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// buildRequest writes the backend's request: the path rewritten to
+// api_mapping.internal_url, hop-by-hop headers (and those Connection
+// names) left out, X-Forwarded-For/-Proto/-Host set; the Host stays the
+// client's.
+func buildRequest(b []byte, r *h1.Request, body []byte, api *apidef.API, peer netip.Addr) []byte {
+	b = append(append(b, r.Method...), ' ')
+	if api.InternalURL != "" {
+		rest := r.Path
+		if api.URL != "/" {
+			rest = rest[len(api.URL):]
+		}
+		if api.InternalURL == "/" && len(rest) > 0 {
+			b = append(b, rest...)
+		} else {
+			b = append(append(b, api.InternalURL...), rest...)
+		}
+		if len(r.Query) > 0 || len(r.Target) > len(r.Path) {
+			b = append(b, r.Target[len(r.Path):]...)
+		}
+	} else {
+		b = append(b, r.Target...)
+	}
+	b = append(b, " HTTP/1.1\r\n"...)
+	var prior []byte
+	for i := range r.Fields {
+		f := &r.Fields[i]
+		if isHopByHop(f.Name) || len(r.Connection) > 0 && hasToken(r.Connection, f.Name) {
+			continue
+		}
+		switch {
+		case equalName(f.Name, "X-Forwarded-For"):
+			prior = f.Value
+			continue
+		case equalName(f.Name, "X-Forwarded-Proto"), equalName(f.Name, "X-Forwarded-Host"):
+			continue
+		}
+		b = append(append(append(append(b, f.Name...), ": "...), f.Value...), "\r\n"...)
+	}
+	b = append(b, "X-Forwarded-For: "...)
+	if len(prior) > 0 {
+		b = append(append(b, prior...), ", "...)
+	}
+	b = peer.AppendTo(b)
+	b = append(b, "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: "...)
+	b = append(append(b, r.Host...), "\r\n\r\n"...)
+	return append(b, body...)
+}
+
+// answer gives ASE's own response: code, reason phrase (the standard one
+// if empty), a text body and at most one more header.
+func (c *cconn) answer(code int, reason, body, hname, hvalue string) {
+	c.dropBackend()
+	if reason == "" {
+		reason = fasthttp.StatusMessage(code)
+	}
+	b := c.out[:0]
+	b = append(strconv.AppendInt(append(b, "HTTP/1.1 "...), int64(code), 10), ' ')
+	b = append(append(b, reason...), "\r\n"...)
+	b = append(b, c.w.dateLine()...)
+	b = append(b, "Content-Type: text/plain; charset=utf-8\r\nContent-Length: "...)
+	b = append(strconv.AppendInt(b, int64(len(body)), 10), "\r\n"...)
+	if hname != "" {
+		b = append(append(append(append(b, hname...), ": "...), hvalue...), "\r\n"...)
+	}
+	if c.closeAfter {
+		b = append(b, "Connection: close\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+	if !c.headReq {
+		b = append(b, body...)
+	}
+	c.out, c.outOff = b, 0
+	c.rec.Status = code
+	c.done = true
+	c.startWriting()
+}
+
+// startWriting enters the writing state and writes what it can.
+func (c *cconn) startWriting() {
+	c.enterWriting()
+	c.flush()
+}
+
+// enterWriting starts the response's write timeout (the backend's, when
+// write_timeout is off and a backend is still sending).
+func (c *cconn) enterWriting() {
+	c.state = stWriting
+	c.deadline = 0
+	if t := c.w.s.o.WriteTimeout; t > 0 {
+		c.deadline = c.w.now() + int64(t)
+	} else if c.bc != nil {
+		c.deadline = c.w.now() + int64(c.w.s.p.o.Timeout)
+	}
+}
+
+// flush writes pending response bytes; when they are all out, it either
+// lets the backend go on (more of the response to come) or finishes the
+// exchange.
+func (c *cconn) flush() {
+	if !c.write() {
+		return
+	}
+	c.out, c.outOff = c.out[:0], 0
+	if c.done {
+		c.finish()
+		return
+	}
+	if c.bc != nil {
+		c.bc.pump()
+	}
+}
+
+// write writes what it can of c.out; it reports whether all of it is out
+// (false also when the connection failed and was closed).
+func (c *cconn) write() bool {
+	for c.outOff < len(c.out) {
+		n, e := evloop.Write(c.fd, c.out[c.outOff:])
+		if e == syscall.EAGAIN {
+			c.writeReady = false
+			return false
+		}
+		if e != 0 {
+			c.abort()
+			return false
+		}
+		c.outOff += n
+	}
+	return true
+}
+
+// finish ends an exchange whose response is all written: it is logged,
+// and the connection goes on to the next request or closes.
+func (c *cconn) finish() {
+	c.log()
+	if c.closeAfter {
+		c.close()
+		return
+	}
+	rest := copy(c.in, c.in[c.reqLen:])
+	c.in = c.in[:rest]
+	if cap(c.in) > 64<<10 && rest < clientBuf {
+		c.in = append(make([]byte, 0, clientBuf), c.in...)
+	}
+	c.reqLen = 0
+	c.enterIdle()
+	c.readRequest()
+}
+
+func (c *cconn) log() {
+	rec := &c.rec
+	if rec.Method == "" {
+		return
+	}
+	p := c.w.s.p
+	rec.Time, rec.Latency = time.Unix(0, c.start), time.Duration(c.w.now()-c.start)
+	p.o.Log.Write(rec)
+	p.o.Metrics.Request(rec.APIID, "inline", rec.Decision, rec.Reason, rec.Latency)
+	rec.Method = ""
+}
+
+// timeout ends the current state: a request read too slowly is answered
+// 408, a backend too slow 504; an idle or unwritable connection closes.
+func (c *cconn) timeout() {
+	switch c.state {
+	case stReading:
+		c.closeAfter = true
+		c.rec = accesslog.Record{}
+		c.reqLen = len(c.in)
+		c.answer(fasthttp.StatusRequestTimeout, "", "Error: Request Timeout", "", "")
+	case stBackend:
+		c.w.s.p.o.Logger.Warn("backend timed out", "api_id", c.pl.api.ID, "server", c.be.addr)
+		c.rec.Reason = "backend_timeout"
+		c.answer(fasthttp.StatusGatewayTimeout, "", "Error: Gateway Timeout", "", "")
+	default:
+		c.abort()
+	}
+}
+
+// abort ends the connection in the middle of an exchange.
+func (c *cconn) abort() {
+	if c.rec.Method != "" && c.rec.Status == 0 {
+		c.rec.Status = fasthttp.StatusBadGateway
+	}
+	c.log()
+	c.close()
+}
+
+func (c *cconn) close() {
+	c.dropBackend()
+	w := c.w
+	last := w.clients[len(w.clients)-1]
+	w.clients[c.idx] = last
+	last.idx = c.idx
+	w.clients = w.clients[:len(w.clients)-1]
+	w.open.Add(-1)
+	w.l.Close(c.fd)
+	c.fd = -1
+	c.state = -1
+}
+
+// handoff gives the connection, with what was read of it, to the fasthttp
+// server.
+func (c *cconn) handoff() {
+	w := c.w
+	fd := c.fd
+	w.l.Detach(fd)
+	last := w.clients[len(w.clients)-1]
+	w.clients[c.idx] = last
+	last.idx = c.idx
+	w.clients = w.clients[:len(w.clients)-1]
+	w.open.Add(-1)
+	c.state = -1
+	f := os.NewFile(uintptr(fd), "")
+	nc, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		w.s.o.Log.Warn("could not hand a connection to the general server", "error", err)
+		return
+	}
+	conn := rawio.Wrap(nc)
+	if len(c.in) > 0 {
+		conn = &prefixConn{Conn: conn, buf: bytes.Clone(c.in)}
+	}
+	w.s.o.Handoff(conn)
+}
+
+// prefixConn reads buf before the connection.
+type prefixConn struct {
+	net.Conn
+	buf []byte
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) {
+	if len(p.buf) > 0 {
+		n := copy(b, p.buf)
+		p.buf = p.buf[n:]
+		return n, nil
+	}
+	return p.Conn.Read(b)
+}
