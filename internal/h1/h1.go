@@ -444,7 +444,7 @@ type Chunks struct {
 
 const (
 	chSize    = iota // hex digits of a chunk size
-	chSizeWS         // whitespace after the size
+	chSizeWS         // whitespace after the size, up to CR
 	chExt            // an extension, up to CR
 	chSizeLF         // LF ending the size line
 	chData           // chunk data
@@ -484,10 +484,10 @@ func (c *Chunks) Scan(b []byte) (n int, done, bad bool) {
 				return n, false, true
 			}
 		case chSizeWS:
+			// Whitespace may end the size line (net/http trims it) but
+			// not come before an extension (net/http refuses that).
 			switch ch {
 			case ' ', '\t':
-			case ';':
-				c.state = chExt
 			case '\r':
 				c.state = chSizeLF
 			default:

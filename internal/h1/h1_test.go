@@ -240,6 +240,9 @@ func FuzzParseResponse(f *testing.F) {
 		if hr.StatusCode != r.Code {
 			t.Fatalf("code %d vs %d", hr.StatusCode, r.Code)
 		}
+		if r.Code < 200 || r.Code == 204 || r.Code == 304 {
+			return // no body, whatever the head says (the proxy knows)
+		}
 		chunked := len(hr.TransferEncoding) > 0 && hr.TransferEncoding[len(hr.TransferEncoding)-1] == "chunked"
 		if chunked != r.Chunked || !r.Chunked && r.ContentLength >= 0 && hr.ContentLength != r.ContentLength {
 			t.Fatalf("framing: chunked %v/%v length %d/%d", chunked, r.Chunked, hr.ContentLength, r.ContentLength)

@@ -68,6 +68,7 @@ type Metrics struct {
 	sidebandCalls *prometheus.CounterVec
 	authFailures  *prometheus.CounterVec
 	changes       *prometheus.CounterVec
+	inlineConns   *prometheus.CounterVec
 }
 
 var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
@@ -87,7 +88,10 @@ func New(src Sources) *Metrics {
 	m.changes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ase_config_changes_total", Help: "Configuration changes through the management API, by result.",
 	}, []string{"result"})
-	m.reg.MustRegister(m.latency, m.sidebandCalls, m.authFailures, m.changes, collector{m},
+	m.inlineConns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ase_inline_connections_total", Help: "Plain-port inline connections by event: accepted by the event loops, handed_off to the general (fasthttp) server for a request outside the loops' subset.",
+	}, []string{"event"})
+	m.reg.MustRegister(m.latency, m.sidebandCalls, m.authFailures, m.changes, m.inlineConns, collector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -138,6 +142,14 @@ func (m *Metrics) AuthFailure(surface string) {
 func (m *Metrics) Change(result string) {
 	if m != nil {
 		m.changes.WithLabelValues(result).Inc()
+	}
+}
+
+// InlineConnection counts an event (accepted, handed_off) of a plain-port
+// inline connection.
+func (m *Metrics) InlineConnection(event string) {
+	if m != nil {
+		m.inlineConns.WithLabelValues(event).Inc()
 	}
 }
 

@@ -227,6 +227,7 @@ func (a acceptor) Event(uint32) {
 	}
 	w.clients = append(w.clients, c)
 	w.open.Add(1)
+	w.s.p.o.Metrics.InlineConnection("accepted")
 	c.enterIdle()
 }
 
@@ -250,6 +251,7 @@ type cconn struct {
 	in         []byte // read, not yet consumed
 	readReady  bool   // readable since the last short read
 	writeReady bool
+	hup        bool // the client closed its side: read until the end even after short reads
 	inRead     bool // inside readRequest (no re-entry)
 
 	req        h1.Request
@@ -290,6 +292,9 @@ const (
 func (c *cconn) Event(ev uint32) {
 	if ev&(evloop.In|evloop.Hup|evloop.Err) != 0 {
 		c.readReady = true
+	}
+	if ev&(evloop.Hup|evloop.Err) != 0 {
+		c.hup = true
 	}
 	if ev&(evloop.Out|evloop.Err) != 0 {
 		c.writeReady = true
@@ -373,7 +378,7 @@ func (c *cconn) readRequest() {
 			c.close()
 			return
 		}
-		if n < space {
+		if n < space && !c.hup {
 			c.readReady = false // drained: the next data brings a new edge
 		}
 		c.in = c.in[:len(c.in)+n]
@@ -750,6 +755,7 @@ func (c *cconn) handoff() {
 		w.s.o.Log.Warn("could not hand a connection to the general server", "error", err)
 		return
 	}
+	w.s.p.o.Metrics.InlineConnection("handed_off")
 	conn := rawio.Wrap(nc)
 	if len(c.in) > 0 {
 		conn = &prefixConn{Conn: conn, buf: bytes.Clone(c.in)}

@@ -25,6 +25,7 @@ type bconn struct {
 	outOff     int
 	readReady  bool
 	writeReady bool
+	hup        bool // the backend closed its side: read until the end even after short reads
 	got        bool // a response byte arrived for the current exchange
 	extra      bool // the backend sent more than the response: not reusable
 }
@@ -82,6 +83,9 @@ func (w *worker) backendConn(b *backend) *bconn {
 func (bc *bconn) Event(ev uint32) {
 	if ev&(evloop.In|evloop.Hup|evloop.Err) != 0 {
 		bc.readReady = true
+	}
+	if ev&(evloop.Hup|evloop.Err) != 0 {
+		bc.hup = true
 	}
 	if ev&(evloop.Out|evloop.Err) != 0 {
 		bc.writeReady = true
@@ -161,8 +165,8 @@ func (bc *bconn) pump() {
 			bc.eof(e)
 			return
 		}
-		if n < space {
-			bc.readReady = false
+		if n < space && !bc.hup {
+			bc.readReady = false // drained; but data and the end can come in one event
 		}
 		bc.got = true
 		bc.in = bc.in[:len(bc.in)+n]
