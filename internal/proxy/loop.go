@@ -676,8 +676,15 @@ func (c *cconn) finish() {
 	}
 	rest := copy(c.in, c.in[c.reqLen:])
 	c.in = c.in[:rest]
+	// Buffers a large exchange grew are not kept for the next one.
 	if cap(c.in) > 64<<10 && rest < clientBuf {
 		c.in = append(make([]byte, 0, clientBuf), c.in...)
+	}
+	if cap(c.fwd) > 64<<10 {
+		c.fwd = nil
+	}
+	if cap(c.out) > 64<<10 {
+		c.out = nil
 	}
 	c.reqLen = 0
 	c.enterIdle()
@@ -701,7 +708,7 @@ func (c *cconn) log() {
 func (c *cconn) timeout() {
 	switch c.state {
 	case stReading:
-		c.closeAfter = true
+		c.closeAfter, c.headReq = true, false
 		c.rec = accesslog.Record{}
 		c.reqLen = len(c.in)
 		c.answer(fasthttp.StatusRequestTimeout, "", "Error: Request Timeout", "", "")

@@ -326,17 +326,25 @@ func (c *cconn) releaseBackend(reuse bool) {
 	c.bc = nil
 	c.be.inflight.Add(-1)
 	bc.c = nil
-	if reuse && bc.outOff == len(bc.out) && !c.w.s.closing.Load() {
+	if reuse && bc.outOff == len(bc.out) && !bc.hup && !c.w.s.closing.Load() && bc.drained() {
 		bc.out, bc.in, bc.since = nil, bc.in[:0], c.w.now()
 		c.w.idle[bc.addr] = append(c.w.idle[bc.addr], bc)
-		if bc.readReady {
-			// The backend sent something after the response: not usable.
-			bc.readReady = false
-			c.w.forgetIdle(bc)
-		}
 		return
 	}
 	c.w.l.Close(bc.fd)
+}
+
+// drained reports whether the backend sent nothing after the response
+// (which would make the connection unusable), reading once if the last
+// read left that open.
+func (bc *bconn) drained() bool {
+	if !bc.readReady {
+		return true
+	}
+	var b [1]byte
+	_, e := evloop.Read(bc.fd, b[:])
+	bc.readReady = false
+	return e == syscall.EAGAIN
 }
 
 // dropBackend abandons the backend connection of an exchange that is being
