@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -48,6 +49,13 @@ type Loop struct {
 	Now  int64
 	stop atomic.Bool
 	done chan struct{}
+	// OnPanic is told about a handler's panic (with the handler, possibly
+	// nil); it should log it and close what the handler owned.
+	OnPanic func(h Handler, v any)
+
+	efd    int // eventfd: wakes the loop for posted work
+	mu     sync.Mutex
+	posted []func()
 }
 
 // New makes a loop.
@@ -56,7 +64,43 @@ func New() (*Loop, error) {
 	if err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
 	}
-	return &Loop{ep: ep, done: make(chan struct{}), Now: time.Now().UnixNano()}, nil
+	efd, _, e := syscall.RawSyscall(syscall.SYS_EVENTFD2, 0, syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if e != 0 {
+		syscall.Close(ep)
+		return nil, fmt.Errorf("eventfd2: %w", e)
+	}
+	l := &Loop{ep: ep, efd: int(efd), done: make(chan struct{}), Now: time.Now().UnixNano()}
+	if err := l.Add(l.efd, waker{l}); err != nil {
+		syscall.Close(ep)
+		syscall.Close(l.efd)
+		return nil, err
+	}
+	return l, nil
+}
+
+// Post has fn run on the loop's goroutine, soon; it may be called from
+// any goroutine.
+func (l *Loop) Post(fn func()) {
+	l.mu.Lock()
+	l.posted = append(l.posted, fn)
+	l.mu.Unlock()
+	one := [8]byte{1}
+	Write(l.efd, one[:])
+}
+
+// waker runs what was posted when the eventfd fires.
+type waker struct{ l *Loop }
+
+func (w waker) Event(uint32) {
+	var b [8]byte
+	Read(w.l.efd, b[:]) // resets the counter
+	w.l.mu.Lock()
+	fns := w.l.posted
+	w.l.posted = nil
+	w.l.mu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
 }
 
 // Add registers fd (non-blocking) with h, for reading and writing,
@@ -111,28 +155,77 @@ func (l *Loop) Run(period time.Duration, tick func(now int64)) {
 	defer runtime.UnlockOSThread()
 	defer close(l.done)
 	defer syscall.Close(l.ep)
+	defer syscall.Close(l.efd)
 	evs := make([]syscall.EpollEvent, 256)
 	next := time.Now().Add(period).UnixNano()
 	ms := int(period / time.Millisecond)
 	for !l.stop.Load() {
-		n, err := syscall.EpollWait(l.ep, evs, ms)
-		if err != nil && !errors.Is(err, syscall.EINTR) {
-			panic(fmt.Sprintf("epoll_wait: %v", err))
+		// Look for events without blocking first: while the loop is busy
+		// there nearly always are some, and a raw call does not hand the
+		// thread's processor back to the scheduler (which then has to be
+		// reacquired, and which keeps Go's monitor thread polling). Only
+		// with nothing to do does the loop block, as a system call the
+		// scheduler knows about, so other goroutines run meanwhile.
+		n := poll(l.ep, evs)
+		var err error
+		if n == 0 {
+			n, err = syscall.EpollWait(l.ep, evs, ms)
+			if err != nil && !errors.Is(err, syscall.EINTR) {
+				panic(fmt.Sprintf("epoll_wait: %v", err))
+			}
 		}
 		l.Now = time.Now().UnixNano()
-		for i := 0; i < n; i++ {
-			fd := int(evs[i].Fd)
-			if fd < len(l.handlers) {
-				if h := l.handlers[fd]; h != nil {
-					h.Event(evs[i].Events)
-				}
-			}
+		for i := 0; i < n; {
+			i = l.dispatch(evs[i:n], i)
 		}
 		if l.Now >= next {
 			next = l.Now + int64(period)
 			tick(l.Now)
 		}
 	}
+	waker{l}.Event(0) // work posted meanwhile still runs (and sees Stopping)
+}
+
+// Stopping reports whether Stop was called.
+func (l *Loop) Stopping() bool { return l.stop.Load() }
+
+// dispatch hands events to their handlers and returns the index after the
+// last one handled. A handler that panics does not take the loop (and
+// every connection on it) down: OnPanic is told, and the loop goes on with
+// the next event.
+func (l *Loop) dispatch(evs []syscall.EpollEvent, base int) (next int) {
+	next = base
+	defer func() {
+		if v := recover(); v != nil {
+			var h Handler
+			if fd := int(evs[next-base].Fd); fd < len(l.handlers) {
+				h = l.handlers[fd]
+			}
+			next++
+			if l.OnPanic != nil {
+				l.OnPanic(h, v)
+			}
+		}
+	}()
+	for i := range evs {
+		next = base + i
+		fd := int(evs[i].Fd)
+		if fd < len(l.handlers) {
+			if h := l.handlers[fd]; h != nil {
+				h.Event(evs[i].Events)
+			}
+		}
+	}
+	return base + len(evs)
+}
+
+// poll returns the events ready now, without waiting.
+func poll(ep int, evs []syscall.EpollEvent) int {
+	n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(ep), uintptr(unsafe.Pointer(&evs[0])), uintptr(len(evs)), 0, 0, 0)
+	if e != 0 {
+		return 0
+	}
+	return int(n)
 }
 
 // Stop makes Run return after its current wait; Done is closed then.
@@ -221,12 +314,11 @@ func ConnectError(fd int) error {
 }
 
 // ListenerFD returns a non-blocking duplicate of ln's socket for the
-// loops; ln can then be closed. Every loop watches the one socket (with
-// EPOLLEXCLUSIVE, so a new connection wakes one loop, not all): the
-// busier a loop, the later it comes to accept, so connections go where
-// there is room — nginx's default too. (SO_REUSEPORT would spread them
-// evenly but would also let a second process of the same user bind the
-// port unnoticed.)
+// loops; ln can then be closed. Every loop may watch the one socket (with
+// EPOLLEXCLUSIVE, so a new connection wakes one loop, not all); which
+// loop then serves a connection is the caller's choice (see Post).
+// SO_REUSEPORT would spread connections over per-loop sockets but would
+// also let a second process of the same user bind the port unnoticed.
 func ListenerFD(ln *net.TCPListener) (int, error) {
 	rc, err := ln.SyscallConn()
 	if err != nil {

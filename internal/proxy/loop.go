@@ -17,10 +17,12 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -58,6 +60,7 @@ func (p *Proxy) Loops(o dataport.FastOptions) (dataport.FastServer, error) {
 			return nil, err
 		}
 		w := &worker{s: s, l: l, idle: map[string][]*bconn{}}
+		l.OnPanic = w.panicked
 		if err := l.AddListener(o.Listener, acceptor{w}); err != nil {
 			s.stop()
 			return nil, err
@@ -171,7 +174,7 @@ func (w *worker) tick(now int64) {
 		case closing && c.state == stIdle:
 			c.close()
 		case c.deadline != 0 && now >= c.deadline:
-			c.timeout()
+			w.guard(c, c.timeout)
 		default:
 			c.closeAfter = c.closeAfter || closing
 			i++
@@ -211,7 +214,54 @@ func wanted(pools map[string]*pool, addr string) bool {
 	return false
 }
 
-// acceptor takes new connections for its loop.
+// guard runs f, which serves c, and contains its panic as the loop does a
+// handler's.
+func (w *worker) guard(c *cconn, f func()) {
+	defer func() {
+		if v := recover(); v != nil {
+			w.panicked(c, v)
+		}
+	}()
+	f()
+}
+
+// panicked keeps one request's panic from taking the loop (and every
+// connection on it) down: it is logged with its stack, the client gets a
+// 500 if nothing of a response was sent yet, and the connections of the
+// exchange are closed.
+func (w *worker) panicked(h evloop.Handler, v any) {
+	w.s.o.Log.Error("data path panic", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	var c *cconn
+	switch x := h.(type) {
+	case *cconn:
+		c = x
+	case *bconn:
+		if c = x.c; c == nil {
+			w.forgetIdle(x)
+			return
+		}
+	default:
+		return
+	}
+	if c.fd < 0 {
+		return
+	}
+	if !c.started && c.outOff == 0 {
+		evloop.Write(c.fd, []byte("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
+	}
+	func() {
+		defer func() {
+			if recover() != nil {
+				syscall.Close(c.fd) // the state is beyond repair: at least the socket goes
+			}
+		}()
+		c.close()
+	}()
+}
+
+// acceptor takes new connections and gives each to the loop with the
+// fewest: a busy loop polls more often and would otherwise take most of a
+// burst of connections itself (as one nginx worker can).
 type acceptor struct{ w *worker }
 
 func (a acceptor) Event(uint32) {
@@ -220,13 +270,35 @@ func (a acceptor) Event(uint32) {
 	if err != nil {
 		return // EAGAIN (another loop took it), or the client left
 	}
+	to := w
+	for _, x := range w.s.workers {
+		if x.open.Load() < to.open.Load() {
+			to = x
+		}
+	}
+	to.open.Add(1)
+	if to == w {
+		w.adopt(fd, peer)
+		return
+	}
+	to.l.Post(func() { to.adopt(fd, peer) })
+}
+
+// adopt starts serving a connection on w's loop (its open count already
+// includes it).
+func (w *worker) adopt(fd int, peer netip.Addr) {
+	if w.l.Stopping() {
+		w.open.Add(-1)
+		syscall.Close(fd)
+		return
+	}
 	c := &cconn{w: w, fd: fd, peer: peer, idx: len(w.clients), in: make([]byte, 0, clientBuf)}
 	if err := w.l.Add(fd, c); err != nil {
+		w.open.Add(-1)
 		syscall.Close(fd)
 		return
 	}
 	w.clients = append(w.clients, c)
-	w.open.Add(1)
 	w.s.p.o.Metrics.InlineConnection("accepted")
 	c.enterIdle()
 }
@@ -391,6 +463,7 @@ func (c *cconn) serve() {
 	s := c.w.s
 	p := s.p
 	r := &c.req
+	c.started, c.done = false, false
 	c.closeAfter = c.closeAfter || r.Close || !s.o.KeepAlive || s.closing.Load()
 	c.headReq = string(r.Method) == "HEAD"
 	path := b2s(r.Path)

@@ -1,0 +1,207 @@
+package evloop
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// echo is a handler that writes back what it reads, and panics on "boom".
+type echo struct {
+	l  *Loop
+	fd int
+}
+
+func (e *echo) Event(ev uint32) {
+	var b [4096]byte
+	for {
+		n, errno := Read(e.fd, b[:])
+		if errno == syscall.EAGAIN {
+			return
+		}
+		if errno != 0 || n == 0 {
+			e.l.Close(e.fd)
+			return
+		}
+		if string(b[:n]) == "boom" {
+			panic("boom")
+		}
+		Write(e.fd, b[:n])
+	}
+}
+
+type acceptor struct {
+	l  *Loop
+	ln int
+}
+
+func (a acceptor) Event(uint32) {
+	fd, peer, err := Accept(a.ln)
+	if err != nil {
+		return
+	}
+	if !peer.IsLoopback() {
+		panic("peer " + peer.String())
+	}
+	a.l.Add(fd, &echo{l: a.l, fd: fd})
+}
+
+func startEcho(t *testing.T) (string, chan any) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := ListenerFD(ln.(*net.TCPListener))
+	addr := ln.Addr().String()
+	ln.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	panics := make(chan any, 4)
+	l.OnPanic = func(h Handler, v any) {
+		panics <- v
+		if e, ok := h.(*echo); ok {
+			l.Close(e.fd)
+		}
+	}
+	if err := l.AddListener(fd, acceptor{l: l, ln: fd}); err != nil {
+		t.Fatal(err)
+	}
+	ticks := make(chan int64, 100)
+	go l.Run(10*time.Millisecond, func(now int64) {
+		select {
+		case ticks <- now:
+		default:
+		}
+	})
+	t.Cleanup(func() {
+		l.Stop()
+		<-l.Done()
+		syscall.Close(fd)
+	})
+	select {
+	case <-ticks:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the loop never ticked")
+	}
+	return addr, panics
+}
+
+func TestEchoAndPanic(t *testing.T) {
+	addr, panics := startEcho(t)
+	a, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	a.SetDeadline(time.Now().Add(5 * time.Second))
+	big := make([]byte, 1<<20)
+	for i := range big {
+		big[i] = byte(i)
+	}
+	go a.Write(big)
+	got := make([]byte, len(big))
+	if _, err := io.ReadFull(a, got); err != nil || string(got) != string(big) {
+		t.Fatalf("echo: %v", err)
+	}
+	// A panicking handler is reported and its connection closed; the loop
+	// serves on.
+	b, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.SetDeadline(time.Now().Add(5 * time.Second))
+	b.Write([]byte("boom"))
+	if v := <-panics; v != "boom" {
+		t.Fatalf("panic %v", v)
+	}
+	if _, err := b.Read(make([]byte, 1)); err == nil {
+		t.Fatal("the panicking connection stayed open")
+	}
+	a.Write([]byte("still there"))
+	buf := make([]byte, 11)
+	if _, err := io.ReadFull(a, buf); err != nil || string(buf) != "still there" {
+		t.Fatalf("after a panic: %q %v", buf, err)
+	}
+}
+
+func TestDialRefused(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	ap := netip.MustParseAddrPort(ln.Addr().String())
+	ln.Close()
+	fd, err := Dial(ap)
+	if err != nil {
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatal(err)
+		}
+		return
+	}
+	defer syscall.Close(fd)
+	// Wait for the connect to end.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := ConnectError(fd)
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("connect to a closed port: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestReadWriteErrors(t *testing.T) {
+	if _, e := Read(-1, make([]byte, 1)); e != syscall.EBADF {
+		t.Fatalf("read: %v", e)
+	}
+	if _, e := Read(0, nil); e != syscall.ENOBUFS {
+		t.Fatalf("read into nothing: %v", e)
+	}
+	if n, e := Write(-1, nil); n != 0 || e != 0 {
+		t.Fatalf("empty write: %d %v", n, e)
+	}
+}
+
+func TestPost(t *testing.T) {
+	l, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go l.Run(time.Hour, func(int64) {}) // no tick: only the post wakes it
+	ran := make(chan int, 10)
+	for i := 0; i < 10; i++ {
+		go l.Post(func() { ran <- i })
+	}
+	seen := map[int]bool{}
+	for range 10 {
+		select {
+		case i := <-ran:
+			seen[i] = true
+		case <-time.After(5 * time.Second):
+			t.Fatalf("posted work did not run: %v", seen)
+		}
+	}
+	if len(seen) != 10 {
+		t.Fatalf("ran %v", seen)
+	}
+	// Work posted while the loop stops runs as it exits.
+	l.Stop()
+	l.Post(func() { ran <- -1 })
+	<-l.Done()
+	select {
+	case <-ran:
+	case <-time.After(5 * time.Second):
+		t.Fatal("work posted at the stop never ran")
+	}
+}
