@@ -48,12 +48,18 @@ const (
 )
 
 // Loops starts the event loops on the plain port; it is a dataport.Fast.
+// It starts one loop per processor (GOMAXPROCS, by default the cores) and
+// then raises GOMAXPROCS by one: a loop holds its processor even while it
+// waits for events, and everything else (the TLS port, handed-off
+// connections, the management API, health checks, the garbage collector)
+// runs on the extra one, the kernel sharing the cores between them.
 func (p *Proxy) Loops(o dataport.FastOptions) (dataport.FastServer, error) {
 	s := &loops{p: p, o: o, fd: o.Listener}
 	if s.o.MaxHeader <= 0 {
 		s.o.MaxHeader = 8 << 10
 	}
-	for range runtime.GOMAXPROCS(0) {
+	n := runtime.GOMAXPROCS(0)
+	for range n {
 		l, err := evloop.New()
 		if err != nil {
 			s.stop()
@@ -67,6 +73,7 @@ func (p *Proxy) Loops(o dataport.FastOptions) (dataport.FastServer, error) {
 		}
 		s.workers = append(s.workers, w)
 	}
+	runtime.GOMAXPROCS(n + 1)
 	for _, w := range s.workers {
 		go w.run()
 	}
