@@ -237,3 +237,33 @@ func TestEventLoopBackendConnections(t *testing.T) {
 		t.Fatalf("after the timeout: %q", body)
 	}
 }
+
+// TestEventLoopIdleTimeout checks that the loops close a keep-alive
+// connection left idle for idle_timeout, and hand an HTTP/1.0 client to the
+// general server, which answers it.
+func TestEventLoopIdleTimeout(t *testing.T) {
+	b := newStreamBackend(t, 0)
+	i := startInstance(t, map[string]string{"idle_timeout": "1s"})
+	wantJSON(t, i.Do("POST", "/v5/ase/api?api_id=api", apiDoc("/", b.servers()), nil), 200, ok)
+	c, br := dialData(t, i)
+	c.Write([]byte("GET /a HTTP/1.1\r\nHost: x\r\n\r\n"))
+	if _, body := readReply(t, br, "GET"); !strings.HasPrefix(body, "GET /a") {
+		t.Fatalf("got %q", body)
+	}
+	start := time.Now()
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("idle connection: %v", err)
+	}
+	if waited := time.Since(start); waited < 500*time.Millisecond || waited > 10*time.Second {
+		t.Fatalf("closed after %v, want about 1s", waited)
+	}
+	handed := inlineConns(t, i, "handed_off")
+	c2, br2 := dialData(t, i)
+	c2.Write([]byte("GET /old HTTP/1.0\r\nHost: x\r\n\r\n"))
+	if resp, body := readReply(t, br2, "GET"); resp.StatusCode != 200 || !strings.HasPrefix(body, "GET /old") {
+		t.Fatalf("HTTP/1.0: %d %q", resp.StatusCode, body)
+	}
+	if got := inlineConns(t, i, "handed_off"); got != handed+1 {
+		t.Fatalf("handed off %v, want 1", got-handed)
+	}
+}

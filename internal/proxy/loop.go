@@ -536,25 +536,8 @@ func (c *cconn) serve() {
 	rec.ClientIP = req.ID.IP
 	d := p.o.Engine.Decide(&req)
 	rec.Decision, rec.Reason, rec.Monitor = d.Action.String(), d.Reason.String(), d.Monitor
-	switch d.Action {
-	case engine.Allow:
-	case engine.Block:
-		c.answer(fasthttp.StatusForbidden, "", "Error: Unauthorized", "", "")
-		return
-	case engine.Reject:
-		e := &api.Enforcement
-		c.answer(e.ErrorCode, e.ErrorDef, e.ErrorMessageBody, "", "")
-		return
-	case engine.Redirect:
-		rd := &api.Enforcement.Redirect
-		c.answer(rd.Code, rd.Def, "", "Location", redirectTo(rd.HTTPSURL, r.Target))
-		return
-	case engine.Decoy:
-		dc := &api.Decoy
-		c.answer(dc.ResponseCode, dc.ResponseDef, dc.ResponseMessage, "", "")
-		return
-	case engine.Limit:
-		c.answer(fasthttp.StatusTooManyRequests, "", "Error: Too Many Requests", "Retry-After", strconv.Itoa(max(int((d.RetryAfter+time.Second-1)/time.Second), 1)))
+	if rp, ok := decisionReply(&d, api, r.Target); ok {
+		c.answer(rp.code, rp.reason, rp.body, rp.hname, rp.hvalue)
 		return
 	}
 	if pl == nil || len(pl.backends) == 0 {
@@ -581,39 +564,6 @@ func (c *cconn) cookie(v string) {
 		v = ""
 	}
 	c.sticky = v
-}
-
-// redirectTo is redirectLocation for a raw request target.
-func redirectTo(httpsURL string, target []byte) string {
-	if i := bytes.Index([]byte(httpsURL), []byte("://")); i >= 0 {
-		if rest := httpsURL[i+3:]; trimSlashes(rest[indexSlash(rest):]) != "" {
-			return httpsURL
-		}
-	}
-	u := httpsURL
-	for len(u) > 0 && u[len(u)-1] == '/' {
-		u = u[:len(u)-1]
-	}
-	return u + string(target)
-}
-
-func indexSlash(s string) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '/' {
-			return i
-		}
-	}
-	return len(s)
-}
-
-func trimSlashes(s string) string {
-	for len(s) > 0 && s[0] == '/' {
-		s = s[1:]
-	}
-	for len(s) > 0 && s[len(s)-1] == '/' {
-		s = s[:len(s)-1]
-	}
-	return s
 }
 
 // buildRequest writes the backend's request: the path rewritten to
@@ -812,14 +762,19 @@ func (c *cconn) abort() {
 
 func (c *cconn) close() {
 	c.dropBackend()
+	c.forget()
+	c.w.l.Close(c.fd)
+	c.fd = -1
+}
+
+// forget takes c off its loop's list of clients.
+func (c *cconn) forget() {
 	w := c.w
 	last := w.clients[len(w.clients)-1]
 	w.clients[c.idx] = last
 	last.idx = c.idx
 	w.clients = w.clients[:len(w.clients)-1]
 	w.open.Add(-1)
-	w.l.Close(c.fd)
-	c.fd = -1
 	c.state = -1
 }
 
@@ -829,12 +784,8 @@ func (c *cconn) handoff() {
 	w := c.w
 	fd := c.fd
 	w.l.Detach(fd)
-	last := w.clients[len(w.clients)-1]
-	w.clients[c.idx] = last
-	last.idx = c.idx
-	w.clients = w.clients[:len(w.clients)-1]
-	w.open.Add(-1)
-	c.state = -1
+	c.forget()
+	c.fd = -1
 	f := os.NewFile(uintptr(fd), "")
 	nc, err := net.FileConn(f)
 	f.Close()

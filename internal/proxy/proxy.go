@@ -337,27 +337,11 @@ func (p *Proxy) Serve(ctx *fasthttp.RequestCtx) {
 	rec.ClientIP = req.ID.IP
 	d := p.o.Engine.Decide(&req)
 	rec.Decision, rec.Reason, rec.Monitor = d.Action.String(), d.Reason.String(), d.Monitor
-	switch d.Action {
-	case engine.Allow:
-	case engine.Block:
-		plain(ctx, fasthttp.StatusForbidden, "Error: Unauthorized")
-		return
-	case engine.Reject:
-		e := &api.Enforcement
-		answer(ctx, e.ErrorCode, e.ErrorDef, e.ErrorMessageBody)
-		return
-	case engine.Redirect:
-		r := &api.Enforcement.Redirect
-		ctx.Response.Header.Set("Location", redirectLocation(r.HTTPSURL, ctx))
-		answer(ctx, r.Code, r.Def, "")
-		return
-	case engine.Decoy:
-		dc := &api.Decoy
-		answer(ctx, dc.ResponseCode, dc.ResponseDef, dc.ResponseMessage)
-		return
-	case engine.Limit:
-		ctx.Response.Header.Set("Retry-After", strconv.Itoa(max(int((d.RetryAfter+time.Second-1)/time.Second), 1)))
-		plain(ctx, fasthttp.StatusTooManyRequests, "Error: Too Many Requests")
+	if r, ok := decisionReply(&d, api, ctx.RequestURI()); ok {
+		if r.hname != "" {
+			ctx.Response.Header.Set(r.hname, r.hvalue)
+		}
+		answer(ctx, r.code, r.reason, r.body)
 		return
 	}
 	pl := (*p.pools.Load())[api.ID]
@@ -397,15 +381,44 @@ func answer(ctx *fasthttp.RequestCtx, code int, reason, body string) {
 	ctx.SetBodyString(body)
 }
 
+// reply is an answer ASE gives itself: status code, reason phrase (the
+// standard one if empty), text body and at most one more header.
+type reply struct {
+	code                        int
+	reason, body, hname, hvalue string
+}
+
+// decisionReply is the answer to a decision that does not forward the
+// request (ok is false for Allow); target is the request's path and query.
+func decisionReply(d *engine.Decision, api *apidef.API, target []byte) (reply, bool) {
+	switch d.Action {
+	case engine.Block:
+		return reply{code: fasthttp.StatusForbidden, body: "Error: Unauthorized"}, true
+	case engine.Reject:
+		e := &api.Enforcement
+		return reply{code: e.ErrorCode, reason: e.ErrorDef, body: e.ErrorMessageBody}, true
+	case engine.Redirect:
+		r := &api.Enforcement.Redirect
+		return reply{code: r.Code, reason: r.Def, hname: "Location", hvalue: redirectLocation(r.HTTPSURL, target)}, true
+	case engine.Decoy:
+		dc := &api.Decoy
+		return reply{code: dc.ResponseCode, reason: dc.ResponseDef, body: dc.ResponseMessage}, true
+	case engine.Limit:
+		return reply{code: fasthttp.StatusTooManyRequests, body: "Error: Too Many Requests",
+			hname: "Retry-After", hvalue: strconv.Itoa(max(int((d.RetryAfter+time.Second-1)/time.Second), 1))}, true
+	}
+	return reply{}, false
+}
+
 // redirectLocation is https_url followed by the request's path and query,
 // unless https_url names a path of its own.
-func redirectLocation(httpsURL string, ctx *fasthttp.RequestCtx) string {
+func redirectLocation(httpsURL string, target []byte) string {
 	if i := strings.Index(httpsURL, "://"); i >= 0 {
 		if rest := httpsURL[i+3:]; strings.Trim(rest[strings.IndexByte(rest+"/", '/'):], "/") != "" {
 			return httpsURL
 		}
 	}
-	return strings.TrimSuffix(httpsURL, "/") + string(ctx.RequestURI())
+	return strings.TrimSuffix(httpsURL, "/") + string(target)
 }
 
 // pick chooses a healthy backend: by the client's cookie when the API
