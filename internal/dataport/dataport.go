@@ -1,7 +1,7 @@
 // Package dataport runs ASE's data ports: http_ws_port in the clear and
-// https_wss_port over TLS, on fasthttp (the data path has to keep up with
-// nginx; see the README), serving the inline proxy or the sideband
-// protocols.
+// https_wss_port over TLS, on fasthttp, serving the inline proxy or the
+// sideband protocols. In inline mode a Fast data path (the proxy's event
+// loops) owns the plain port and hands fasthttp the connections it leaves.
 package dataport
 
 import (

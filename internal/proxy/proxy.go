@@ -4,8 +4,9 @@
 // answering everything else itself (blocks, pattern violations, redirects,
 // decoys, rate limits). WebSocket APIs are upgraded and relayed both ways.
 //
-// It runs on fasthttp: a net/http reverse proxy measured 0.45x nginx here,
-// a fasthttp one about 1.0x, and the data path has to keep up with nginx.
+// The plain data port is served by event loops (loop.go), which proxy at
+// nginx's speed; Serve, a fasthttp handler, serves the TLS port and every
+// connection the loops hand over (see the README, "The data path").
 package proxy
 
 import (
@@ -278,7 +279,8 @@ func (p *Proxy) counter(apiID string) *connCount {
 // b2s views b as a string for the duration of a request.
 func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
-// Serve is the fasthttp handler of the data ports in inline mode.
+// Serve is the fasthttp handler of the data ports in inline mode: the TLS
+// port, and the plain port's connections the event loops hand over.
 func (p *Proxy) Serve(ctx *fasthttp.RequestCtx) {
 	start := ctx.Time() // fasthttp stamps each request as it reads it
 	// The record is written before Serve returns, while these views of the
