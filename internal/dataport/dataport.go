@@ -23,7 +23,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -61,7 +60,7 @@ type Fast func(FastOptions) (FastServer, error)
 
 // FastOptions are what a Fast data path is given.
 type FastOptions struct {
-	Listener int // the listening socket, non-blocking, owned by the fast path
+	Listener int // the listening socket, non-blocking, owned (and closed, even on failure) by the fast path
 	// Handoff gives a connection to the fasthttp server, which serves it
 	// from then on; its unread bytes must already be in front of it.
 	Handoff                                func(net.Conn)
@@ -136,8 +135,7 @@ func Listen(o Options, handler fasthttp.RequestHandler) (*Ports, error) {
 		fast, err := o.Fast(FastOptions{Listener: fd, Handoff: hl.give, Health: o.Health, KeepAlive: o.KeepAlive,
 			MaxBody: o.MaxBody, MaxHeader: o.MaxHeader, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout, IdleTimeout: o.IdleTimeout, Log: o.Log})
 		if err != nil {
-			syscall.Close(fd)
-			return nil, fmt.Errorf("http_ws_port: %w", err)
+			return nil, fmt.Errorf("http_ws_port: %w", err) // the fast path closed fd
 		}
 		p.fast = fast
 		p.listeners = append(p.listeners, hl)

@@ -182,6 +182,12 @@ func (l *Loop) Run(period time.Duration, tick func(now int64)) {
 	waker{l}.Event(0) // work posted meanwhile still runs (and sees Stopping)
 }
 
+// Discard releases a loop that never ran.
+func (l *Loop) Discard() {
+	syscall.Close(l.ep)
+	syscall.Close(l.efd)
+}
+
 // Stopping reports whether Stop was called.
 func (l *Loop) Stopping() bool { return l.stop.Load() }
 

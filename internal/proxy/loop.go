@@ -62,16 +62,16 @@ func (p *Proxy) Loops(o dataport.FastOptions) (dataport.FastServer, error) {
 	for range n {
 		l, err := evloop.New()
 		if err != nil {
-			s.stop()
+			s.abandon()
 			return nil, err
 		}
 		w := &worker{s: s, l: l, idle: map[string][]*bconn{}}
 		l.OnPanic = w.panicked
+		s.workers = append(s.workers, w)
 		if err := l.AddListener(o.Listener, acceptor{w}); err != nil {
-			s.stop()
+			s.abandon()
 			return nil, err
 		}
-		s.workers = append(s.workers, w)
 	}
 	runtime.GOMAXPROCS(n + 1)
 	for _, w := range s.workers {
@@ -89,13 +89,13 @@ type loops struct {
 	once    sync.Once
 }
 
-func (s *loops) stop() {
-	s.once.Do(func() {
-		syscall.Close(s.fd)
-		for _, w := range s.workers {
-			w.l.Stop()
-		}
-	})
+// abandon undoes a start that failed before any loop ran (the listening
+// socket is the fast path's to close, even then).
+func (s *loops) abandon() {
+	syscall.Close(s.fd)
+	for _, w := range s.workers {
+		w.l.Discard()
+	}
 }
 
 // Shutdown stops accepting, lets the exchanges in flight finish (until
@@ -122,10 +122,17 @@ wait:
 		case <-t.C:
 		}
 	}
-	s.stop()
-	for _, w := range s.workers {
-		<-w.l.Done()
-	}
+	s.once.Do(func() {
+		for _, w := range s.workers {
+			w.l.Stop()
+		}
+		for _, w := range s.workers {
+			<-w.l.Done()
+		}
+		// Only now: a descriptor closed while a loop still watched it
+		// could be reused under it.
+		syscall.Close(s.fd)
+	})
 	return err
 }
 
