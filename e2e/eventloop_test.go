@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -265,5 +266,59 @@ func TestEventLoopIdleTimeout(t *testing.T) {
 	}
 	if got := inlineConns(t, i, "handed_off"); got != handed+1 {
 		t.Fatalf("handed off %v, want 1", got-handed)
+	}
+}
+
+// blackhole returns a port where connections are never completed: a
+// listening socket whose accept queue is full, so the kernel drops SYNs.
+func blackhole(t *testing.T) int {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := syscall.Getsockname(fd)
+	port := sa.(*syscall.SockaddrInet4).Port
+	for n := 0; n < 3; n++ { // fill the queue
+		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 300*time.Millisecond); err == nil {
+			t.Cleanup(func() { c.Close() })
+		}
+	}
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 300*time.Millisecond); err == nil {
+		c.Close()
+		t.Fatal("the blackhole accepted a connection")
+	}
+	return port
+}
+
+// TestEventLoopConnectTimeout checks that a server that never answers a
+// connection costs an idempotent request the connect timeout (5 s), not
+// backend_timeout, before another server serves it.
+func TestEventLoopConnectTimeout(t *testing.T) {
+	b := newStreamBackend(t, 0)
+	hole := blackhole(t)
+	i := startInstance(t, map[string]string{"backend_timeout": "30s"})
+	doc := apiDoc("/", fmt.Sprintf(`"health_check": false, "servers": [{"host": "127.0.0.1", "port": %d}, {"host": "127.0.0.1", "port": %d}]`,
+		hole, b.Listener.Addr().(*net.TCPAddr).Port))
+	wantJSON(t, i.Do("POST", "/v5/ase/api?api_id=api", doc, nil), 200, ok)
+	c, br := dialData(t, i)
+	var slowest time.Duration
+	for n := 0; n < 2; n++ { // round-robin: one of the two starts at the blackhole
+		start := time.Now()
+		c.Write([]byte("GET /x HTTP/1.1\r\nHost: x\r\n\r\n"))
+		if resp, body := readReply(t, br, "GET"); resp.StatusCode != 200 || !strings.HasPrefix(body, "GET /x") {
+			t.Fatalf("request %d: %d %q", n, resp.StatusCode, body)
+		}
+		slowest = max(slowest, time.Since(start))
+	}
+	if slowest < 4*time.Second || slowest > 20*time.Second {
+		t.Fatalf("the slower request took %v; want about the 5 s connect timeout", slowest)
 	}
 }

@@ -333,6 +333,7 @@ type cconn struct {
 	idx      int // in w.clients
 	state    int
 	deadline int64 // when the current state times out; 0 = never
+	due      int64 // when the backend's answer is due (backend_timeout)
 
 	in         []byte // read, not yet consumed
 	readReady  bool   // readable since the last short read
@@ -750,6 +751,10 @@ func (c *cconn) timeout() {
 		c.reqLen = len(c.in)
 		c.answer(fasthttp.StatusRequestTimeout, "", "Error: Request Timeout", "", "")
 	case stBackend:
+		if c.bc != nil && c.bc.connecting {
+			c.backendFailed(syscall.ETIMEDOUT, "connect timed out")
+			return
+		}
 		c.w.s.p.o.Logger.Warn("backend timed out", "api_id", c.pl.api.ID, "server", c.be.addr)
 		c.rec.Reason = "backend_timeout"
 		c.answer(fasthttp.StatusGatewayTimeout, "", "Error: Gateway Timeout", "", "")

@@ -3,6 +3,7 @@ package proxy
 import (
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -30,6 +31,11 @@ type bconn struct {
 	extra      bool // the backend sent more than the response: not reusable
 }
 
+// connectTimeout bounds a connection attempt to a backend, as the fasthttp
+// path's dial timeout does: a server that does not answer (rather than
+// refusing) costs an idempotent request 5 s before another server is tried.
+const connectTimeout = 5 * time.Second
+
 // attempt sends the request to a backend: the one the client sticks to or
 // the next in the rotation, skipping servers that already failed it.
 func (c *cconn) attempt() {
@@ -50,7 +56,11 @@ func (c *cconn) attempt() {
 	b.inflight.Add(1)
 	bc.c, c.bc = c, bc
 	c.state = stBackend
-	c.deadline = c.w.now() + int64(c.w.s.p.o.Timeout)
+	c.due = c.w.now() + int64(c.w.s.p.o.Timeout)
+	c.deadline = c.due
+	if bc.connecting {
+		c.deadline = min(c.due, c.w.now()+int64(connectTimeout))
+	}
 	c.started, c.done, c.remain, c.chunks = false, false, 0, h1.Chunks{}
 	bc.out, bc.outOff, bc.got, bc.extra = c.fwd, 0, false, false
 	bc.in = bc.in[:0]
@@ -107,6 +117,7 @@ func (bc *bconn) Event(ev uint32) {
 			return
 		}
 		bc.connecting = false
+		c.deadline = c.due
 	}
 	if bc.outOff < len(bc.out) {
 		bc.flush()
