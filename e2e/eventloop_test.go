@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -321,4 +322,86 @@ func TestEventLoopConnectTimeout(t *testing.T) {
 	if slowest < 4*time.Second || slowest > 20*time.Second {
 		t.Fatalf("the slower request took %v; want about the 5 s connect timeout", slowest)
 	}
+}
+
+// openFDs counts the descriptors the ASE process holds.
+func openFDs(t *testing.T, i *Instance) int {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", i.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// TestEventLoopClientsThatLeave has many clients leave at every point of
+// an exchange — in the middle of the head, of the body, while the backend
+// works, in the middle of a streamed response, with requests pipelined —
+// and checks that the loops release every connection (no descriptor
+// leaks) and serve on.
+func TestEventLoopClientsThatLeave(t *testing.T) {
+	b := newStreamBackend(t, 200*time.Millisecond) // idle backend connections end soon
+	i := startInstance(t, nil)
+	wantJSON(t, i.Do("POST", "/v5/ase/api?api_id=api", apiDoc("/", b.servers()), nil), 200, ok)
+	addr := "127.0.0.1:" + i.Conf["http_ws_port"]
+	get := func() {
+		c, br := dialData(t, i)
+		c.Write([]byte("GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+		if resp, _ := readReply(t, br, "GET"); resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	get()
+	time.Sleep(time.Second) // the warm-up's backend connection ends
+	base := openFDs(t, i)
+
+	leave := []func(c net.Conn){
+		func(c net.Conn) { c.Write([]byte("GET /half HTTP/1.1\r\nHo")) },
+		func(c net.Conn) { c.Write([]byte("POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly part")) },
+		func(c net.Conn) { c.Write([]byte("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")); time.Sleep(100 * time.Millisecond) },
+		func(c net.Conn) {
+			c.Write([]byte("GET /length HTTP/1.1\r\nHost: x\r\n\r\n"))
+			io.ReadFull(c, make([]byte, 100_000)) // part of 16 MB
+		},
+		func(c net.Conn) {
+			c.Write([]byte(strings.Repeat("GET /p HTTP/1.1\r\nHost: x\r\n\r\n", 20)))
+			c.Read(make([]byte, 10))
+		},
+		func(c net.Conn) {
+			c.Write([]byte("GET /chunked HTTP/1.1\r\nHost: x\r\n\r\n"))
+			io.ReadFull(c, make([]byte, 50_000))
+			c.(*net.TCPConn).SetLinger(0) // leave with a reset
+		},
+	}
+	done := make(chan struct{})
+	for n := 0; n < 120; n++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				return
+			}
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			leave[n%len(leave)](c)
+			c.Close()
+		}()
+	}
+	for n := 0; n < 120; n++ {
+		<-done
+	}
+	get()
+	// The slow requests' backend exchanges end within 3 s; then every
+	// descriptor they held is released.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		n := openFDs(t, i)
+		if n <= base {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d descriptors open, %d before the clients came", n, base)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	get()
 }
