@@ -357,8 +357,13 @@ func TestEventLoopClientsThatLeave(t *testing.T) {
 
 	leave := []func(c net.Conn){
 		func(c net.Conn) { c.Write([]byte("GET /half HTTP/1.1\r\nHo")) },
-		func(c net.Conn) { c.Write([]byte("POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly part")) },
-		func(c net.Conn) { c.Write([]byte("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")); time.Sleep(100 * time.Millisecond) },
+		func(c net.Conn) {
+			c.Write([]byte("POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly part"))
+		},
+		func(c net.Conn) {
+			c.Write([]byte("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"))
+			time.Sleep(100 * time.Millisecond)
+		},
 		func(c net.Conn) {
 			c.Write([]byte("GET /length HTTP/1.1\r\nHost: x\r\n\r\n"))
 			io.ReadFull(c, make([]byte, 100_000)) // part of 16 MB
