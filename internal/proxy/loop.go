@@ -351,22 +351,21 @@ type cconn struct {
 	outOff int
 
 	// forwarding
-	pl       *pool
-	be       *backend
-	bc       *bconn
-	fwd      []byte // the request as the backend gets it (kept for retries)
-	tried    uint64
-	stale    bool // a reused connection already failed once
-	idem     bool
-	resp     h1.Response
-	started  bool  // the response head was received
-	done     bool  // the whole response was received
-	remain   int64 // Content-Length bytes still to come
-	body     int   // how the response body ends: bodyNone, bodyLength, bodyChunked, bodyClose
-	chunks   h1.Chunks
-	headReq  bool
-	attempts int
-	sticky   string // the cookie value backends are picked by
+	pl      *pool
+	be      *backend
+	bc      *bconn
+	fwd     []byte // the request as the backend gets it (kept for retries)
+	tried   uint64
+	stale   bool // a reused connection already failed once
+	idem    bool
+	resp    h1.Response
+	started bool  // the response head was received
+	done    bool  // the whole response was received
+	remain  int64 // Content-Length bytes still to come
+	body    int   // how the response body ends: bodyNone, bodyLength, bodyChunked, bodyClose
+	chunks  h1.Chunks
+	headReq bool
+	sticky  string // the cookie value backends are picked by
 }
 
 const (
@@ -555,7 +554,7 @@ func (c *cconn) serve() {
 	}
 	c.pl = pl
 	c.fwd = buildRequest(c.fwd[:0], r, c.in[r.HeadLen:c.reqLen], api, c.peer)
-	c.tried, c.stale, c.attempts = 0, false, 0
+	c.tried, c.stale = 0, false
 	c.idem = idempotent(r.Method)
 	c.cookie(req.ID.Cookie)
 	c.attempt()

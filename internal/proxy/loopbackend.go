@@ -28,7 +28,6 @@ type bconn struct {
 	writeReady bool
 	hup        bool // the backend closed its side: read until the end even after short reads
 	got        bool // a response byte arrived for the current exchange
-	extra      bool // the backend sent more than the response: not reusable
 }
 
 // connectTimeout bounds a connection attempt to a backend, as the fasthttp
@@ -62,7 +61,7 @@ func (c *cconn) attempt() {
 		c.deadline = min(c.due, c.w.now()+int64(connectTimeout))
 	}
 	c.started, c.done, c.remain, c.chunks = false, false, 0, h1.Chunks{}
-	bc.out, bc.outOff, bc.got, bc.extra = c.fwd, 0, false, false
+	bc.out, bc.outOff, bc.got = c.fwd, 0, false
 	bc.in = bc.in[:0]
 	if !bc.connecting {
 		bc.flush()
@@ -275,10 +274,10 @@ func (c *cconn) relay() {
 		k = len(data)
 	}
 	c.out = append(c.out, data[:k]...)
-	bc.extra = k < len(data)
+	extra := k < len(data) // the backend sent more than the response: not reusable
 	bc.in = bc.in[:0]
 	if c.done {
-		c.releaseBackend(!c.resp.Close && !bc.extra)
+		c.releaseBackend(!c.resp.Close && !extra)
 	}
 	if c.state != stWriting {
 		c.enterWriting()
