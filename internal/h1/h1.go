@@ -188,6 +188,31 @@ func ParseRequest(b []byte, r *Request) Status {
 	return Done
 }
 
+// HeadEnd looks for the end of a head arriving in pieces: from is how
+// much of b earlier calls looked at, so that each byte is looked at about
+// once however thinly a client trickles its head in. It returns the
+// head's length (-1: not complete yet), and whether a line ends other
+// than with CRLF (a head this parser will not take; no need to wait for
+// the rest).
+func HeadEnd(b []byte, from int) (end int, bad bool) {
+	start := max(from-3, 0)
+	if i := bytes.Index(b[start:], []byte("\r\n\r\n")); i >= 0 {
+		return start + i + 4, false
+	}
+	for k := from; k < len(b); {
+		j := bytes.IndexByte(b[k:], '\n')
+		if j < 0 {
+			break
+		}
+		k += j
+		if k == 0 || b[k-1] != '\r' {
+			return -1, true
+		}
+		k++
+	}
+	return -1, false
+}
+
 // bareLF reports whether an unfinished head has a line end other than
 // CRLF: it may be complete for a lenient reader, so it is not waited for.
 func bareLF(b []byte) bool {

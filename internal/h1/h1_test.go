@@ -279,3 +279,39 @@ func FuzzChunks(f *testing.F) {
 		}
 	})
 }
+
+// FuzzHeadEnd checks that looking for the end of a head piece by piece
+// finds what looking at it whole finds, and agrees with ParseRequest.
+func FuzzHeadEnd(f *testing.F) {
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: a\r\n\r\nbody"), uint8(3))
+	f.Add([]byte("GET / HTTP/1.1\nHost: a\r\n\r\n"), uint8(1))
+	f.Fuzz(func(t *testing.T, b []byte, step uint8) {
+		wholeEnd, wholeBad := HeadEnd(b, 0)
+		n := int(step%7) + 1
+		end, bad, scanned := -1, false, 0
+		for i := n; ; i += n {
+			i = min(i, len(b))
+			if end, bad = HeadEnd(b[:i], scanned); bad || end >= 0 || i == len(b) {
+				break
+			}
+			scanned = i
+		}
+		// Pieces see an early bare LF that the whole, finding its CRLFCRLF
+		// first, leaves to the parser.
+		if end != wholeEnd && !bad || bad && !wholeBad && wholeEnd < 0 {
+			t.Fatalf("pieces of %d: end %d bad %v; whole: end %d bad %v", n, end, bad, wholeEnd, wholeBad)
+		}
+		if end >= 0 {
+			var r Request
+			if st := ParseRequest(b, &r); st == Done && r.HeadLen != end {
+				t.Fatalf("head ends at %d, ParseRequest says %d", end, r.HeadLen)
+			}
+		}
+		if bad {
+			var r Request
+			if st := ParseRequest(b, &r); st == Done {
+				t.Fatalf("a head with a bare LF was taken")
+			}
+		}
+	})
+}

@@ -58,6 +58,9 @@ func (p *Proxy) Loops(o dataport.FastOptions) (dataport.FastServer, error) {
 	if s.o.MaxHeader <= 0 {
 		s.o.MaxHeader = 8 << 10
 	}
+	if s.o.MaxBody <= 0 {
+		s.o.MaxBody = fasthttp.DefaultMaxRequestBodySize // what 0 means to fasthttp
+	}
 	n := runtime.GOMAXPROCS(0)
 	for range n {
 		l, err := evloop.New()
@@ -340,6 +343,7 @@ type cconn struct {
 	writeReady bool
 	hup        bool // the client closed its side: read until the end even after short reads
 	inRead     bool // inside readRequest (no re-entry)
+	scanned    int  // how much of an unfinished head was looked at
 
 	req        h1.Request
 	reqLen     int // head and body of the current request
@@ -420,23 +424,33 @@ func (c *cconn) readRequest() {
 					c.deadline = c.start + int64(o.ReadTimeout)
 				}
 			}
-			switch h1.ParseRequest(c.in, &c.req) {
+			st := h1.More
+			if end, bad := h1.HeadEnd(c.in, c.scanned); bad {
+				st = h1.Other
+			} else if end >= 0 {
+				st = h1.ParseRequest(c.in, &c.req)
+			} else {
+				c.scanned = len(c.in)
+			}
+			switch st {
 			case h1.Other:
 				c.handoff()
 				return
 			case h1.Done:
-				if c.req.ContentLength > int64(o.MaxBody) && o.MaxBody > 0 {
+				if c.req.ContentLength > int64(o.MaxBody) {
 					c.handoff() // the general server answers 413
 					return
 				}
 				need := c.req.HeadLen + int(c.req.ContentLength)
 				if len(c.in) >= need {
-					c.reqLen = need
+					c.reqLen, c.scanned = need, 0
 					c.serve()
 					continue
 				}
-				if cap(c.in) < need {
-					c.in = append(make([]byte, 0, need), c.in...)
+				if len(c.in) == cap(c.in) {
+					// The buffer grows as the body arrives, not to the
+					// length a client announces.
+					c.in = append(make([]byte, 0, min(2*cap(c.in), need)), c.in...)
 				}
 			case h1.More:
 				if len(c.in) >= o.MaxHeader {
@@ -745,7 +759,7 @@ func (c *cconn) log() {
 func (c *cconn) timeout() {
 	switch c.state {
 	case stReading:
-		c.closeAfter, c.headReq = true, false
+		c.closeAfter, c.headReq, c.scanned = true, false, 0
 		c.rec = accesslog.Record{}
 		c.reqLen = len(c.in)
 		c.answer(fasthttp.StatusRequestTimeout, "", "Error: Request Timeout", "", "")
