@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // streamBackend answers with the response shapes the event loops relay:
@@ -409,4 +410,70 @@ func TestEventLoopClientsThatLeave(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	get()
+}
+
+// setFileLimit sets the soft RLIMIT_NOFILE of process pid.
+func setFileLimit(t *testing.T, pid int, soft uint64) {
+	t.Helper()
+	var old syscall.Rlimit
+	if _, _, e := syscall.RawSyscall6(syscall.SYS_PRLIMIT64, uintptr(pid), syscall.RLIMIT_NOFILE, 0, uintptr(unsafe.Pointer(&old)), 0, 0); e != 0 {
+		t.Fatalf("prlimit: %v", e)
+	}
+	lim := syscall.Rlimit{Cur: soft, Max: old.Max}
+	if _, _, e := syscall.RawSyscall6(syscall.SYS_PRLIMIT64, uintptr(pid), syscall.RLIMIT_NOFILE, uintptr(unsafe.Pointer(&lim)), 0, 0, 0); e != 0 {
+		t.Fatalf("prlimit: %v", e)
+	}
+}
+
+// cpuTicks is the CPU time the process used, in clock ticks.
+func cpuTicks(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	u, _ := strconv.Atoi(f[11])
+	s, _ := strconv.Atoi(f[12])
+	return u + s
+}
+
+// TestEventLoopOutOfDescriptors checks that a process out of file
+// descriptors does not spin on the connections it cannot accept, and
+// serves them once descriptors are free again.
+func TestEventLoopOutOfDescriptors(t *testing.T) {
+	b := newStreamBackend(t, 0)
+	i := startInstance(t, nil)
+	wantJSON(t, i.Do("POST", "/v5/ase/api?api_id=api", apiDoc("/", b.servers()), nil), 200, ok)
+	pid := i.cmd.Process.Pid
+	setFileLimit(t, pid, uint64(openFDs(t, i)+4))
+	addr := "127.0.0.1:" + i.Conf["http_ws_port"]
+	var conns []net.Conn
+	for n := 0; n < 12; n++ {
+		c, err := net.Dial("tcp", addr) // completes in the kernel's queue
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	time.Sleep(500 * time.Millisecond)
+	before := cpuTicks(t, pid)
+	time.Sleep(2 * time.Second)
+	// A loop spinning on its listener burns a whole core: 200 ticks in 2 s.
+	if used := cpuTicks(t, pid) - before; used > 60 {
+		t.Fatalf("ASE used %d ticks in 2 s while out of descriptors: spinning", used)
+	}
+	if !strings.Contains(i.out.String(), "cannot accept connections") {
+		t.Fatalf("running out of descriptors was not logged:\n%s", i.out.String())
+	}
+	setFileLimit(t, pid, 1024)
+	// Every connection that waited is served.
+	for n, c := range conns {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c.Write([]byte("GET /waited HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+		if resp, body := readReply(t, bufio.NewReader(c), "GET"); resp.StatusCode != 200 || !strings.HasPrefix(body, "GET /waited") {
+			t.Fatalf("connection %d: %d %q", n, resp.StatusCode, body)
+		}
+		c.Close()
+	}
 }

@@ -17,6 +17,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -141,15 +142,17 @@ wait:
 
 // worker is one loop and what it owns.
 type worker struct {
-	s       *loops
-	l       *evloop.Loop
-	clients []*cconn            // open client connections (for timeouts)
-	idle    map[string][]*bconn // keep-alive backend connections by address
-	open    atomic.Int64        // len(clients), for Shutdown
-	pools   *map[string]*pool   // the pools idle connections were checked against
-	dateSec int64
-	date    []byte // "Date: ...\r\n", renewed each second
-	accepts bool   // the listener is still watched
+	s        *loops
+	l        *evloop.Loop
+	clients  []*cconn            // open client connections (for timeouts)
+	idle     map[string][]*bconn // keep-alive backend connections by address
+	open     atomic.Int64        // len(clients), for Shutdown
+	pools    *map[string]*pool   // the pools idle connections were checked against
+	dateSec  int64
+	date     []byte // "Date: ...\r\n", renewed each second
+	accepts  bool   // the listener is watched
+	acceptAt int64  // when a paused loop watches it again
+	warned   int64  // when running out of descriptors was last logged
 }
 
 func (w *worker) run() {
@@ -184,6 +187,11 @@ func (w *worker) tick(now int64) {
 	if closing && w.accepts {
 		w.accepts = false
 		w.l.Detach(w.s.fd)
+	}
+	if !closing && !w.accepts && now >= w.acceptAt {
+		if err := w.l.AddListener(w.s.fd, acceptor{w}); err == nil {
+			w.accepts = true
+		}
 	}
 	for i := 0; i < len(w.clients); {
 		c := w.clients[i]
@@ -285,6 +293,10 @@ func (a acceptor) Event(uint32) {
 	w := a.w
 	fd, peer, err := evloop.Accept(w.s.fd)
 	if err != nil {
+		switch {
+		case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE), errors.Is(err, syscall.ENOBUFS), errors.Is(err, syscall.ENOMEM):
+			w.pauseAccepting(err)
+		}
 		return // EAGAIN (another loop took it), or the client left
 	}
 	to := w
@@ -299,6 +311,25 @@ func (a acceptor) Event(uint32) {
 		return
 	}
 	to.l.Post(func() { to.adopt(fd, peer) })
+}
+
+// acceptPause is how long a loop stops accepting when the process is out
+// of descriptors (or memory): the listener would otherwise report the
+// waiting connection again at once, and the loop would spin. Connections
+// wait in the kernel's queue meanwhile.
+const acceptPause = 100 * time.Millisecond
+
+func (w *worker) pauseAccepting(err error) {
+	if !w.accepts {
+		return
+	}
+	w.accepts = false
+	w.l.Detach(w.s.fd)
+	w.acceptAt = w.now() + int64(acceptPause)
+	if w.now()-w.warned > int64(10*time.Second) {
+		w.warned = w.now()
+		w.s.o.Log.Warn("cannot accept connections on http_ws_port; pausing", "error", err, "pause", acceptPause)
+	}
 }
 
 // adopt starts serving a connection on w's loop (its open count already
