@@ -49,6 +49,10 @@ type Loop struct {
 	Now  int64
 	stop atomic.Bool
 	done chan struct{}
+	// Idle, if set, tells whether the loop has nothing to serve and no
+	// timeout to keep (then it waits without a tick, as an ordinary
+	// blocking system call; see Run).
+	Idle func() bool
 	// OnPanic is told about a handler's panic (with the handler, possibly
 	// nil); it should log it and close what the handler owned.
 	OnPanic func(h Handler, v any)
@@ -154,8 +158,6 @@ func (l *Loop) Run(period time.Duration, tick func(now int64)) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	defer close(l.done)
-	defer syscall.Close(l.ep)
-	defer syscall.Close(l.efd)
 	evs := make([]syscall.EpollEvent, 256)
 	next := time.Now().Add(period).UnixNano()
 	ms := int(period / time.Millisecond)
@@ -169,7 +171,18 @@ func (l *Loop) Run(period time.Duration, tick func(now int64)) {
 		// stop the loop when it must (garbage collection, fairness after
 		// 10 ms): its preemption signal interrupts the wait. The program
 		// needs one processor more than it has loops (see proxy.Loops).
-		n := poll(l.ep, evs, ms)
+		var n int
+		if l.Idle != nil && l.Idle() {
+			// Nothing to serve and nothing to time out: wait, until an
+			// event or Post, as a system call the scheduler knows about,
+			// so an idle loop holds no processor and wakes nothing.
+			var err error
+			if n, err = syscall.EpollWait(l.ep, evs, -1); err != nil && !errors.Is(err, syscall.EINTR) {
+				panic(fmt.Sprintf("epoll_wait: %v", err))
+			}
+		} else {
+			n = poll(l.ep, evs, ms)
+		}
 		l.Now = time.Now().UnixNano()
 		for i := 0; i < n; {
 			i = l.dispatch(evs[i:n], i)
@@ -182,8 +195,9 @@ func (l *Loop) Run(period time.Duration, tick func(now int64)) {
 	waker{l}.Event(0) // work posted meanwhile still runs (and sees Stopping)
 }
 
-// Discard releases a loop that never ran.
-func (l *Loop) Discard() {
+// Release closes the loop's own descriptors, once it has stopped (Done)
+// or if it never ran.
+func (l *Loop) Release() {
 	syscall.Close(l.ep)
 	syscall.Close(l.efd)
 }
@@ -233,8 +247,13 @@ func poll(ep int, evs []syscall.EpollEvent, ms int) int {
 	return int(n)
 }
 
-// Stop makes Run return after its current wait; Done is closed then.
-func (l *Loop) Stop()                 { l.stop.Store(true) }
+// Stop makes Run return.
+func (l *Loop) Stop() {
+	l.stop.Store(true)
+	l.Post(func() {}) // wakes a loop waiting without a tick
+}
+
+// Done is closed when Run has returned.
 func (l *Loop) Done() <-chan struct{} { return l.done }
 
 // Read reads into b with a raw system call: n > 0 bytes, n == 0 at the end

@@ -86,6 +86,7 @@ func startEcho(t *testing.T) (string, chan any) {
 	t.Cleanup(func() {
 		l.Stop()
 		<-l.Done()
+		l.Release()
 		syscall.Close(fd)
 	})
 	select {
@@ -199,9 +200,27 @@ func TestPost(t *testing.T) {
 	l.Stop()
 	l.Post(func() { ran <- -1 })
 	<-l.Done()
+	l.Release()
 	select {
 	case <-ran:
 	case <-time.After(5 * time.Second):
 		t.Fatal("work posted at the stop never ran")
 	}
+}
+
+func TestStopWakesAnIdleLoop(t *testing.T) {
+	l, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Idle = func() bool { return true }
+	go l.Run(time.Hour, func(int64) {})
+	time.Sleep(50 * time.Millisecond) // let it block
+	l.Stop()
+	select {
+	case <-l.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("an idle loop did not stop")
+	}
+	l.Release()
 }

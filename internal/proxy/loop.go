@@ -71,6 +71,7 @@ func (p *Proxy) Loops(o dataport.FastOptions) (dataport.FastServer, error) {
 		}
 		w := &worker{s: s, l: l, idle: map[string][]*bconn{}}
 		l.OnPanic = w.panicked
+		l.Idle = func() bool { return len(w.clients) == 0 && len(w.idle) == 0 && w.accepts }
 		s.workers = append(s.workers, w)
 		if err := l.AddListener(o.Listener, acceptor{w}); err != nil {
 			s.abandon()
@@ -98,7 +99,7 @@ type loops struct {
 func (s *loops) abandon() {
 	syscall.Close(s.fd)
 	for _, w := range s.workers {
-		w.l.Discard()
+		w.l.Release()
 	}
 }
 
@@ -132,6 +133,7 @@ wait:
 		}
 		for _, w := range s.workers {
 			<-w.l.Done()
+			w.l.Release()
 		}
 		// Only now: a descriptor closed while a loop still watched it
 		// could be reused under it.
