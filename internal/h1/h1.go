@@ -352,10 +352,6 @@ func hasToken(list []byte, token string) bool {
 	return false
 }
 
-// HasToken is hasToken for callers outside: whether the comma-separated
-// list (a Connection value) names token, in any case.
-func HasToken(list []byte, token string) bool { return hasToken(list, token) }
-
 // Response is a parsed response head; its slices point into the buffer.
 type Response struct {
 	Code int
