@@ -57,9 +57,10 @@ type Loop struct {
 	// nil); it should log it and close what the handler owned.
 	OnPanic func(h Handler, v any)
 
-	efd    int // eventfd: wakes the loop for posted work
-	mu     sync.Mutex
-	posted []func()
+	efd      int // eventfd: wakes the loop for posted work
+	mu       sync.Mutex
+	posted   []func()
+	finished bool // Run has returned: nothing posted would run
 }
 
 // New makes a loop.
@@ -83,25 +84,36 @@ func New() (*Loop, error) {
 }
 
 // Post has fn run on the loop's goroutine, soon; it may be called from
-// any goroutine.
-func (l *Loop) Post(fn func()) {
+// any goroutine. It reports false, and fn will not run, when the loop has
+// already finished (the caller must then undo what fn was to take over).
+func (l *Loop) Post(fn func()) bool {
 	l.mu.Lock()
+	if l.finished {
+		l.mu.Unlock()
+		return false
+	}
 	l.posted = append(l.posted, fn)
 	l.mu.Unlock()
 	one := [8]byte{1}
 	Write(l.efd, one[:])
+	return true
 }
 
 // waker runs what was posted when the eventfd fires.
 type waker struct{ l *Loop }
 
-func (w waker) Event(uint32) {
+func (w waker) Event(uint32) { w.l.runPosted(false) }
+
+// runPosted runs what was posted; with last, it also closes the queue
+// (Post refuses from then on), so nothing posted is ever lost.
+func (l *Loop) runPosted(last bool) {
 	var b [8]byte
-	Read(w.l.efd, b[:]) // resets the counter
-	w.l.mu.Lock()
-	fns := w.l.posted
-	w.l.posted = nil
-	w.l.mu.Unlock()
+	Read(l.efd, b[:]) // resets the counter
+	l.mu.Lock()
+	fns := l.posted
+	l.posted = nil
+	l.finished = last
+	l.mu.Unlock()
 	for _, fn := range fns {
 		fn()
 	}
@@ -192,7 +204,7 @@ func (l *Loop) Run(period time.Duration, tick func(now int64)) {
 			tick(l.Now)
 		}
 	}
-	waker{l}.Event(0) // work posted meanwhile still runs (and sees Stopping)
+	l.runPosted(true) // work posted meanwhile still runs (and sees Stopping)
 }
 
 // Release closes the loop's own descriptors, once it has stopped (Done)

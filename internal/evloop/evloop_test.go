@@ -196,16 +196,22 @@ func TestPost(t *testing.T) {
 	if len(seen) != 10 {
 		t.Fatalf("ran %v", seen)
 	}
-	// Work posted while the loop stops runs as it exits.
+	// Work posted while the loop stops either runs as it exits or is
+	// refused; after it finished, it is refused.
 	l.Stop()
-	l.Post(func() { ran <- -1 })
+	accepted := l.Post(func() { ran <- -1 })
 	<-l.Done()
-	l.Release()
-	select {
-	case <-ran:
-	case <-time.After(5 * time.Second):
-		t.Fatal("work posted at the stop never ran")
+	if accepted {
+		select {
+		case <-ran:
+		default:
+			t.Fatal("work accepted at the stop never ran")
+		}
 	}
+	if l.Post(func() { t.Error("work posted after the end ran") }) {
+		t.Fatal("a finished loop accepted work")
+	}
+	l.Release()
 }
 
 func TestStopWakesAnIdleLoop(t *testing.T) {

@@ -312,7 +312,10 @@ func (a acceptor) Event(uint32) {
 		w.adopt(fd, peer)
 		return
 	}
-	to.l.Post(func() { to.adopt(fd, peer) })
+	if !to.l.Post(func() { to.adopt(fd, peer) }) {
+		to.open.Add(-1) // that loop has stopped (shutting down)
+		syscall.Close(fd)
+	}
 }
 
 // acceptPause is how long a loop stops accepting when the process is out
