@@ -177,7 +177,7 @@ func ParseRequest(b []byte, r *Request) Status {
 				r.ContentLength, r.HasLength = n, true
 			case 7:
 				r.Connection = f.Value
-				r.Close = hasToken(f.Value, "close")
+				r.Close = rfc9110.HasToken(f.Value, []byte("close"))
 			}
 		}
 		r.Fields = append(r.Fields, f)
@@ -336,22 +336,6 @@ func parseLength(v []byte) (int64, bool) {
 	return n, true
 }
 
-// hasToken reports whether a comma-separated list names token (any case).
-func hasToken(list []byte, token string) bool {
-	for len(list) > 0 {
-		item := list
-		if i := bytes.IndexByte(list, ','); i >= 0 {
-			item, list = list[:i], list[i+1:]
-		} else {
-			list = nil
-		}
-		if equalFold(bytes.Trim(item, " \t"), token) {
-			return true
-		}
-	}
-	return false
-}
-
 // Response is a parsed response head; its slices point into the buffer.
 type Response struct {
 	Code int
@@ -435,7 +419,7 @@ func ParseResponse(b []byte, r *Response) Status {
 		}
 		r.Fields = append(r.Fields, f)
 	}
-	r.Close = hasToken(r.Connection, "close") || http10 && !hasToken(r.Connection, "keep-alive")
+	r.Close = rfc9110.HasToken(r.Connection, []byte("close")) || http10 && !rfc9110.HasToken(r.Connection, []byte("keep-alive"))
 	if haveTE {
 		// RFC 9112 6.3: Transfer-Encoding overrides Content-Length; only
 		// a final "chunked" delimits the body, else it ends with the

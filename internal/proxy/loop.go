@@ -39,6 +39,7 @@ import (
 	"github.com/ase-project/ase/internal/evloop"
 	"github.com/ase-project/ase/internal/h1"
 	"github.com/ase-project/ase/internal/rawio"
+	"github.com/ase-project/ase/internal/rfc9110"
 )
 
 const (
@@ -649,7 +650,7 @@ func buildRequest(b []byte, r *h1.Request, body []byte, api *apidef.API, peer ne
 	var prior []byte
 	for i := range r.Fields {
 		f := &r.Fields[i]
-		if isHopByHop(f.Name) || len(r.Connection) > 0 && hasToken(r.Connection, f.Name) {
+		if isHopByHop(f.Name) || len(r.Connection) > 0 && rfc9110.HasToken(r.Connection, f.Name) {
 			continue
 		}
 		switch {

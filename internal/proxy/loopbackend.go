@@ -9,6 +9,7 @@ import (
 
 	"github.com/ase-project/ase/internal/evloop"
 	"github.com/ase-project/ase/internal/h1"
+	"github.com/ase-project/ase/internal/rfc9110"
 )
 
 // bconn is a connection to a backend, owned by one loop: in use by one
@@ -314,7 +315,7 @@ func (c *cconn) responseHead(b []byte) []byte {
 	b = append(b, "\r\n"...)
 	for i := range r.Fields {
 		f := &r.Fields[i]
-		if isHopByHop(f.Name) || len(r.Connection) > 0 && hasToken(r.Connection, f.Name) ||
+		if isHopByHop(f.Name) || len(r.Connection) > 0 && rfc9110.HasToken(r.Connection, f.Name) ||
 			r.Chunked && equalName(f.Name, "Content-Length") {
 			continue
 		}

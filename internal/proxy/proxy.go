@@ -605,19 +605,10 @@ func isHopByHop(name []byte) bool {
 func deleteConnectionNames(c []byte, del func([]byte)) {
 	for len(c) > 0 {
 		var name []byte
-		if name, c = nextItem(c); len(name) > 0 {
+		if name, c = rfc9110.NextItem(c); len(name) > 0 {
 			del(name)
 		}
 	}
-}
-
-// nextItem splits the first item, trimmed, off a comma-separated list.
-func nextItem(list []byte) (item, rest []byte) {
-	item = list
-	if i := bytes.IndexByte(list, ','); i >= 0 {
-		item, rest = list[:i], list[i+1:]
-	}
-	return bytes.TrimSpace(item), rest
 }
 
 // stripRequestHopByHop removes hop-by-hop headers from a client's request
@@ -645,7 +636,7 @@ func stripHopByHop(hd *fasthttp.ResponseHeader) {
 		if n == len(found) || bytes.EqualFold(k, []byte("Connection")) {
 			continue
 		}
-		if isHopByHop(k) || (len(conn) > 0 && hasToken(conn, k)) {
+		if isHopByHop(k) || (len(conn) > 0 && rfc9110.HasToken(conn, k)) {
 			found[n] = string(k)
 			n++
 		}
@@ -655,26 +646,11 @@ func stripHopByHop(hd *fasthttp.ResponseHeader) {
 	}
 }
 
-// hasToken reports whether the comma-separated list names token, in any
-// case, without allocating. An empty token is never named.
-func hasToken(list, token []byte) bool {
-	if len(token) == 0 {
-		return false
-	}
-	for len(list) > 0 {
-		var item []byte
-		if item, list = nextItem(list); bytes.EqualFold(item, token) {
-			return true
-		}
-	}
-	return false
-}
-
 func isWebSocket(hd *fasthttp.RequestHeader) bool {
 	return bytes.EqualFold(hd.Peek("Upgrade"), []byte("websocket")) && headerHasToken(hd.Peek("Connection"), "upgrade")
 }
 
-func headerHasToken(v []byte, token string) bool { return hasToken(v, []byte(token)) }
+func headerHasToken(v []byte, token string) bool { return rfc9110.HasToken(v, []byte(token)) }
 
 // badFraming checks the raw header section for the request-smuggling
 // shapes fasthttp itself lets through: Content-Length together with

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/ase-project/ase/internal/rfc9110"
 )
 
 // Hop-by-hop headers go in any spelling, with those Connection names; the
@@ -70,13 +72,13 @@ func FuzzHasToken(f *testing.F) {
 				want = true
 			}
 		}
-		if got := hasToken(list, token); got != want {
-			t.Fatalf("hasToken(%q, %q) = %v, want %v", list, token, got, want)
+		if got := rfc9110.HasToken(list, token); got != want {
+			t.Fatalf("HasToken(%q, %q) = %v, want %v", list, token, got, want)
 		}
 		var deleted [][]byte
 		deleteConnectionNames(list, func(name []byte) { deleted = append(deleted, name) })
 		for _, name := range deleted {
-			if len(name) == 0 || !hasToken(list, name) {
+			if len(name) == 0 || !rfc9110.HasToken(list, name) {
 				t.Fatalf("deleteConnectionNames(%q) named %q", list, name)
 			}
 		}

@@ -1,6 +1,9 @@
-// Package rfc9110 holds the piece of HTTP grammar that every parser of
-// outside input checks: tokens (header names, cookie names, methods).
+// Package rfc9110 holds the pieces of HTTP grammar that every parser of
+// outside input checks: tokens (header names, cookie names, methods) and
+// comma-separated lists of them (Connection values).
 package rfc9110
+
+import "bytes"
 
 // tchar marks the bytes a token may contain (RFC 9110 section 5.6.2).
 var tchar = func() (t [256]bool) {
@@ -28,4 +31,29 @@ func IsToken[S ~string | ~[]byte](s S) bool {
 		}
 	}
 	return true
+}
+
+// NextItem splits the first item, trimmed of white space, off a
+// comma-separated list.
+func NextItem(list []byte) (item, rest []byte) {
+	item = list
+	if i := bytes.IndexByte(list, ','); i >= 0 {
+		item, rest = list[:i], list[i+1:]
+	}
+	return bytes.TrimSpace(item), rest
+}
+
+// HasToken reports whether the comma-separated list names token, in any
+// case, without allocating. An empty token is never named.
+func HasToken(list, token []byte) bool {
+	if len(token) == 0 {
+		return false
+	}
+	for len(list) > 0 {
+		var item []byte
+		if item, list = NextItem(list); bytes.EqualFold(item, token) {
+			return true
+		}
+	}
+	return false
 }
