@@ -48,6 +48,8 @@ type Request struct {
 	Method, Target, Path, Query []byte
 	Fields                      []Field
 	Host                        []byte
+	// The fields the decision reads (each present at most once).
+	Cookie, Authorization, XRealIP, XForwardedFor, ContentType []byte
 	// ContentLength is the body length; 0 when the header is absent.
 	ContentLength int64
 	// HasLength is whether Content-Length was sent.
@@ -175,6 +177,16 @@ func ParseRequest(b []byte, r *Request) Status {
 					return Other
 				}
 				r.ContentLength, r.HasLength = n, true
+			case 2:
+				r.Cookie = f.Value
+			case 3:
+				r.Authorization = f.Value
+			case 4:
+				r.XRealIP = f.Value
+			case 5:
+				r.XForwardedFor = f.Value
+			case 6:
+				r.ContentType = f.Value
 			case 7:
 				r.Connection = f.Value
 				r.Close = rfc9110.HasToken(f.Value, []byte("close"))

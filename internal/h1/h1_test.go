@@ -23,6 +23,9 @@ func TestParseRequestTakes(t *testing.T) {
 	if !r.HasLength || r.ContentLength != 4 || !r.Close || r.HeadLen != strings.Index(raw, "body") {
 		t.Fatalf("framing: %+v", r)
 	}
+	if string(r.Cookie) != "SID=a" || r.Authorization != nil || r.XForwardedFor != nil {
+		t.Fatalf("identity fields: %q %q %q", r.Cookie, r.Authorization, r.XForwardedFor)
+	}
 	if v, n := r.Get("x-drop"); string(v) != "gone" || n != 1 {
 		t.Fatalf("x-drop %q %d", v, n)
 	}

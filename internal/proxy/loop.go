@@ -550,32 +550,9 @@ func (c *cconn) serve() {
 		return
 	}
 	rec.APIID = api.ID
-	raw := engine.Raw{Peer: c.peer, RawQuery: b2s(r.Query)}
-	var ctype []byte
-	for i := range r.Fields {
-		f := &r.Fields[i]
-		switch len(f.Name) {
-		case 6:
-			if equalName(f.Name, "Cookie") {
-				raw.Cookie = b2s(f.Value)
-			}
-		case 9:
-			if equalName(f.Name, "X-Real-IP") {
-				raw.XRealIP = b2s(f.Value)
-			}
-		case 12:
-			if equalName(f.Name, "Content-Type") {
-				ctype = f.Value
-			}
-		case 13:
-			if equalName(f.Name, "Authorization") {
-				raw.Authorization = b2s(f.Value)
-			}
-		case 15:
-			if equalName(f.Name, "X-Forwarded-For") {
-				raw.XForwardedFor = b2s(f.Value)
-			}
-		}
+	raw := engine.Raw{
+		Peer: c.peer, RawQuery: b2s(r.Query), Cookie: b2s(r.Cookie), Authorization: b2s(r.Authorization),
+		XRealIP: b2s(r.XRealIP), XForwardedFor: b2s(r.XForwardedFor),
 	}
 	if api.APIKeyHeader != "" {
 		v, n := r.Get(api.APIKeyHeader)
@@ -588,7 +565,7 @@ func (c *cconn) serve() {
 	req := engine.Request{
 		Now: c.start,
 		API: api, Path: path, Method: b2s(r.Method), Scheme: "http",
-		ContentType: b2s(ctype), HasBody: r.ContentLength > 0,
+		ContentType: b2s(r.ContentType), HasBody: r.ContentLength > 0,
 		ID: engine.Identify(api, &raw, p.o.TrustXFF),
 	}
 	rec.ClientIP = req.ID.IP
@@ -647,24 +624,17 @@ func buildRequest(b []byte, r *h1.Request, body []byte, api *apidef.API, peer ne
 		b = append(b, r.Target...)
 	}
 	b = append(b, " HTTP/1.1\r\n"...)
-	var prior []byte
 	for i := range r.Fields {
 		f := &r.Fields[i]
-		if isHopByHop(f.Name) || len(r.Connection) > 0 && rfc9110.HasToken(r.Connection, f.Name) {
-			continue
-		}
-		switch {
-		case equalName(f.Name, "X-Forwarded-For"):
-			prior = f.Value
-			continue
-		case equalName(f.Name, "X-Forwarded-Proto"), equalName(f.Name, "X-Forwarded-Host"):
-			continue
+		if isHopByHop(f.Name) || len(r.Connection) > 0 && rfc9110.HasToken(r.Connection, f.Name) ||
+			equalName(f.Name, "X-Forwarded-For") || equalName(f.Name, "X-Forwarded-Proto") || equalName(f.Name, "X-Forwarded-Host") {
+			continue // hop-by-hop, or set below
 		}
 		b = append(append(append(append(b, f.Name...), ": "...), f.Value...), "\r\n"...)
 	}
 	b = append(b, "X-Forwarded-For: "...)
-	if len(prior) > 0 {
-		b = append(append(b, prior...), ", "...)
+	if len(r.XForwardedFor) > 0 {
+		b = append(append(b, r.XForwardedFor...), ", "...)
 	}
 	b = peer.AppendTo(b)
 	b = append(b, "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: "...)
