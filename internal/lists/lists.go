@@ -203,6 +203,34 @@ type Identity struct {
 	APIKeyName string
 	APIKey     string
 	Username   string
+	// More are the further values a request carried for the identities
+	// above (a repeated header, cookie or query parameter): the backend
+	// may read any of them, so each is matched like the first. Nil for
+	// almost every request.
+	More []Credential
+}
+
+// Credential is one more value of an identity (never an IP).
+type Credential struct {
+	Kind  Kind
+	Name  string // the cookie's name, or the API key's (lower case)
+	Value string
+}
+
+// identity returns the Identity that presents c alone.
+func (c Credential) identity() Identity {
+	var id Identity
+	switch c.Kind {
+	case Token:
+		id.Token = c.Value
+	case Cookie:
+		id.CookieName, id.Cookie = c.Name, c.Value
+	case APIKey:
+		id.APIKeyName, id.APIKey = c.Name, c.Value
+	case Username:
+		id.Username = c.Value
+	}
+	return id
 }
 
 // Keys are an Identity's hashed identities, computed once per request and
@@ -243,9 +271,20 @@ type Match struct {
 	Tag  Tag
 }
 
-// Match looks every identity of a request up in list, IP first.
+// Match looks every identity of a request up in list, IP first, then
+// the further values in id.More.
 func (l *Lists) Match(list List, id *Identity, k *Keys) (Match, bool) {
-	return l.sets[list].match(id, k, l.nowMs)
+	if m, ok := l.sets[list].match(id, k, l.nowMs); ok || len(id.More) == 0 {
+		return m, ok
+	}
+	for _, c := range id.More {
+		one := c.identity()
+		ok := l.Keys(&one)
+		if m, found := l.sets[list].match(&one, &ok, l.nowMs); found {
+			return m, true
+		}
+	}
+	return Match{}, false
 }
 
 func (l *Lists) nowMs() int64 { return l.now().UnixMilli() }
@@ -574,6 +613,9 @@ func (l *Lists) Report(tag Tag, id *Identity) {
 		IP: id.IP, Token: strings.Clone(id.Token), CookieName: strings.Clone(id.CookieName), Cookie: strings.Clone(id.Cookie),
 		APIKeyName: strings.Clone(id.APIKeyName), APIKey: strings.Clone(id.APIKey), Username: strings.Clone(id.Username),
 	}}
+	for _, c := range id.More {
+		r.id.More = append(r.id.More, Credential{Kind: c.Kind, Name: strings.Clone(c.Name), Value: strings.Clone(c.Value)})
+	}
 	select {
 	case l.reports <- r:
 	default:
@@ -608,6 +650,9 @@ func (l *Lists) listDetected(ctx context.Context, r report) {
 	add(Cookie, r.id.CookieName, r.id.Cookie)
 	add(APIKey, r.id.APIKeyName, r.id.APIKey)
 	add(Username, "", r.id.Username)
+	for _, c := range r.id.More {
+		add(c.Kind, c.Name, c.Value)
+	}
 	var fresh []Entry
 	for _, e := range entries {
 		e.Tag = r.tag

@@ -357,3 +357,33 @@ func FuzzDecodeEntries(f *testing.F) {
 		}
 	})
 }
+
+// A request that carries several values of one identity is matched on
+// every one of them: the backend may read any.
+func TestMatchEveryValue(t *testing.T) {
+	l, st, _ := open(t, 1<<20)
+	add(t, l, st, Deny, `[{"type": "token", "value": "tbad"}, {"type": "cookie", "name": "SID", "value": "cbad"}, {"type": "api_key", "name": "X-Api-Key", "value": "kbad"}]`)
+	add(t, l, st, Allow, `{"type": "username", "value": "ops"}`)
+	tests := []struct {
+		name string
+		id   Identity
+		list List
+		want Kind
+	}{
+		{"token second", Identity{Token: "good", More: []Credential{{Kind: Token, Value: "tbad"}}}, Deny, Token},
+		{"cookie third", Identity{CookieName: "SID", Cookie: "a", More: []Credential{{Kind: Cookie, Name: "SID", Value: "b"}, {Kind: Cookie, Name: "SID", Value: "cbad"}}}, Deny, Cookie},
+		{"api key second", Identity{APIKeyName: "x-api-key", APIKey: "good", More: []Credential{{Kind: APIKey, Name: "x-api-key", Value: "kbad"}}}, Deny, APIKey},
+		{"other name", Identity{APIKeyName: "x-api-key", APIKey: "good", More: []Credential{{Kind: APIKey, Name: "key", Value: "kbad"}}}, Deny, 0},
+		{"allow second", Identity{Username: "x", More: []Credential{{Kind: Username, Value: "ops"}}}, Allow, Username},
+		{"all clean", Identity{Token: "a", More: []Credential{{Kind: Token, Value: "b"}}}, Deny, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := l.Keys(&tt.id)
+			m, ok := l.Match(tt.list, &tt.id, &k)
+			if ok != (tt.want != 0) || ok && m.Kind != tt.want {
+				t.Fatalf("got %v %v, want kind %v", m, ok, tt.want)
+			}
+		})
+	}
+}
