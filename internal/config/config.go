@@ -88,6 +88,11 @@ type Config struct {
 	ServerQueueTimeout units.Duration // server_queue_timeout, default 10s: the longest wait in it
 	MaxRequestBody     units.Size     // max_request_body, default 32MB (1KB to 1GB): 413 past it
 	MaxRequestHeader   units.Size     // max_request_header, default 16KB (1KB to 1MB): 431 past it
+	// InlineEventLoops is inline_event_loops, default true: the plain data
+	// port is served by event loops, which hand the connections they do not
+	// take to the general server; false serves every connection on the
+	// general server (the same decisions and answers, more CPU per request).
+	InlineEventLoops bool
 
 	EnableCluster bool     // enable_cluster, default false
 	ClusterID     string   // cluster_id, default empty; required with enable_cluster
@@ -126,6 +131,7 @@ func Default() *Config {
 		ServerQueueSize:    1000,
 		ServerQueueTimeout: units.Duration(10 * time.Second),
 		MaxRequestHeader:   16 << 10,
+		InlineEventLoops:   true,
 	}
 }
 

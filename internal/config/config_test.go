@@ -44,7 +44,7 @@ func TestDefault(t *testing.T) {
 		"log_max_size": "100mb", "log_max_files": "10", "enable_cluster": "false", "cluster_id": "",
 		"etcd_endpoints": "", "read_timeout": "30s", "write_timeout": "1m", "idle_timeout": "2m",
 		"backend_timeout": "1m", "max_request_body": "32mb", "max_request_header": "16kb",
-		"server_queue_size": "1000", "server_queue_timeout": "10s",
+		"server_queue_size": "1000", "server_queue_timeout": "10s", "inline_event_loops": "true",
 	}
 	keys := Keys()
 	if len(keys) != len(want) {

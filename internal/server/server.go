@@ -219,7 +219,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		defer px.Close()
 		handler = px.Serve
 		connections = px.Connections
-		dataOpts.Fast = px.Loops
+		if cfg.InlineEventLoops {
+			dataOpts.Fast = px.Loops
+		}
 	}
 	data, err := dataport.Listen(dataOpts, handler)
 	if err != nil {
