@@ -116,7 +116,13 @@ type Decoy struct {
 	ResponseCode    int
 	ResponseDef     string
 	ResponseMessage string
-	Subpaths        []string // relative to the API's url; empty = the whole API
+	Subpaths        []string // as the operator wrote them (canonical); empty = the whole API
+
+	// Paths are Subpaths resolved to full request paths (see
+	// resolveSubpath), derived once at decode time for the data path: a
+	// request is a decoy hit when its path is one of them or below it.
+	// One per subpath, in order: empty exactly when Subpaths is.
+	Paths []string
 }
 
 // Limits on sizes, so that one definition cannot exhaust memory.
@@ -214,7 +220,7 @@ func decodeMetadata(w *jsondoc.Walker, md *jsondoc.Fields) *API {
 	}
 	a.ServerSSL = md.Bool("server_ssl", false)
 	a.Servers = decodeServers(w, md, a.Protocol)
-	a.Decoy = decodeDecoy(w, w.Object(md.At("decoy_config"), mustGet(md, "decoy_config"), false))
+	a.Decoy = decodeDecoy(w, w.Object(md.At("decoy_config"), mustGet(md, "decoy_config"), false), a.URL)
 	if a.CookiePersistenceEnabled && a.Cookie == "" {
 		w.Fail(md.At("cookie_persistence_enabled"), "needs the cookie field to name the cookie to persist on")
 	}
@@ -369,17 +375,29 @@ func decodeServer(w *jsondoc.Walker, f *jsondoc.Fields, p Protocol, full bool) S
 	return s
 }
 
-func decodeDecoy(w *jsondoc.Walker, f *jsondoc.Fields) Decoy {
+// decodeDecoy reads decoy_config of an API whose url is base ("" when the
+// url itself is invalid: the subpaths are then only checked as paths).
+func decodeDecoy(w *jsondoc.Walker, f *jsondoc.Fields, base string) Decoy {
 	d := Decoy{}
 	d.Enabled = f.Bool("decoy_enabled", false)
 	d.ResponseCode = f.Code("response_code", 200, 100, 599, false)
 	d.ResponseDef = checkReason(w, f.At("response_def"), f.Str("response_def", ""))
 	d.ResponseMessage = checkText(w, f.At("response_message"), f.Str("response_message", ""), maxMessageBody)
 	subs := f.Strings("decoy_subpaths", maxSubpaths)
-	seen := map[string]bool{}
-	d.Subpaths = []string{}
+	type named struct {
+		index int
+		sub   string
+	}
+	seen := map[string]named{}
+	d.Subpaths, d.Paths = []string{}, []string{}
 	for i, s := range subs {
 		path := fmt.Sprintf("%s[%d]", f.At("decoy_subpaths"), i)
+		if s != "" && s[0] != '/' && base != "" {
+			if pathProblem("/"+s) == "" {
+				w.Fail(path, "must be a path starting with /, got %q; write the full path it stands for: %s", s, strings.Join(subpathReadings(base, "/"+strings.TrimRight(s, "/")), " or "))
+				continue
+			}
+		}
 		c := checkPath(w, path, s, false)
 		if c == "" {
 			continue
@@ -388,15 +406,74 @@ func decodeDecoy(w *jsondoc.Walker, f *jsondoc.Fields) Decoy {
 			w.Fail(path, "must name a sub-path such as /admin (an empty list makes the whole API a decoy)")
 			continue
 		}
-		if seen[c] {
-			w.Fail(path, "lists %q twice", c)
+		if base == "" {
 			continue
 		}
-		seen[c] = true
+		full, ok := resolveSubpath(base, c)
+		if !ok {
+			w.Fail(path, "%q is ambiguous under url %q: as a full path it covers the whole API, relative to the url it is %q; write %q for that path, or leave decoy_subpaths empty to make the whole API a decoy", c, base, full, full)
+			continue
+		}
+		if prev, dup := seen[full]; dup {
+			if prev.sub == c {
+				w.Fail(path, "lists %q twice", c)
+			} else {
+				w.Fail(path, "%q is the path decoy_subpaths[%d] already names", full, prev.index)
+			}
+			continue
+		}
+		seen[full] = named{i, c}
 		d.Subpaths = append(d.Subpaths, c)
+		d.Paths = append(d.Paths, full)
 	}
 	f.Close()
 	return d
+}
+
+// resolveSubpath returns the full request path that the decoy subpath sub
+// (canonical, not "/") names on an API whose url is base. The vendor
+// writes subpaths as full paths under the url ("/shop/admin" for url
+// "/shop"); earlier ASE versions read them relative to it ("/admin"). The
+// rule, on segment boundaries (README, "API definitions"):
+//
+//   - base is "/": sub is the path; both readings coincide.
+//   - sub is below base ("/shop/admin" under "/shop"): the vendor's
+//     full-path form; it names sub.
+//   - sub is base or above it ("/shop", or "/api" under "/api/v1"):
+//     ambiguous, since as a full path it would cover the whole API and
+//     relative to the url it names base+sub. ok is false and full is the
+//     relative reading, for the message.
+//   - otherwise ("/admin", or "/shopping" under "/shop"): no request for
+//     sub is ever routed to this API, so it can only be relative: base+sub.
+func resolveSubpath(base, sub string) (full string, ok bool) {
+	switch {
+	case base == "/":
+		return sub, true
+	case below(sub, base):
+		return sub, true
+	case sub == base || below(base, sub):
+		return base + sub, false
+	}
+	return base + sub, true
+}
+
+// below reports whether path is strictly below base on a segment boundary:
+// /shop/admin is below /shop, /shopping is not.
+func below(path, base string) bool {
+	return len(path) > len(base) && strings.HasPrefix(path, base) && path[len(base)] == '/'
+}
+
+// subpathReadings returns, quoted, the full paths sub may stand for on an
+// API whose url is base: itself if it is below base, and base+sub.
+func subpathReadings(base, sub string) []string {
+	var out []string
+	if base == "/" || below(sub, base) {
+		out = append(out, fmt.Sprintf("%q", sub))
+	}
+	if base != "/" {
+		out = append(out, fmt.Sprintf("%q", base+sub))
+	}
+	return out
 }
 
 func duration(w *jsondoc.Walker, f *jsondoc.Fields, key string, def units.Duration) units.Duration {
@@ -507,6 +584,7 @@ func (a *API) Clone() *API {
 	c.Enforcement.ContentTypeAllowed = append([]string(nil), a.Enforcement.ContentTypeAllowed...)
 	c.Servers = append([]Server{}, a.Servers...)
 	c.Decoy.Subpaths = append([]string{}, a.Decoy.Subpaths...)
+	c.Decoy.Paths = append([]string{}, a.Decoy.Paths...)
 	return &c
 }
 

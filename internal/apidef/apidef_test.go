@@ -302,3 +302,52 @@ func FuzzFlowControlPatch(f *testing.F) {
 		}
 	})
 }
+
+// TestDecoySubpaths: full paths under the url are taken as written,
+// others relative to the url, and the ambiguous ones are refused with what
+// to write instead. The definition keeps the subpaths as written.
+func TestDecoySubpaths(t *testing.T) {
+	tests := []struct {
+		url, subpaths string
+		written       []string
+		paths         []string
+		err           string // substring of the error; "" = accepted
+	}{
+		{"/shop", `["/shop/root", "/shop/admin/"]`, []string{"/shop/root", "/shop/admin"}, []string{"/shop/root", "/shop/admin"}, ""},
+		{"/shop", `["/admin", "/.git"]`, []string{"/admin", "/.git"}, []string{"/shop/admin", "/shop/.git"}, ""},
+		{"/shop", `["/shopping", "/shop/shop"]`, []string{"/shopping", "/shop/shop"}, []string{"/shop/shopping", "/shop/shop"}, ""},
+		{"/", `["/admin", "/shop/admin"]`, []string{"/admin", "/shop/admin"}, []string{"/admin", "/shop/admin"}, ""},
+		{"/api/v1", `["/api/v1/x", "/api/v2", "/v1"]`, []string{"/api/v1/x", "/api/v2", "/v1"}, []string{"/api/v1/x", "/api/v1/api/v2", "/api/v1/v1"}, ""},
+		{"/shop", `[]`, []string{}, []string{}, ""},
+		{"/shop", `["/shop"]`, nil, nil, `decoy_subpaths[0]: "/shop" is ambiguous under url "/shop": as a full path it covers the whole API, relative to the url it is "/shop/shop"; write "/shop/shop" for that path, or leave decoy_subpaths empty`},
+		{"/api/v1", `["/x", "/api/"]`, nil, nil, `decoy_subpaths[1]: "/api" is ambiguous under url "/api/v1"`},
+		{"/shop", `["shop/admin/"]`, nil, nil, `decoy_subpaths[0]: must be a path starting with /, got "shop/admin/"; write the full path it stands for: "/shop/admin" or "/shop/shop/admin"`},
+		{"/shop", `["admin"]`, nil, nil, `decoy_subpaths[0]: must be a path starting with /, got "admin"; write the full path it stands for: "/shop/admin"`},
+		{"/", `["admin"]`, nil, nil, `write the full path it stands for: "/admin"`},
+		{"/shop", `["a b"]`, nil, nil, `decoy_subpaths[0]: must be a path starting with /, got "a b"`},
+		{"/shop", `["/admin", "/shop/admin"]`, nil, nil, `decoy_subpaths[1]: "/shop/admin" is the path decoy_subpaths[0] already names`},
+		{"/shop", `["/admin", "/admin/"]`, nil, nil, `decoy_subpaths[1]: lists "/admin" twice`},
+		{"shop", `["shop"]`, nil, nil, `decoy_subpaths[0]: must be a path starting with /, got "shop"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url+" "+tt.subpaths, func(t *testing.T) {
+			a, err := Decode("d", []byte(`{"api_metadata": {"url": "`+tt.url+`", "decoy_config": {"decoy_subpaths": `+tt.subpaths+`}}}`))
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("got %v, want an error containing %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(a.Decoy.Subpaths, tt.written) || !reflect.DeepEqual(a.Decoy.Paths, tt.paths) {
+				t.Fatalf("got subpaths %q paths %q, want %q and %q", a.Decoy.Subpaths, a.Decoy.Paths, tt.written, tt.paths)
+			}
+			b, err := Decode("d", a.Encode())
+			if err != nil || !reflect.DeepEqual(b.Decoy.Paths, tt.paths) || !reflect.DeepEqual(a.Clone().Decoy.Paths, tt.paths) {
+				t.Fatalf("round trip or clone lost the paths: %v %v", b, err)
+			}
+		})
+	}
+}

@@ -186,22 +186,21 @@ func (e *Engine) pattern(r *Request) (Decision, bool) {
 	return Decision{}, false
 }
 
-// isDecoy reports whether path is a decoy of api: any path of an
-// out-of-context decoy API (no subpaths), else a decoy subpath (relative
-// to the API's url) or below it.
+// isDecoy reports whether path (the request's, under the API's url) is a
+// decoy of api: any path of an out-of-context decoy API (no subpaths), else
+// a decoy path or below it on a segment boundary. The paths are the
+// subpaths resolved to full paths once, when the definition was decoded
+// (apidef.Decoy.Paths: "/shop/admin" and "/admin" both name /shop/admin
+// for url /shop).
 func isDecoy(api *apidef.API, path string) bool {
 	if api == nil || !api.Decoy.Enabled {
 		return false
 	}
-	if len(api.Decoy.Subpaths) == 0 {
+	if len(api.Decoy.Paths) == 0 {
 		return true
 	}
-	rel := path
-	if api.URL != "/" {
-		rel = strings.TrimPrefix(path, api.URL)
-	}
-	for _, sub := range api.Decoy.Subpaths {
-		if underBase(rel, sub) {
+	for _, p := range api.Decoy.Paths {
+		if underBase(path, p) {
 			return true
 		}
 	}

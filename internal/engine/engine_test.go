@@ -282,3 +282,43 @@ func TestRouter(t *testing.T) {
 		t.Errorf("got %v", e)
 	}
 }
+
+// TestIsDecoyFullAndRelativeSubpaths: the vendor's full-path subpaths and
+// the relative ones both name paths under the API's url, on segment
+// boundaries.
+func TestIsDecoyFullAndRelativeSubpaths(t *testing.T) {
+	decoy := func(url, subpaths string) *apidef.API {
+		return mustAPI(t, `{"api_metadata": {"url": "`+url+`", "decoy_config": {"decoy_enabled": true, "decoy_subpaths": `+subpaths+`}}}`)
+	}
+	vendor := decoy("/shop", `["/shop/root", "/shop/admin"]`)
+	relative := decoy("/shop", `["/admin", "/shopping"]`)
+	root := decoy("/", `["/admin"]`)
+	deep := decoy("/api/v1", `["/api/v1/admin", "/debug"]`)
+	off := mustAPI(t, `{"api_metadata": {"url": "/shop", "decoy_config": {"decoy_enabled": false, "decoy_subpaths": ["/shop/admin"]}}}`)
+	tests := []struct {
+		name string
+		api  *apidef.API
+		path string
+		want bool
+	}{
+		{"vendor", vendor, "/shop/admin", true},
+		{"vendor below", vendor, "/shop/root/x", true},
+		{"vendor doubled", vendor, "/shop/shop/admin", false},
+		{"vendor boundary", vendor, "/shop/administrator", false},
+		{"vendor base", vendor, "/shop", false},
+		{"relative", relative, "/shop/admin/x", true},
+		{"relative doubled", relative, "/shop/shop/admin", false},
+		{"relative not below the url", relative, "/shop/shopping", true},
+		{"root", root, "/admin", true},
+		{"root boundary", root, "/admins", false},
+		{"deep full", deep, "/api/v1/admin", true},
+		{"deep relative", deep, "/api/v1/debug/vars", true},
+		{"deep other", deep, "/api/v1/users", false},
+		{"disabled", off, "/shop/admin", false},
+	}
+	for _, tt := range tests {
+		if got := isDecoy(tt.api, tt.path); got != tt.want {
+			t.Errorf("%s: isDecoy(%s, %s) = %v, want %v", tt.name, tt.api.URL, tt.path, got, tt.want)
+		}
+	}
+}
