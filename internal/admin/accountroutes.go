@@ -63,17 +63,23 @@ func (h *Handler) login(c *call) (any, error) {
 		if err != nil {
 			return nil, apiError(http.StatusBadRequest, "InvalidAuthenticationRequest", "Unable to authenticate: no valid credentials found (send them with HTTP Basic)")
 		}
-		var ok bool
-		if u, ok = h.d.Accounts.Authenticate(c.ctx, name, password); !ok {
-			return nil, h.loginFailed(c)
+		if err := h.guarded(c, loginFailure, func() bool {
+			var ok bool
+			u, ok = h.d.Accounts.Authenticate(c.ctx, name, password)
+			return ok
+		}); err != nil {
+			return nil, err
 		}
 	case typ == "x509" && method == methodX509 && h.d.ClientCAs != nil:
 		if c.r.TLS == nil || len(c.r.TLS.VerifiedChains) == 0 {
 			return nil, apiError(http.StatusBadRequest, "InvalidAuthenticationRequest", "Unable to authenticate: no client certificate signed by client_ca_file was presented")
 		}
 		cert := c.r.TLS.VerifiedChains[0][0]
-		if u = h.d.Accounts.User(cert.Subject.CommonName); u == nil {
-			return nil, h.loginFailed(c)
+		if err := h.guarded(c, loginFailure, func() bool {
+			u = h.d.Accounts.User(cert.Subject.CommonName)
+			return u != nil
+		}); err != nil {
+			return nil, err
 		}
 	default:
 		return nil, apiError(http.StatusBadRequest, "InvalidAuthenticationRequest", "unknown login method %q of type %q (see /api/authentication/login_methods)", method, typ)
@@ -90,13 +96,8 @@ func (h *Handler) login(c *call) (any, error) {
 	}}, nil
 }
 
-func (h *Handler) loginFailed(c *call) error {
-	err := h.failed(c, "Authenticating the user with the given credentials has failed.")
-	if e, ok := err.(*Error); ok && e.Code == http.StatusUnauthorized {
-		e.Type = "AuthenticationFailure"
-	}
-	return err
-}
+// loginFailure is the message of a failed login (401 AuthenticationFailure).
+const loginFailure = "Authenticating the user with the given credentials has failed."
 
 func (h *Handler) logout(c *call) (any, error) {
 	if c.who.session == "" {

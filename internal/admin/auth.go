@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ase-project/ase/internal/accounts"
+	"github.com/ase-project/ase/internal/lockout"
 	"github.com/ase-project/ase/internal/wire"
 )
 
@@ -32,20 +33,29 @@ func (p principal) readOnly() bool { return p.auth == authAPIKey }
 
 // authenticate finds who a request acts for: an API key, a session, or the
 // vendor's access and secret key headers. An address that keeps failing
-// is slowed down and then refused.
+// is slowed down and then refused. A credential given twice is refused
+// before anything is checked: which of the two would count is ambiguous.
 func (h *Handler) authenticate(c *call) (principal, error) {
 	addr := clientAddr(c.r)
 	if left := h.d.Guard.Locked(addr); left > 0 {
 		return principal{}, tooMany(left)
+	}
+	if err := duplicateCredential(c); err != nil {
+		return principal{}, err
 	}
 	if c.route.Public {
 		return principal{}, nil
 	}
 	hd := c.r.Header
 	if token, ok := apiKeyToken(hd.Get("Authorization")); ok {
-		u, k, found := h.d.Accounts.AuthenticateAPIKey(token)
-		if !found {
-			return principal{}, h.failed(c, "the API key is not valid")
+		var u *accounts.User
+		var k *accounts.APIKey
+		if err := h.guarded(c, "the API key is not valid", func() bool {
+			var found bool
+			u, k, found = h.d.Accounts.AuthenticateAPIKey(token)
+			return found
+		}); err != nil {
+			return principal{}, err
 		}
 		return principal{user: u.Name, role: u.Role, auth: authAPIKey, apiKey: k.ID}, nil
 	}
@@ -77,18 +87,45 @@ func (h *Handler) authenticate(c *call) (principal, error) {
 	}
 	// Only the built-in admin has an access key; any other name fails
 	// exactly like a wrong password.
-	u, ok := h.d.Accounts.Authenticate(c.ctx, accounts.Admin, secret)
-	if !ok || access != accounts.Admin {
-		return principal{}, h.failed(c, "authorization failure")
+	var u *accounts.User
+	if err := h.guarded(c, "authorization failure", func() bool {
+		var ok bool
+		u, ok = h.d.Accounts.Authenticate(c.ctx, accounts.Admin, secret)
+		return ok && access == accounts.Admin
+	}); err != nil {
+		return principal{}, err
 	}
 	return principal{user: u.Name, role: u.Role, auth: authSecretKey}, nil
 }
 
-// failed records a failed authentication, delays the reply as the address
+// guarded runs check, a check of credentials that can be guessed, within
+// the client address's brute-force budget: a slot is taken before the
+// check (waiting for one while every slot is held by a check in
+// progress), then freed on success or kept as a failure. So however many
+// guesses arrive at once, at most the guard's Limit wrong ones are checked
+// per window. It returns nil on success, else the error to send (msg on
+// the /api routes).
+func (h *Handler) guarded(c *call, msg string, check func() bool) error {
+	a, left, err := h.d.Guard.Begin(c.ctx, clientAddr(c.r))
+	if err != nil {
+		return err
+	}
+	if left > 0 {
+		return tooMany(left)
+	}
+	defer a.Cancel() // frees the slot if check panics; nothing once ended
+	if check() {
+		a.Succeeded()
+		return nil
+	}
+	return h.failed(c, a, msg)
+}
+
+// failed ends a failed attempt, delays the reply as the address
 // accumulates failures, and returns the error to send.
-func (h *Handler) failed(c *call, msg string) error {
+func (h *Handler) failed(c *call, a *lockout.Attempt, msg string) error {
 	addr := clientAddr(c.r)
-	delay, locked := h.d.Guard.Fail(addr)
+	delay, locked := a.Failed()
 	h.d.Metrics.AuthFailure("management")
 	h.d.Log.Warn("management authentication failed", "client", addr.String(), "path", c.r.URL.Path)
 	if locked {
@@ -141,6 +178,33 @@ func apiKeyToken(h string) (string, bool) {
 		return "", false
 	}
 	return strings.TrimSpace(h[len(scheme):]), true
+}
+
+// credentialHeaders are the headers the management API reads credentials
+// from (the session_id cookie is counted with its header).
+var credentialHeaders = []string{"x-ase-access-key", "x-ase-secret-key", "Authorization"}
+
+// duplicateCredential refuses a request that gives a credential more than
+// once: two x-ase-access-key, x-ase-secret-key or Authorization headers,
+// or more than one session_id (cookies and header together). Only one of
+// them would be checked, and something in front of ASE may read another.
+func duplicateCredential(c *call) error {
+	name := ""
+	for _, h := range credentialHeaders {
+		if len(c.r.Header.Values(h)) > 1 {
+			name = "the " + h + " header"
+			break
+		}
+	}
+	if name == "" && len(c.r.Header.Values("session_id"))+len(c.r.CookiesNamed("session_id")) > 1 {
+		name = "the session_id (cookie or header)"
+	}
+	if name == "" {
+		return nil
+	}
+	e := fail(http.StatusBadRequest, wire.StatusFail, "%s is given more than once; send each credential once", name)
+	e.Type = "InvalidAuthenticationRequest"
+	return e
 }
 
 // sessionID reads the session from the session_id cookie or header.

@@ -1,10 +1,19 @@
 package admin
 
 import (
+	"context"
 	"encoding/base64"
+	"errors"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/ase-project/ase/internal/lockout"
 )
 
 func TestBasicAuth(t *testing.T) {
@@ -54,4 +63,94 @@ func FuzzSessionCookie(f *testing.F) {
 		sessionID(r) // must not panic
 		apiKeyToken(header)
 	})
+}
+
+// Guesses are counted before they are checked: with 200 at once, the
+// first Limit hold every slot while they are checked, the others wait,
+// and when those fail the others are refused unchecked.
+func TestGuardedChecksAtMostLimit(t *testing.T) {
+	h := New(Deps{Guard: lockout.New(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Sleep: func(context.Context, time.Duration) {}})
+	const n, right = 200, 100
+	entered := make(chan int, n)
+	gate := make(chan struct{})
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := httptest.NewRequest("GET", "/v5/ase/api", nil)
+			r.RemoteAddr = "127.0.0.1:4000"
+			c := &call{ctx: context.Background(), h: h, r: r, route: &Route{}}
+			errs[i] = h.guarded(c, "authorization failure", func() bool {
+				entered <- i
+				<-gate
+				return i == right
+			})
+		}()
+	}
+	// Limit checks in progress at once, and no more: wait for them,
+	// then let them end.
+	for k := 0; k < lockout.DefaultLimit; k++ {
+		<-entered
+	}
+	close(gate)
+	wg.Wait()
+	close(entered)
+	checked := lockout.DefaultLimit + len(entered)
+	failures, locked := 0, 0
+	for i, err := range errs {
+		var e *Error
+		switch {
+		case err == nil && i == right:
+		case errors.As(err, &e) && e.Code == http.StatusForbidden:
+			failures++
+		case errors.As(err, &e) && e.Code == http.StatusTooManyRequests:
+			locked++
+		default:
+			t.Fatalf("guess %d: %v", i, err)
+		}
+	}
+	// The Limit-th failure is answered with the lock's 429.
+	if wrong := checked - boolInt(errs[right] == nil); wrong != lockout.DefaultLimit || failures != lockout.DefaultLimit-1 {
+		t.Fatalf("%d guesses checked (%d wrong, %d answered 403, %d 429); want %d wrong ones checked", checked, wrong, failures, locked, lockout.DefaultLimit)
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func TestDuplicateCredentials(t *testing.T) {
+	tests := []struct {
+		headers [][2]string
+		refused bool
+	}{
+		{[][2]string{{"x-ase-access-key", "admin"}, {"x-ase-secret-key", "a"}}, false},
+		{[][2]string{{"x-ase-secret-key", "a"}, {"X-Ase-Secret-Key", "b"}}, true},
+		{[][2]string{{"x-ase-access-key", "admin"}, {"x-ase-access-key", "admin"}}, true},
+		{[][2]string{{"Authorization", "apikey a"}, {"authorization", "apikey b"}}, true},
+		{[][2]string{{"Cookie", "session_id=a; theme=dark"}}, false},
+		{[][2]string{{"Cookie", "session_id=a; session_id=b"}}, true},
+		{[][2]string{{"Cookie", "session_id=a"}, {"Cookie", "session_id=a"}}, true},
+		{[][2]string{{"session_id", "a"}, {"Cookie", "session_id=a"}}, true},
+		{[][2]string{{"session_id", "a"}, {"session_id", "b"}}, true},
+		{[][2]string{{"session_id", "a"}, {"Cookie", "other=b"}, {"Authorization", "apikey x"}}, false},
+	}
+	for _, tt := range tests {
+		for _, abs := range []bool{false, true} {
+			r := httptest.NewRequest("GET", "/", nil)
+			for _, h := range tt.headers {
+				r.Header.Add(h[0], h[1])
+			}
+			err := duplicateCredential(&call{r: r, route: &Route{Abs: abs}})
+			var e *Error
+			if got := errors.As(err, &e); got != tt.refused || got && (e.Code != http.StatusBadRequest || !strings.Contains(e.Message, "more than once")) {
+				t.Errorf("%v: got %v", tt.headers, err)
+			}
+		}
+	}
 }

@@ -4,9 +4,18 @@
 // is refused for LockFor, even with correct credentials. Successes do not
 // reset the count: an attacker sharing an address (a NAT) with a
 // legitimate operator must not be able to keep guessing.
+//
+// The count is taken before the check, not after it: Begin reserves one
+// of the address's Limit slots, the credentials are checked, and the
+// attempt then either releases its slot (Succeeded) or keeps it as a
+// failure (Failed). Checks in progress count as failures until they end,
+// and an attempt that finds every slot taken waits for one, so however
+// many guesses arrive at once, at most Limit wrong ones are checked in a
+// window.
 package lockout
 
 import (
+	"context"
 	"net/netip"
 	"sync"
 	"time"
@@ -40,7 +49,11 @@ type Guard struct {
 type record struct {
 	first    time.Time // start of the current window
 	failures int
+	pending  int       // attempts begun and not yet ended: checks in progress
 	until    time.Time // locked until
+	// wake is closed, and forgotten, when a pending attempt ends: the
+	// attempts waiting for a slot look again.
+	wake chan struct{}
 }
 
 // New returns a Guard with the default policy.
@@ -52,7 +65,10 @@ func New() *Guard {
 func (g *Guard) Locked(addr netip.Addr) time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	r := g.clients[addr.Unmap()]
+	return g.lockedLocked(g.clients[addr.Unmap()])
+}
+
+func (g *Guard) lockedLocked(r *record) time.Duration {
 	if r == nil {
 		return 0
 	}
@@ -62,21 +78,107 @@ func (g *Guard) Locked(addr netip.Addr) time.Duration {
 	return 0
 }
 
-// Fail records a failed authentication from addr and returns how long to
-// delay the reply, and whether addr is now locked out.
-func (g *Guard) Fail(addr netip.Addr) (delay time.Duration, locked bool) {
+// Attempt is one authentication from an address, begun before its
+// credentials are checked; it holds one of the address's slots until it
+// ends with Succeeded, Failed or Cancel (the first of them counts).
+type Attempt struct {
+	g    *Guard
+	r    *record
+	done bool
+}
+
+// Begin reserves a slot for one authentication from addr, to be taken
+// before the credentials are checked. While the window's failures and the
+// checks in progress fill all Limit slots, it waits for one of those
+// checks to end. It returns how long addr is locked out instead, if it is
+// (now or once the checks it waited for have failed), or ctx's error if
+// the caller gave up waiting.
+func (g *Guard) Begin(ctx context.Context, addr netip.Addr) (*Attempt, time.Duration, error) {
 	addr = addr.Unmap()
-	now := g.Now()
+	g.mu.Lock()
+	for {
+		now := g.Now()
+		r := g.clients[addr]
+		if r == nil {
+			if len(g.clients) >= maxTracked {
+				g.sweep(now)
+			}
+			r = &record{first: now}
+			g.clients[addr] = r
+		}
+		if left := r.until.Sub(now); left > 0 {
+			g.mu.Unlock()
+			return nil, left, nil
+		}
+		if now.Sub(r.first) > g.Window {
+			r.first, r.failures = now, 0
+		}
+		if r.failures+r.pending < g.Limit {
+			r.pending++
+			g.mu.Unlock()
+			return &Attempt{g: g, r: r}, 0, nil
+		}
+		// Every slot is taken, and at least one by a check in progress
+		// (Limit failures alone would have locked the address): wait for
+		// it to end.
+		if r.wake == nil {
+			r.wake = make(chan struct{})
+		}
+		wake := r.wake
+		g.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		}
+		g.mu.Lock()
+	}
+}
+
+// end releases the attempt's slot; g.mu is held. It reports false if the
+// attempt had already ended.
+func (a *Attempt) end() bool {
+	if a.done {
+		return false
+	}
+	a.done = true
+	a.r.pending--
+	if a.r.wake != nil {
+		close(a.r.wake)
+		a.r.wake = nil
+	}
+	return true
+}
+
+// Succeeded ends the attempt with correct credentials: its slot is freed
+// (the failures already counted stay). The address cannot have been
+// locked meanwhile: failures and checks in progress never exceed Limit
+// together, so Limit failures leave no check in progress.
+func (a *Attempt) Succeeded() {
+	a.g.mu.Lock()
+	defer a.g.mu.Unlock()
+	a.end()
+}
+
+// Cancel ends an attempt whose check did not happen; after Succeeded or
+// Failed it does nothing (so it can be deferred).
+func (a *Attempt) Cancel() {
+	a.g.mu.Lock()
+	defer a.g.mu.Unlock()
+	a.end()
+}
+
+// Failed ends the attempt with wrong credentials: its slot becomes one of
+// the window's failures. It returns how long to delay the reply, and
+// whether the address is now locked out.
+func (a *Attempt) Failed() (delay time.Duration, locked bool) {
+	g, r := a.g, a.r
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	r := g.clients[addr]
-	if r == nil {
-		if len(g.clients) >= maxTracked {
-			g.sweep(now)
-		}
-		r = &record{first: now}
-		g.clients[addr] = r
+	if !a.end() {
+		return 0, g.lockedLocked(r) > 0
 	}
+	now := g.Now()
 	if now.Sub(r.first) > g.Window {
 		r.first, r.failures = now, 0
 	}
@@ -94,7 +196,7 @@ func (g *Guard) Fail(addr netip.Addr) (delay time.Duration, locked bool) {
 
 func (g *Guard) sweep(now time.Time) {
 	for a, r := range g.clients {
-		if now.Sub(r.first) > g.Window && !r.until.After(now) {
+		if now.Sub(r.first) > g.Window && !r.until.After(now) && r.pending == 0 {
 			delete(g.clients, a)
 		}
 	}
@@ -103,7 +205,7 @@ func (g *Guard) sweep(now time.Time) {
 	if len(g.clients) >= maxTracked {
 		n := 0
 		for a, r := range g.clients {
-			if !r.until.After(now) {
+			if !r.until.After(now) && r.pending == 0 {
 				delete(g.clients, a)
 				if n++; n >= maxTracked/2 {
 					break
