@@ -66,6 +66,10 @@ type Lists struct {
 	stop    func()
 	cancel  context.CancelFunc
 	done    sync.WaitGroup
+
+	// sweepHook, when set (by tests), runs in ExpireDue between the check
+	// of an entry in memory and the read of its stored value.
+	sweepHook func()
 }
 
 // Options configure Open.
@@ -573,8 +577,17 @@ func (l *Lists) ExpireDue(ctx context.Context) int {
 		if exp, ok := l.sets[list].expiry(l.h, e); !ok || exp != it.at {
 			continue // re-added with another TTL, or already gone
 		}
+		if l.sweepHook != nil {
+			l.sweepHook()
+		}
+		// The entry may have been re-added since: what is deleted is the
+		// stored value, and only if its own expiry is due. The commit's
+		// condition checks that value is still the one stored.
 		stored, err := l.st.Get(ctx, it.key)
 		if err != nil {
+			continue
+		}
+		if _, se, err := parseStored(it.key, stored); err != nil || se.Expires.IsZero() || se.Expires.UnixMilli() > now {
 			continue
 		}
 		batch.Conds = append(batch.Conds, store.Unchanged(it.key, stored))

@@ -2,6 +2,7 @@ package lists
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -229,6 +230,56 @@ func TestReaddedEntryKeepsNewTTL(t *testing.T) {
 	}
 	if !l.Contains(Deny, mustEntries(t, `{"type": "ip", "value": "192.0.2.1"}`, c.now())[0]) {
 		t.Fatal("re-added entry missing")
+	}
+}
+
+// stored returns the tag and expiry (Unix ms) stored under key, or false.
+func stored(t *testing.T, st store.Store, key string) (Tag, int64, bool) {
+	t.Helper()
+	v, err := st.Get(context.Background(), key)
+	if err != nil {
+		return 0, 0, false
+	}
+	return Tag(v[0]), int64(binary.BigEndian.Uint64(v[1:])), true
+}
+
+// setSweepHook sets the hook ExpireDue runs between its two steps.
+func setSweepHook(l *Lists, f func()) {
+	l.sweepMu.Lock()
+	l.sweepHook = f
+	l.sweepMu.Unlock()
+}
+
+// The sweep checks an expired entry in memory, then reads it from the
+// store: an entry re-added between the two steps keeps its new TTL.
+func TestSweepSparesEntryReaddedBetweenItsSteps(t *testing.T) {
+	ctx := context.Background()
+	l, st, c := open(t, 1<<30)
+	add(t, l, st, Deny, `{"type": "ip", "value": "192.0.2.1", "ttl": 1}`)
+	var once sync.Once
+	var readdErr error
+	// Set before the entry is due: whichever sweep takes it runs the hook.
+	setSweepHook(l, func() {
+		once.Do(func() {
+			b, _, err := l.Add(ctx, st, Deny, mustEntries(t, `{"type": "ip", "value": "192.0.2.1", "ttl": 100}`, c.now()), false)
+			if err == nil {
+				_, err = st.Commit(ctx, b)
+			}
+			readdErr = err
+		})
+	})
+	c.add(2 * time.Second)
+	l.ExpireDue(ctx) // this sweep, or the background one it waits for, runs the hook
+	setSweepHook(l, nil)
+	if readdErr != nil {
+		t.Fatal(readdErr)
+	}
+	want := c.now().Add(100 * time.Second).UnixMilli()
+	if _, exp, ok := stored(t, st, "list/deny/ip/192.0.2.1"); !ok || exp != want {
+		t.Fatalf("the re-added entry: stored %v, expiry %d, want %d", ok, exp, want)
+	}
+	if !l.Contains(Deny, mustEntries(t, `{"type": "ip", "value": "192.0.2.1"}`, c.now())[0]) {
+		t.Fatal("the re-added entry is gone from memory")
 	}
 }
 
