@@ -327,6 +327,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				"client", clientAddr(r).String(), "duration", time.Since(start))
 		}()
 	}
+	if !admitFraming(r) {
+		h.refuseFraming(w, r)
+		return
+	}
 	abs := strings.HasPrefix(r.URL.Path, "/api/") || r.URL.Path == "/api"
 	methods, params := h.match(r.URL.Path)
 	if methods == nil {

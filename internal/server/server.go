@@ -238,6 +238,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// The handler refuses requests framed two ways (see
+		// admin.Listener, in serveListener).
+		ConnContext: admin.ConnContext,
 	}
 	errc := make(chan error, 2)
 	go func() {
@@ -274,13 +277,22 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 	return nil
 }
 
+// serveListener serves the management API on ln. Every connection is
+// watched for requests framed two ways (admin.Listener), which needs the
+// decrypted stream: TLS is terminated here rather than by net/http, and
+// spoken with HTTP/1.1 only.
 func serveListener(srv *http.Server, ln net.Listener, cfg *config.Config) error {
-	var err error
 	if cfg.ManagementTLSCertFile != "" {
-		err = srv.ServeTLS(ln, cfg.ManagementTLSCertFile, cfg.ManagementTLSKeyFile)
-	} else {
-		err = srv.Serve(ln)
+		cert, err := tls.LoadX509KeyPair(cfg.ManagementTLSCertFile, cfg.ManagementTLSKeyFile)
+		if err != nil {
+			return err
+		}
+		tc := srv.TLSConfig.Clone()
+		tc.Certificates = []tls.Certificate{cert}
+		tc.NextProtos = []string{"http/1.1"}
+		ln = tls.NewListener(ln, tc)
 	}
+	err := srv.Serve(admin.Listener(ln))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
