@@ -5,6 +5,7 @@
 package dataport
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -28,6 +29,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/ase-project/ase/internal/evloop"
+	"github.com/ase-project/ase/internal/frontdoor"
 	"github.com/ase-project/ase/internal/rawio"
 )
 
@@ -53,6 +55,10 @@ type Options struct {
 	// it is given the listening socket and hands back, through
 	// FastOptions.Handoff, the connections it leaves to fasthttp.
 	Fast Fast
+	// Refused, when set, is told of each request the general server could
+	// not read and answered itself (status and the access log's reason),
+	// so that it is logged like every other answer.
+	Refused func(peer net.Addr, status int, reason string)
 }
 
 // Fast starts a data path that owns the plain port's socket.
@@ -117,7 +123,7 @@ func Listen(o Options, handler fasthttp.RequestHandler) (*Ports, error) {
 			ReadBufferSize:                o.MaxHeader,
 			CloseOnShutdown:               true,
 			Logger:                        fasthttpLogger{o.Log},
-			ErrorHandler:                  errorReply,
+			ErrorHandler:                  errorReply(o.Refused),
 		}
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(o.Address, strconv.Itoa(o.HTTPPort)))
@@ -138,9 +144,9 @@ func Listen(o Options, handler fasthttp.RequestHandler) (*Ports, error) {
 			return nil, fmt.Errorf("http_ws_port: %w", err) // the fast path closed fd
 		}
 		p.fast = fast
-		p.listeners = append(p.listeners, hl)
+		p.listeners = append(p.listeners, guardListener{hl})
 	} else {
-		p.listeners = append(p.listeners, rawio.Listener{Listener: ln})
+		p.listeners = append(p.listeners, guardListener{rawio.Listener{Listener: ln}})
 	}
 	if o.HTTPSPort != 0 {
 		cert, err := certificate(o)
@@ -156,7 +162,7 @@ func Listen(o Options, handler fasthttp.RequestHandler) (*Ports, error) {
 		srv := newServer()
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		p.servers = append(p.servers, srv)
-		p.listeners = append(p.listeners, tls.NewListener(rawio.Listener{Listener: tln}, srv.TLSConfig))
+		p.listeners = append(p.listeners, guardListener{tls.NewListener(rawio.Listener{Listener: tln}, srv.TLSConfig)})
 	}
 	return p, nil
 }
@@ -296,24 +302,109 @@ func guard(next fasthttp.RequestHandler, log *slog.Logger) fasthttp.RequestHandl
 }
 
 // errorReply answers a request fasthttp could not read with the status
-// that says why (fasthttp's default is 400 for all of them), and closes
-// the connection: after a framing error nothing more on it can be trusted.
-func errorReply(ctx *fasthttp.RequestCtx, err error) {
-	code, msg := fasthttp.StatusBadRequest, "Error: Bad Request"
-	var ne net.Error
-	var small *fasthttp.ErrSmallBuffer
-	switch {
-	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		code, msg = fasthttp.StatusRequestEntityTooLarge, "Error: Request Entity Too Large"
-	case errors.As(err, &small):
-		code, msg = fasthttp.StatusRequestHeaderFieldsTooLarge, "Error: Request Header Fields Too Large"
-	case errors.As(err, &ne) && ne.Timeout():
-		code, msg = fasthttp.StatusRequestTimeout, "Error: Request Timeout"
+// that says why (fasthttp's default is 400 for all of them), from the
+// front door's table, and closes the connection: after a framing error
+// nothing more on it can be trusted. refused (if set) logs it.
+func errorReply(refused func(net.Addr, int, string)) func(*fasthttp.RequestCtx, error) {
+	return func(ctx *fasthttp.RequestCtx, err error) {
+		f := frontdoor.BadRequest
+		var ne net.Error
+		var small *fasthttp.ErrSmallBuffer
+		switch {
+		case errors.Is(err, fasthttp.ErrBodyTooLarge):
+			f = frontdoor.TooLarge
+		case errors.As(err, &small):
+			f = frontdoor.HeaderTooLarge
+		case errors.Is(err, fasthttp.ErrUnsupportedTransferEncoding):
+			f = frontdoor.NotImplemented
+		case errors.Is(err, errBareLF):
+		case errors.As(err, &ne) && ne.Timeout():
+			f = frontdoor.RequestTimeout
+		}
+		r := f.Reply()
+		ctx.SetConnectionClose()
+		ctx.SetStatusCode(r.Code)
+		ctx.SetContentType("text/plain; charset=utf-8")
+		ctx.SetBodyString(r.Body)
+		if refused != nil {
+			refused(ctx.RemoteAddr(), r.Code, f.LogReason())
+		}
 	}
-	ctx.SetConnectionClose()
-	ctx.SetStatusCode(code)
-	ctx.SetContentType("text/plain; charset=utf-8")
-	ctx.SetBodyString(msg)
+}
+
+// errBareLF refuses a request head with a line ended by a bare LF.
+var errBareLF = errors.New("a request head line ends with a bare LF")
+
+// guardListener wraps the general server's connections in lfGuard.
+type guardListener struct{ net.Listener }
+
+func (l guardListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	g := &lfGuard{Conn: c, head: true}
+	if tc, ok := c.(*tls.Conn); ok {
+		return tlsGuard{g, tc}, nil // fasthttp tells TLS by these methods
+	}
+	return g, nil
+}
+
+// tlsGuard is an lfGuard over TLS.
+type tlsGuard struct {
+	*lfGuard
+	tc *tls.Conn
+}
+
+func (g tlsGuard) Handshake() error                     { return g.tc.Handshake() }
+func (g tlsGuard) ConnectionState() tls.ConnectionState { return g.tc.ConnectionState() }
+
+// lfGuard refuses at once a request head whose lines end with a bare LF:
+// fasthttp would wait for a CRLF that never comes and answer 408 only
+// after read_timeout (the event loops refuse the same heads at once). It
+// watches the bytes of each head that arrives after the previous answer
+// (a head pipelined behind a body still gets its 408 in time).
+type lfGuard struct {
+	net.Conn
+	head bool // the next bytes read belong to a request head
+	off  bool // the connection switched protocols: no more HTTP on it
+	last byte // the byte before them
+	ends int  // consecutive CRLFs just seen
+}
+
+func (g *lfGuard) Read(b []byte) (int, error) {
+	n, err := g.Conn.Read(b)
+	if !g.head || g.off {
+		return n, err
+	}
+	for _, c := range b[:n] {
+		switch {
+		case c == '\n' && g.last != '\r':
+			return n, errBareLF
+		case c == '\n':
+			if g.ends++; g.ends == 2 {
+				g.head = false // the head ended; a body follows
+				return n, err
+			}
+		case c != '\r':
+			g.ends = 0
+		}
+		g.last = c
+	}
+	return n, err
+}
+
+func (g *lfGuard) Write(b []byte) (int, error) {
+	// An answer (not an interim 1xx) ends the exchange: what comes next
+	// is a head. After a 101, the bytes are another protocol's.
+	switch {
+	case g.off:
+	case bytes.HasPrefix(b, []byte("HTTP/1.1 101")):
+		g.off = true
+	case !bytes.HasPrefix(b, []byte("HTTP/1.1 1")):
+		g.head, g.last, g.ends = true, 0, 0
+	}
+	return g.Conn.Write(b)
 }
 
 // handoff is the listener the plain port's fasthttp server accepts from

@@ -4,9 +4,8 @@
 // The request parser is deliberately narrow: it accepts only the plain
 // shape almost every API client sends (origin-form target with a path
 // that no normalization would change, HTTP/1.1, CRLF line ends, token
-// header names, one Host, at most one Content-Length, no
-// Transfer-Encoding, Expect or Upgrade, no repeated header that the
-// decision reads). Everything else is reported as Other, and the data
+// header names, at most one Content-Length, no Transfer-Encoding, Expect
+// or Upgrade). Everything else is reported as Other, and the data
 // path hands the connection to the general (fasthttp) server, which
 // answers it exactly as before — including every malformed and smuggling
 // shape, with the 400/413/431 answers the hygiene tests pin. So a request
@@ -43,22 +42,21 @@ type Field struct{ Name, Value []byte }
 const MaxFields = 64
 
 // Request is a parsed request head. Its slices point into the buffer it
-// was parsed from.
+// was parsed from. What the request means (its host, path, identities) is
+// read from it by internal/frontdoor, the one reading every engine shares.
 type Request struct {
 	Method, Target, Path, Query []byte
 	Fields                      []Field
-	Host                        []byte
-	// The fields the decision reads (each present at most once).
-	Cookie, Authorization, XRealIP, XForwardedFor, ContentType []byte
+	// Host is the one Host field's value (a request with none, two, or
+	// one a host cannot be is not taken).
+	Host []byte
 	// ContentLength is the body length; 0 when the header is absent.
 	ContentLength int64
 	// HasLength is whether Content-Length was sent.
 	HasLength bool
-	// Close is whether the client asked to close after this exchange.
+	// Close is whether a Connection field asks to close after this
+	// exchange.
 	Close bool
-	// Connection is the Connection header's value (names of further
-	// hop-by-hop headers).
-	Connection []byte
 	// HeadLen is the length of the head, the empty line included.
 	HeadLen int
 }
@@ -98,11 +96,6 @@ func equalFold(b []byte, s string) bool {
 	}
 	return true
 }
-
-// single are the request fields the decision or the framing reads: a
-// request that repeats one is handed to the general server, so that its
-// meaning is the one the rest of ASE gives it.
-var single = [...]string{"host", "content-length", "cookie", "authorization", "x-real-ip", "x-forwarded-for", "content-type", "connection"}
 
 // refused are request fields whose presence hands the request over: their
 // handling (chunked bodies, 100-continue, protocol switches) is the
@@ -145,7 +138,6 @@ func ParseRequest(b []byte, r *Request) Status {
 	if !splitTarget(r) {
 		return Other
 	}
-	var seen [len(single)]bool
 	for len(rest) > 0 {
 		line, rest = cutLine(rest)
 		if line == nil {
@@ -160,41 +152,25 @@ func ParseRequest(b []byte, r *Request) Status {
 				return Other
 			}
 		}
-		for i, name := range single {
-			if !equalFold(f.Name, name) {
-				continue
-			}
-			if seen[i] {
+		switch {
+		case equalFold(f.Name, "host"):
+			if r.Host != nil || !validHost(f.Value) {
 				return Other
 			}
-			seen[i] = true
-			switch i {
-			case 0:
-				r.Host = f.Value
-			case 1:
-				n, ok := parseLength(f.Value)
-				if !ok {
-					return Other
-				}
-				r.ContentLength, r.HasLength = n, true
-			case 2:
-				r.Cookie = f.Value
-			case 3:
-				r.Authorization = f.Value
-			case 4:
-				r.XRealIP = f.Value
-			case 5:
-				r.XForwardedFor = f.Value
-			case 6:
-				r.ContentType = f.Value
-			case 7:
-				r.Connection = f.Value
-				r.Close = rfc9110.HasToken(f.Value, []byte("close"))
+			r.Host = f.Value
+		case equalFold(f.Name, "content-length"):
+			// Framing is this parser's to get right: one length only.
+			n, ok := parseLength(f.Value)
+			if !ok || r.HasLength {
+				return Other
 			}
+			r.ContentLength, r.HasLength = n, true
+		case equalFold(f.Name, "connection"):
+			r.Close = r.Close || rfc9110.HasToken(f.Value, []byte("close"))
 		}
 		r.Fields = append(r.Fields, f)
 	}
-	if len(r.Host) == 0 || !validHost(r.Host) {
+	if r.Host == nil {
 		return Other
 	}
 	return Done
@@ -291,6 +267,9 @@ func splitTarget(r *Request) bool {
 // validHost accepts host names, IPv4 and bracketed IPv6 literals, with an
 // optional port: the characters a Host can carry.
 func validHost(h []byte) bool {
+	if len(h) == 0 {
+		return false
+	}
 	for _, c := range h {
 		switch {
 		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':

@@ -35,11 +35,10 @@ import (
 	"github.com/ase-project/ase/internal/accesslog"
 	"github.com/ase-project/ase/internal/apidef"
 	"github.com/ase-project/ase/internal/dataport"
-	"github.com/ase-project/ase/internal/engine"
 	"github.com/ase-project/ase/internal/evloop"
+	"github.com/ase-project/ase/internal/frontdoor"
 	"github.com/ase-project/ase/internal/h1"
 	"github.com/ase-project/ase/internal/rawio"
-	"github.com/ase-project/ase/internal/rfc9110"
 )
 
 const (
@@ -199,7 +198,7 @@ func (w *worker) tick(now int64) {
 	for i := 0; i < len(w.clients); {
 		c := w.clients[i]
 		switch {
-		case closing && c.state == stIdle:
+		case closing && (c.state == stIdle || c.awaiting):
 			c.close()
 		case c.deadline != 0 && now >= c.deadline:
 			w.guard(c, c.timeout)
@@ -355,6 +354,12 @@ func (w *worker) adopt(fd int, peer netip.Addr) {
 	w.clients = append(w.clients, c)
 	w.s.p.o.Metrics.InlineConnection("accepted")
 	c.enterIdle()
+	if t := w.s.o.ReadTimeout; t > 0 {
+		// The first request is awaited for read_timeout, not idle_timeout
+		// (which is for the time between requests), and answered 408 if
+		// it does not come, as the general server does.
+		c.state, c.deadline, c.awaiting = stReading, w.now()+int64(t), true
+	}
 }
 
 // Client connection states.
@@ -380,10 +385,12 @@ type cconn struct {
 	writeReady bool
 	hup        bool // the client closed its side: read until the end even after short reads
 	inRead     bool // inside readRequest (no re-entry)
+	awaiting   bool // a new connection: its first byte has not come yet
 	scanned    int  // how much of an unfinished head was looked at
 
 	req        h1.Request
-	reqLen     int // head and body of the current request
+	x          frontdoor.Inline // what the front door made of req
+	reqLen     int              // head and body of the current request
 	closeAfter bool
 	start      int64
 	rec        accesslog.Record
@@ -453,6 +460,9 @@ func (c *cconn) readRequest() {
 	o := &c.w.s.o
 	for c.state == stIdle || c.state == stReading {
 		if len(c.in) > 0 {
+			if c.awaiting {
+				c.awaiting, c.start = false, c.w.now()
+			}
 			if c.state == stIdle {
 				c.state = stReading
 				c.start = c.w.now()
@@ -463,7 +473,14 @@ func (c *cconn) readRequest() {
 			}
 			st := h1.More
 			if end, bad := h1.HeadEnd(c.in, c.scanned); bad {
-				st = h1.Other
+				// A line ended by a bare LF: refused at once, as the
+				// general server's guard does (dataport), rather than
+				// waited on for a CRLF that never comes.
+				c.closeAfter, c.headReq, c.scanned = true, false, 0
+				c.rec = accesslog.Record{Protocol: "inline", ClientIP: c.peer, Decision: "refuse"}
+				c.reqLen = len(c.in)
+				c.fail(frontdoor.BadRequest)
+				return
 			} else if end >= 0 {
 				st = h1.ParseRequest(c.in, &c.req)
 			} else {
@@ -531,65 +548,41 @@ func (c *cconn) serve() {
 	c.started, c.done = false, false
 	c.closeAfter = c.closeAfter || r.Close || !s.o.KeepAlive || s.closing.Load()
 	c.headReq = string(r.Method) == "HEAD"
-	path := b2s(r.Path)
-	if s.o.Health && path == "/ase" {
+	if s.o.Health && string(r.Path) == "/ase" {
 		c.handoff()
 		return
 	}
-	c.rec = accesslog.Record{Protocol: "inline", Method: b2s(r.Method), Path: path, ClientIP: c.peer}
-	rec := &c.rec
-	api, rerr := p.o.Engine.Route(b2s(r.Host), path)
-	if api == nil {
-		rec.Decision, rec.Reason = "refuse", "unknown_api"
-		c.answer(fasthttp.StatusServiceUnavailable, "", rerr.Message(), "", "")
-		return
-	}
-	pl := (*p.pools.Load())[api.ID]
-	if api.Protocol == apidef.WS || api.ServerSSL || pl != nil && (pl.gate != nil || !pl.direct) {
+	c.rec = accesslog.Record{}
+	x := &c.x
+	*x = frontdoor.Inline{Request: frontdoor.Request{Method: r.Method, Target: r.Target, Fields: r.Fields, Framing: true}, Peer: c.peer, Now: c.start}
+	var pl *pool
+	out, rp := p.door.Decide(x, &c.rec, nil, func(api *apidef.API) bool {
+		// What the loops leave to the general server (see the top of
+		// this file).
+		pl = (*p.pools.Load())[api.ID]
+		return api.Protocol == apidef.WS || api.ServerSSL || pl != nil && (pl.gate != nil || !pl.direct)
+	})
+	switch out {
+	case frontdoor.Handoff:
+		c.rec = accesslog.Record{}
 		c.handoff()
 		return
-	}
-	rec.APIID = api.ID
-	raw := engine.Raw{
-		Peer: c.peer, RawQuery: b2s(r.Query), Cookie: b2s(r.Cookie), Authorization: b2s(r.Authorization),
-		XRealIP: b2s(r.XRealIP), XForwardedFor: b2s(r.XForwardedFor),
-	}
-	if api.APIKeyHeader != "" {
-		v, n := r.Get(api.APIKeyHeader)
-		if n > 1 {
-			c.handoff()
-			return
-		}
-		raw.APIKeyHeader = b2s(v)
-	}
-	req := engine.Request{
-		Now: c.start,
-		API: api, Path: path, Method: b2s(r.Method), Scheme: "http",
-		ContentType: b2s(r.ContentType), HasBody: r.ContentLength > 0,
-		ID: engine.Identify(api, &raw, p.o.TrustXFF),
-	}
-	rec.ClientIP = req.ID.IP
-	d := p.o.Engine.Decide(&req)
-	rec.Decision, rec.Reason, rec.Monitor = d.Action.String(), d.Reason.String(), d.Monitor
-	if rp, ok := decisionReply(&d, api, r.Target); ok {
-		c.answer(rp.code, rp.reason, rp.body, rp.hname, rp.hvalue)
+	case frontdoor.Answer:
+		c.reply(rp)
 		return
 	}
 	if pl == nil || len(pl.backends) == 0 {
-		rec.Reason = "no_server"
-		c.answer(fasthttp.StatusServiceUnavailable, "", "Error: No Server Available", "", "")
+		c.fail(frontdoor.NoServer)
 		return
 	}
 	c.pl = pl
-	c.fwd = buildRequest(c.fwd[:0], r, c.in[r.HeadLen:c.reqLen], api, c.peer)
+	c.fwd = frontdoor.AppendHead(c.fwd[:0], &x.Reading, &frontdoor.Head{Method: r.Method, Fields: r.Fields, API: x.API, Peer: c.peer, BodyLen: r.ContentLength})
+	c.fwd = append(c.fwd, c.in[r.HeadLen:c.reqLen]...)
 	c.tried, c.stale = 0, false
 	c.idem = idempotent(r.Method)
-	c.cookie(req.ID.Cookie)
+	c.cookie(x.Req.ID.Cookie)
 	c.attempt()
 }
-
-// equalName compares a header name with a canonical spelling, in any case.
-func equalName(b []byte, s string) bool { return len(b) == len(s) && bytes.EqualFold(b, []byte(s)) }
 
 // stickyCookie is the cookie value backends are picked by, when the API
 // keeps clients on one server.
@@ -601,45 +594,16 @@ func (c *cconn) cookie(v string) {
 	c.sticky = v
 }
 
-// buildRequest writes the backend's request: the path rewritten to
-// api_mapping.internal_url, hop-by-hop headers (and those Connection
-// names) left out, X-Forwarded-For/-Proto/-Host set; the Host stays the
-// client's.
-func buildRequest(b []byte, r *h1.Request, body []byte, api *apidef.API, peer netip.Addr) []byte {
-	b = append(append(b, r.Method...), ' ')
-	if api.InternalURL != "" {
-		rest := r.Path
-		if api.URL != "/" {
-			rest = rest[len(api.URL):]
-		}
-		if api.InternalURL == "/" && len(rest) > 0 {
-			b = append(b, rest...)
-		} else {
-			b = append(append(b, api.InternalURL...), rest...)
-		}
-		if len(r.Query) > 0 || len(r.Target) > len(r.Path) {
-			b = append(b, r.Target[len(r.Path):]...)
-		}
-	} else {
-		b = append(b, r.Target...)
-	}
-	b = append(b, " HTTP/1.1\r\n"...)
-	for i := range r.Fields {
-		f := &r.Fields[i]
-		if isHopByHop(f.Name) || len(r.Connection) > 0 && rfc9110.HasToken(r.Connection, f.Name) ||
-			equalName(f.Name, "X-Forwarded-For") || equalName(f.Name, "X-Forwarded-Proto") || equalName(f.Name, "X-Forwarded-Host") {
-			continue // hop-by-hop, or set below
-		}
-		b = append(append(append(append(b, f.Name...), ": "...), f.Value...), "\r\n"...)
-	}
-	b = append(b, "X-Forwarded-For: "...)
-	if len(r.XForwardedFor) > 0 {
-		b = append(append(b, r.XForwardedFor...), ", "...)
-	}
-	b = peer.AppendTo(b)
-	b = append(b, "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: "...)
-	b = append(append(b, r.Host...), "\r\n\r\n"...)
-	return append(b, body...)
+// reply gives one of ASE's own answers.
+func (c *cconn) reply(r frontdoor.Reply) {
+	c.closeAfter = c.closeAfter || r.Close
+	c.answer(r.Code, r.Reason, r.Body, r.HName, r.HValue)
+}
+
+// fail answers a failure, naming it in the access log.
+func (c *cconn) fail(f frontdoor.Failure) {
+	c.rec.Reason = f.LogReason()
+	c.reply(f.Reply())
 }
 
 // answer gives ASE's own response: code, reason phrase (the standard one
@@ -749,16 +713,17 @@ func (c *cconn) finish() {
 	c.readRequest()
 }
 
+// log writes the exchange's access log record, once.
 func (c *cconn) log() {
 	rec := &c.rec
-	if rec.Method == "" {
+	if rec.Protocol == "" {
 		return
 	}
 	p := c.w.s.p
 	rec.Time, rec.Latency = time.Unix(0, c.start), time.Duration(c.w.now()-c.start)
 	p.o.Log.Write(rec)
 	p.o.Metrics.Request(rec.APIID, "inline", rec.Decision, rec.Reason, rec.Latency)
-	rec.Method = ""
+	rec.Protocol = ""
 }
 
 // timeout ends the current state: a request read too slowly is answered
@@ -767,17 +732,16 @@ func (c *cconn) timeout() {
 	switch c.state {
 	case stReading:
 		c.closeAfter, c.headReq, c.scanned = true, false, 0
-		c.rec = accesslog.Record{}
+		c.rec = accesslog.Record{Protocol: "inline", ClientIP: c.peer, Decision: "refuse"}
 		c.reqLen = len(c.in)
-		c.answer(fasthttp.StatusRequestTimeout, "", "Error: Request Timeout", "", "")
+		c.fail(frontdoor.RequestTimeout)
 	case stBackend:
 		if c.bc != nil && c.bc.connecting {
 			c.backendFailed(syscall.ETIMEDOUT, "connect timed out")
 			return
 		}
 		c.w.s.p.o.Logger.Warn("backend timed out", "api_id", c.pl.api.ID, "server", c.be.addr)
-		c.rec.Reason = "backend_timeout"
-		c.answer(fasthttp.StatusGatewayTimeout, "", "Error: Gateway Timeout", "", "")
+		c.fail(frontdoor.GatewayTimeout)
 	default:
 		c.abort()
 	}
@@ -785,7 +749,7 @@ func (c *cconn) timeout() {
 
 // abort ends the connection in the middle of an exchange.
 func (c *cconn) abort() {
-	if c.rec.Method != "" && c.rec.Status == 0 {
+	if c.rec.Protocol != "" && c.rec.Status == 0 {
 		c.rec.Status = fasthttp.StatusBadGateway
 	}
 	c.log()

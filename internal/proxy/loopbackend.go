@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"strconv"
 	"syscall"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/ase-project/ase/internal/evloop"
+	"github.com/ase-project/ase/internal/frontdoor"
 	"github.com/ase-project/ase/internal/h1"
 	"github.com/ase-project/ase/internal/rfc9110"
 )
@@ -41,8 +43,7 @@ const connectTimeout = 5 * time.Second
 func (c *cconn) attempt() {
 	b, i := c.w.s.p.pick(c.pl, c.sticky, c.tried)
 	if b == nil {
-		c.rec.Reason = "no_server"
-		c.answer(fasthttp.StatusServiceUnavailable, "", "Error: No Server Available", "", "")
+		c.fail(frontdoor.NoServer)
 		return
 	}
 	c.tried |= 1 << i
@@ -315,8 +316,8 @@ func (c *cconn) responseHead(b []byte) []byte {
 	b = append(b, "\r\n"...)
 	for i := range r.Fields {
 		f := &r.Fields[i]
-		if isHopByHop(f.Name) || len(r.Connection) > 0 && rfc9110.HasToken(r.Connection, f.Name) ||
-			r.Chunked && equalName(f.Name, "Content-Length") {
+		if frontdoor.HopByHop(f.Name) || len(r.Connection) > 0 && rfc9110.HasToken(r.Connection, f.Name) ||
+			r.Chunked && bytes.EqualFold(f.Name, []byte("Content-Length")) {
 			continue
 		}
 		b = append(append(append(append(b, f.Name...), ": "...), f.Value...), "\r\n"...)
@@ -385,8 +386,7 @@ func (c *cconn) backendFailed(err error, what string) {
 		return
 	}
 	p.o.Logger.Warn("backend request failed", "api_id", c.pl.api.ID, "server", c.be.addr, "error", errText(err, what))
-	c.rec.Reason = "backend_error"
-	c.answer(fasthttp.StatusBadGateway, "", "Error: Bad Gateway", "", "")
+	c.fail(frontdoor.BadGateway)
 }
 
 func errText(err error, what string) string {
@@ -408,10 +408,10 @@ func (c *cconn) index(b *backend) int {
 // backendBad answers 502 for a backend that broke the protocol.
 func (c *cconn) backendBad(why string) {
 	c.w.s.p.o.Logger.Warn("backend request failed", "api_id", c.pl.api.ID, "server", c.be.addr, "error", why)
-	c.rec.Reason = "backend_error"
 	if c.started {
+		c.rec.Reason = frontdoor.BadGateway.LogReason()
 		c.abort()
 		return
 	}
-	c.answer(fasthttp.StatusBadGateway, "", "Error: Bad Gateway", "", "")
+	c.fail(frontdoor.BadGateway)
 }

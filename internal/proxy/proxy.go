@@ -18,7 +18,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,6 +31,7 @@ import (
 	"github.com/ase-project/ase/internal/catalog"
 	"github.com/ase-project/ase/internal/engine"
 	"github.com/ase-project/ase/internal/flow"
+	"github.com/ase-project/ase/internal/frontdoor"
 	"github.com/ase-project/ase/internal/health"
 	"github.com/ase-project/ase/internal/metrics"
 	"github.com/ase-project/ase/internal/rawio"
@@ -59,6 +59,7 @@ type Options struct {
 // Proxy is the inline handler.
 type Proxy struct {
 	o     Options
+	door  frontdoor.Door
 	pools atomic.Pointer[map[string]*pool] // by api_id
 
 	mu       sync.Mutex // rebuilds
@@ -107,7 +108,7 @@ func New(o Options) *Proxy {
 	if o.Clock == nil {
 		o.Clock = flow.RealClock
 	}
-	p := &Proxy{o: o, clients: map[clientKey]*fasthttp.HostClient{}, gates: map[string]*flow.Gate{}, inflight: map[string]*atomic.Int64{},
+	p := &Proxy{o: o, door: frontdoor.Door{Engine: o.Engine, TrustXFF: o.TrustXFF}, clients: map[clientKey]*fasthttp.HostClient{}, gates: map[string]*flow.Gate{}, inflight: map[string]*atomic.Int64{},
 		seed: maphash.MakeSeed(), stop: make(chan struct{})}
 	empty := map[string]*pool{}
 	p.pools.Store(&empty)
@@ -279,13 +280,20 @@ func (p *Proxy) counter(apiID string) *connCount {
 // b2s views b as a string for the duration of a request.
 func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
+// fieldsPool holds the header field slices of the general server's
+// requests.
+var fieldsPool = sync.Pool{New: func() any { s := make([]frontdoor.Field, 0, 32); return &s }}
+
 // Serve is the fasthttp handler of the data ports in inline mode: the TLS
-// port, and the plain port's connections the event loops hand over.
+// port, and the plain port's connections the event loops hand over (or
+// all of them with inline_event_loops=false). The request is read from
+// the header section as received (never from trailers), through the same
+// front door as the loops'.
 func (p *Proxy) Serve(ctx *fasthttp.RequestCtx) {
 	start := ctx.Time() // fasthttp stamps each request as it reads it
 	// The record is written before Serve returns, while these views of the
 	// request are still valid.
-	rec := accesslog.Record{Protocol: "inline", Method: b2s(ctx.Method()), Path: b2s(ctx.Path())}
+	var rec accesslog.Record
 	defer func() {
 		rec.Time, rec.Latency = start, time.Since(start)
 		if rec.Status == 0 {
@@ -295,68 +303,43 @@ func (p *Proxy) Serve(ctx *fasthttp.RequestCtx) {
 		p.o.Metrics.Request(rec.APIID, "inline", rec.Decision, rec.Reason, rec.Latency)
 	}()
 	hd := &ctx.Request.Header
-	peerIP := peer(ctx)
-	rec.ClientIP = peerIP
-	if why := badFraming(hd.RawHeaders()); why != "" {
-		rec.Decision, rec.Reason = "refuse", "malformed"
-		ctx.SetConnectionClose()
-		plain(ctx, fasthttp.StatusBadRequest, "Error: Bad Request")
-		return
-	}
-	path := b2s(ctx.Path())
-	api, rerr := p.o.Engine.Route(b2s(hd.Host()), path)
-	if api == nil {
-		rec.Decision, rec.Reason = "refuse", "unknown_api"
-		plain(ctx, fasthttp.StatusServiceUnavailable, rerr.Message())
-		return
-	}
-	rec.APIID = api.ID
-	upgrade := api.Protocol == apidef.WS && isWebSocket(hd)
-	scheme := "http"
-	if ctx.IsTLS() {
-		scheme = "https"
-	}
-	if upgrade {
-		scheme = map[string]string{"http": "ws", "https": "wss"}[scheme]
-	}
-	raw := engine.Raw{
-		Peer:          peerIP,
-		XRealIP:       b2s(hd.Peek("X-Real-IP")),
-		XForwardedFor: b2s(hd.Peek("X-Forwarded-For")),
-		Cookie:        b2s(hd.Peek("Cookie")),
-		Authorization: b2s(hd.Peek("Authorization")),
-		RawQuery:      b2s(ctx.URI().QueryString()),
-	}
-	if api.APIKeyHeader != "" {
-		raw.APIKeyHeader = b2s(hd.Peek(api.APIKeyHeader))
-	}
-	req := engine.Request{
-		Now: start.UnixNano(),
-		API: api, Path: path, Method: b2s(ctx.Method()), Scheme: scheme,
-		ContentType: b2s(hd.ContentType()), HasBody: len(ctx.Request.Body()) > 0,
-		ID: engine.Identify(api, &raw, p.o.TrustXFF),
-	}
-	rec.ClientIP = req.ID.IP
-	d := p.o.Engine.Decide(&req)
-	rec.Decision, rec.Reason, rec.Monitor = d.Action.String(), d.Reason.String(), d.Monitor
-	if r, ok := decisionReply(&d, api, ctx.RequestURI()); ok {
-		if r.hname != "" {
-			ctx.Response.Header.Set(r.hname, r.hvalue)
+	fp := fieldsPool.Get().(*[]frontdoor.Field)
+	defer func() {
+		if cap(*fp) <= 1024 {
+			*fp = (*fp)[:0]
+			fieldsPool.Put(fp)
 		}
-		answer(ctx, r.code, r.reason, r.body)
+	}()
+	x := &frontdoor.Inline{
+		Request: frontdoor.Request{Method: hd.Method(), Target: hd.RequestURI(), Framing: true},
+		Peer:    peer(ctx), TLS: ctx.IsTLS(), Now: start.UnixNano(),
+	}
+	fields, ok := frontdoor.ParseFields(hd.RawHeaders(), (*fp)[:0])
+	*fp = fields
+	x.Fields = fields
+	var out frontdoor.Outcome
+	var rp frontdoor.Reply
+	if !ok {
+		rec = accesslog.Record{Protocol: "inline", Method: b2s(hd.Method()), Path: b2s(frontdoor.RawPath(hd.RequestURI())), ClientIP: x.Peer}
+		rec.Decision, rec.Reason = "refuse", frontdoor.BadRequest.LogReason()
+		out, rp = frontdoor.Answer, frontdoor.BadRequest.Reply()
+	} else {
+		out, rp = p.door.Decide(x, &rec, func(api *apidef.API) bool { return api.Protocol == apidef.WS && isWebSocket(x) }, nil)
+	}
+	if out == frontdoor.Answer {
+		reply(ctx, rp)
 		return
 	}
-	pl := (*p.pools.Load())[api.ID]
+	pl := (*p.pools.Load())[x.API.ID]
 	if pl == nil || len(pl.backends) == 0 {
-		rec.Reason = "no_server"
-		plain(ctx, fasthttp.StatusServiceUnavailable, "Error: No Server Available")
+		fail(ctx, &rec, frontdoor.NoServer)
 		return
 	}
-	if upgrade {
-		p.websocket(ctx, pl, &req, scheme, &rec)
+	if x.Req.Scheme == "ws" || x.Req.Scheme == "wss" {
+		p.websocket(ctx, pl, x, &rec)
 		return
 	}
-	p.forward(ctx, pl, &req, scheme, peerIP, &rec)
+	p.forward(ctx, pl, x, &rec)
 }
 
 func peer(ctx *fasthttp.RequestCtx) netip.Addr {
@@ -366,61 +349,26 @@ func peer(ctx *fasthttp.RequestCtx) netip.Addr {
 	return netip.Addr{}
 }
 
-// plain answers with a text body (the vendor's "Error: ..." sentences).
-func plain(ctx *fasthttp.RequestCtx, code int, body string) {
-	ctx.SetStatusCode(code)
-	ctx.SetContentType("text/plain; charset=utf-8")
-	ctx.SetBodyString(body)
-}
-
-// answer gives a configured response: code, reason phrase, body.
-func answer(ctx *fasthttp.RequestCtx, code int, reason, body string) {
-	ctx.SetStatusCode(code)
-	if reason != "" {
-		ctx.Response.Header.SetStatusMessage([]byte(reason))
+// reply gives one of ASE's own answers.
+func reply(ctx *fasthttp.RequestCtx, r frontdoor.Reply) {
+	ctx.SetStatusCode(r.Code)
+	if r.Reason != "" {
+		ctx.Response.Header.SetStatusMessage([]byte(r.Reason))
+	}
+	if r.HName != "" {
+		ctx.Response.Header.Set(r.HName, r.HValue)
 	}
 	ctx.SetContentType("text/plain; charset=utf-8")
-	ctx.SetBodyString(body)
-}
-
-// reply is an answer ASE gives itself: status code, reason phrase (the
-// standard one if empty), text body and at most one more header.
-type reply struct {
-	code                        int
-	reason, body, hname, hvalue string
-}
-
-// decisionReply is the answer to a decision that does not forward the
-// request (ok is false for Allow); target is the request's path and query.
-func decisionReply(d *engine.Decision, api *apidef.API, target []byte) (reply, bool) {
-	switch d.Action {
-	case engine.Block:
-		return reply{code: fasthttp.StatusForbidden, body: "Error: Unauthorized"}, true
-	case engine.Reject:
-		e := &api.Enforcement
-		return reply{code: e.ErrorCode, reason: e.ErrorDef, body: e.ErrorMessageBody}, true
-	case engine.Redirect:
-		r := &api.Enforcement.Redirect
-		return reply{code: r.Code, reason: r.Def, hname: "Location", hvalue: redirectLocation(r.HTTPSURL, target)}, true
-	case engine.Decoy:
-		dc := &api.Decoy
-		return reply{code: dc.ResponseCode, reason: dc.ResponseDef, body: dc.ResponseMessage}, true
-	case engine.Limit:
-		return reply{code: fasthttp.StatusTooManyRequests, body: "Error: Too Many Requests",
-			hname: "Retry-After", hvalue: strconv.Itoa(max(int((d.RetryAfter+time.Second-1)/time.Second), 1))}, true
+	ctx.SetBodyString(r.Body)
+	if r.Close {
+		ctx.SetConnectionClose()
 	}
-	return reply{}, false
 }
 
-// redirectLocation is https_url followed by the request's path and query,
-// unless https_url names a path of its own.
-func redirectLocation(httpsURL string, target []byte) string {
-	if i := strings.Index(httpsURL, "://"); i >= 0 {
-		if rest := httpsURL[i+3:]; strings.Trim(rest[strings.IndexByte(rest+"/", '/'):], "/") != "" {
-			return httpsURL
-		}
-	}
-	return strings.TrimSuffix(httpsURL, "/") + string(target)
+// fail answers a failure, naming it in the access log.
+func fail(ctx *fasthttp.RequestCtx, rec *accesslog.Record, f frontdoor.Failure) {
+	rec.Reason = f.LogReason()
+	reply(ctx, f.Reply())
 }
 
 // pick chooses a healthy backend: by the client's cookie when the API
@@ -495,26 +443,29 @@ func idempotent(m []byte) bool {
 	return false
 }
 
-func (p *Proxy) forward(ctx *fasthttp.RequestCtx, pl *pool, req *engine.Request, scheme string, peerIP netip.Addr, rec *accesslog.Record) {
-	r := &ctx.Request
-	prepareRequest(r, pl.api, ctx, scheme, peerIP)
+func (p *Proxy) forward(ctx *fasthttp.RequestCtx, pl *pool, x *frontdoor.Inline, rec *accesslog.Record) {
+	out := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(out)
+	body := ctx.Request.Body()
+	head := frontdoor.AppendHead(nil, &x.Reading, &frontdoor.Head{Method: x.Method, Fields: x.Fields, API: x.API, Peer: x.Peer, TLS: x.TLS, BodyLen: int64(len(body))})
+	loadHead(out, head, pl.api.ServerSSL)
+	out.SetBodyRaw(body)
 	cookie := ""
 	if pl.api.CookiePersistenceEnabled {
-		cookie = req.ID.Cookie
+		cookie = x.Req.ID.Cookie
 	}
-	retry := idempotent(ctx.Method())
+	retry := idempotent(x.Method)
 	var tried uint64
 	for {
 		b, i, err := p.acquire(pl, cookie, tried)
 		if err != nil {
-			rec.Reason = "no_server"
-			plain(ctx, fasthttp.StatusServiceUnavailable, "Error: No Server Available")
+			fail(ctx, rec, frontdoor.NoServer)
 			return
 		}
 		tried |= 1 << i
 		rec.Backend = b.addr
 		b.inflight.Add(1)
-		err = b.client.DoTimeout(r, &ctx.Response, p.o.Timeout)
+		err = b.client.DoTimeout(out, &ctx.Response, p.o.Timeout)
 		b.inflight.Add(-1)
 		p.release(pl, b)
 		if err == nil {
@@ -523,17 +474,42 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, pl *pool, req *engine.Request,
 		}
 		ctx.Response.Reset()
 		if errors.Is(err, fasthttp.ErrTimeout) {
-			rec.Reason = "backend_timeout"
-			plain(ctx, fasthttp.StatusGatewayTimeout, "Error: Gateway Timeout")
+			fail(ctx, rec, frontdoor.GatewayTimeout)
 			return
 		}
 		if !retry || !connectionFailed(err) {
-			rec.Reason = "backend_error"
 			p.o.Logger.Warn("backend request failed", "api_id", pl.api.ID, "server", b.addr, "error", err)
-			plain(ctx, fasthttp.StatusBadGateway, "Error: Bad Gateway")
+			fail(ctx, rec, frontdoor.BadGateway)
 			return
 		}
 		p.o.Logger.Warn("backend connection failed; trying another server", "api_id", pl.api.ID, "server", b.addr, "error", err)
+	}
+}
+
+// loadHead makes out send exactly head (written by frontdoor.AppendHead):
+// fasthttp's own header handling (a default User-Agent and Content-Type,
+// its merging of Cookie fields, the Host of a parsed URI) is switched off.
+func loadHead(out *fasthttp.Request, head []byte, tls bool) {
+	hd := &out.Header
+	hd.DisableNormalizing()
+	hd.DisableSpecialHeader()
+	hd.SetNoDefaultContentType(true)
+	out.UseHostHeader = true
+	line, rest, _ := bytes.Cut(head, []byte("\r\n"))
+	method, line, _ := bytes.Cut(line, []byte(" "))
+	target := line[:bytes.LastIndexByte(line, ' ')]
+	hd.SetMethodBytes(method)
+	hd.SetRequestURIBytes(target)
+	for len(rest) > 2 {
+		line, rest, _ = bytes.Cut(rest, []byte("\r\n"))
+		name, value, _ := bytes.Cut(line, []byte(": "))
+		hd.AddBytesKV(name, value)
+	}
+	// The scheme is the backend's (server_ssl), not the client's.
+	if tls {
+		out.URI().SetScheme("https")
+	} else {
+		out.URI().SetScheme("http")
 	}
 }
 
@@ -545,89 +521,11 @@ func connectionFailed(err error) bool {
 		strings.Contains(err.Error(), "connection refused") || strings.Contains(err.Error(), "connection reset")
 }
 
-// hopByHop are the headers that concern one connection only (RFC 9110
-// section 7.6.1), never forwarded.
-var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer", "Upgrade"}
-
-// prepareRequest turns the client's request into the backend's, in place:
-// the url prefix rewritten to api_mapping.internal_url, hop-by-hop headers
-// removed, X-Forwarded-For/-Proto/-Host set; the Host stays the client's.
-func prepareRequest(r *fasthttp.Request, api *apidef.API, ctx *fasthttp.RequestCtx, scheme string, peerIP netip.Addr) {
-	hd := &r.Header
-	// The scheme is the backend's (server_ssl), not the client's.
-	if api.ServerSSL {
-		r.URI().SetScheme("https")
-	} else {
-		r.URI().SetScheme("http")
-	}
-	if api.InternalURL != "" {
-		path := ctx.Path()
-		rest := path
-		if api.URL != "/" {
-			rest = path[len(api.URL):]
-		}
-		np := make([]byte, 0, len(api.InternalURL)+len(rest))
-		np = append(append(np, api.InternalURL...), rest...)
-		if api.InternalURL == "/" && len(rest) > 0 {
-			np = np[1:]
-		}
-		r.URI().SetPathBytes(np)
-	}
-	stripRequestHopByHop(hd)
-	var buf [128]byte
-	xff := buf[:0]
-	if prior := hd.Peek("X-Forwarded-For"); len(prior) > 0 {
-		xff = append(append(xff, prior...), ", "...)
-	}
-	xff = peerIP.AppendTo(xff)
-	hd.SetBytesV("X-Forwarded-For", xff)
-	proto := "http"
-	if scheme == "https" || scheme == "wss" {
-		proto = "https"
-	}
-	hd.Set("X-Forwarded-Proto", proto)
-	hd.SetBytesV("X-Forwarded-Host", hd.Host())
-}
-
-// isHopByHop reports whether a header name is one of hopByHop.
-func isHopByHop(name []byte) bool {
-	for _, h := range hopByHop {
-		if len(name) == len(h) && bytes.EqualFold(name, []byte(h)) {
-			return true
-		}
-	}
-	return false
-}
-
-// deleteConnectionNames deletes the headers a Connection header names
-// (RFC 9110 7.6.1); del deletes one name. It splits by hand: no
-// allocation.
-func deleteConnectionNames(c []byte, del func([]byte)) {
-	for len(c) > 0 {
-		var name []byte
-		if name, c = rfc9110.NextItem(c); len(name) > 0 {
-			del(name)
-		}
-	}
-}
-
-// stripRequestHopByHop removes hop-by-hop headers from a client's request
-// and those its Connection header names (fasthttp keeps Connection
-// itself). The data ports normalize header names, so deleting the
-// canonical spelling finds every spelling the client used.
-func stripRequestHopByHop(hd *fasthttp.RequestHeader) {
-	if c := hd.Peek("Connection"); len(c) > 0 {
-		deleteConnectionNames(c, hd.DelBytes)
-	}
-	for _, h := range hopByHop[1:] {
-		hd.Del(h)
-	}
-}
-
-// stripHopByHop does the same for a backend's response, whose header names
-// keep the backend's spelling (the backend client does not normalize
-// them): names are matched case-insensitively, in one scan that allocates
-// nothing when, as usual, there is nothing to remove.
+// stripHopByHop removes from a backend's response the hop-by-hop headers
+// and those its Connection header names. Names keep the backend's
+// spelling (the backend client does not normalize them): they are matched
+// case-insensitively, in one scan that allocates nothing when, as usual,
+// there is nothing to remove.
 func stripHopByHop(hd *fasthttp.ResponseHeader) {
 	conn := hd.Peek("Connection")
 	var found [8]string
@@ -636,7 +534,7 @@ func stripHopByHop(hd *fasthttp.ResponseHeader) {
 		if n == len(found) || bytes.EqualFold(k, []byte("Connection")) {
 			continue
 		}
-		if isHopByHop(k) || (len(conn) > 0 && rfc9110.HasToken(conn, k)) {
+		if frontdoor.HopByHop(k) || (len(conn) > 0 && rfc9110.HasToken(conn, k)) {
 			found[n] = string(k)
 			n++
 		}
@@ -646,47 +544,16 @@ func stripHopByHop(hd *fasthttp.ResponseHeader) {
 	}
 }
 
-func isWebSocket(hd *fasthttp.RequestHeader) bool {
-	return bytes.EqualFold(hd.Peek("Upgrade"), []byte("websocket")) && headerHasToken(hd.Peek("Connection"), "upgrade")
-}
-
-func headerHasToken(v []byte, token string) bool { return rfc9110.HasToken(v, []byte(token)) }
-
-// badFraming checks the raw header section for the request-smuggling
-// shapes fasthttp itself lets through: Content-Length together with
-// Transfer-Encoding (RFC 9112 6.1: the sender may be smuggling a second
-// request past an intermediary that reads the other one), obsolete line
-// folding, and header names that are not tokens.
-func badFraming(raw []byte) string {
-	var cl, te bool
-	for len(raw) > 0 {
-		line := raw
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			line, raw = raw[:i], raw[i+1:]
-		} else {
-			raw = nil
-		}
-		line = bytes.TrimSuffix(line, []byte("\r"))
-		if len(line) == 0 {
-			continue
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			return "obsolete line folding"
-		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || !rfc9110.IsToken(line[:colon]) {
-			return "invalid header name"
-		}
-		name := line[:colon]
+// isWebSocket reports whether a request asks for a WebSocket.
+func isWebSocket(x *frontdoor.Inline) bool {
+	var upgrade, conn bool
+	for _, f := range x.Fields {
 		switch {
-		case bytes.EqualFold(name, []byte("Content-Length")):
-			cl = true
-		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			te = true
+		case bytes.EqualFold(f.Name, []byte("Upgrade")):
+			upgrade = upgrade || bytes.EqualFold(f.Value, []byte("websocket"))
+		case bytes.EqualFold(f.Name, []byte("Connection")):
+			conn = conn || rfc9110.HasToken(f.Value, []byte("upgrade"))
 		}
 	}
-	if cl && te {
-		return "both Content-Length and Transfer-Encoding"
-	}
-	return ""
+	return upgrade && conn
 }

@@ -14,8 +14,8 @@ import (
 
 	"github.com/ase-project/ase/internal/accesslog"
 	"github.com/ase-project/ase/internal/apidef"
-	"github.com/ase-project/ase/internal/engine"
 	"github.com/ase-project/ase/internal/flow"
+	"github.com/ase-project/ase/internal/frontdoor"
 	"github.com/ase-project/ase/internal/units"
 )
 
@@ -23,7 +23,7 @@ import (
 // a healthy backend, relays the backend's answer verbatim and, on 101,
 // relays bytes both ways until either side closes (close frames pass
 // through, so the close handshake is the endpoints' own).
-func (p *Proxy) websocket(ctx *fasthttp.RequestCtx, pl *pool, req *engine.Request, scheme string, rec *accesslog.Record) {
+func (p *Proxy) websocket(ctx *fasthttp.RequestCtx, pl *pool, x *frontdoor.Inline, rec *accesslog.Record) {
 	// A WebSocket connection holds its server's quota for its lifetime.
 	var tried uint64
 	var backendConn net.Conn
@@ -31,10 +31,9 @@ func (p *Proxy) websocket(ctx *fasthttp.RequestCtx, pl *pool, req *engine.Reques
 	for {
 		var i int
 		var err error
-		b, i, err = p.acquire(pl, req.ID.Cookie, tried)
+		b, i, err = p.acquire(pl, x.Req.ID.Cookie, tried)
 		if err != nil {
-			rec.Reason = "no_server"
-			plain(ctx, fasthttp.StatusServiceUnavailable, "Error: No Server Available")
+			fail(ctx, rec, frontdoor.NoServer)
 			return
 		}
 		tried |= 1 << i
@@ -53,26 +52,19 @@ func (p *Proxy) websocket(ctx *fasthttp.RequestCtx, pl *pool, req *engine.Reques
 		}
 	}()
 	rec.Backend = b.addr
-	up := &ctx.Request
-	peerIP := peer(ctx)
-	prepareRequest(up, pl.api, ctx, scheme, peerIP)
-	// prepareRequest removed the hop-by-hop headers; an upgrade needs its
-	// own two back.
-	up.Header.Set("Connection", "Upgrade")
-	up.Header.Set("Upgrade", "websocket")
+	// The upgrade's own two hop-by-hop headers go with it.
+	head := frontdoor.AppendHead(nil, &x.Reading, &frontdoor.Head{Method: x.Method, Fields: x.Fields, API: x.API, Peer: x.Peer, TLS: x.TLS, Upgrade: true})
 	backendConn.SetDeadline(time.Now().Add(p.o.Timeout))
-	if _, err := backendConn.Write(upgradeRequest(up)); err != nil {
+	if _, err := backendConn.Write(head); err != nil {
 		backendConn.Close()
-		rec.Reason = "backend_error"
-		plain(ctx, fasthttp.StatusBadGateway, "Error: Bad Gateway")
+		fail(ctx, rec, frontdoor.BadGateway)
 		return
 	}
 	br := bufio.NewReader(backendConn)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		backendConn.Close()
-		rec.Reason = "backend_error"
-		plain(ctx, fasthttp.StatusBadGateway, "Error: Bad Gateway")
+		fail(ctx, rec, frontdoor.BadGateway)
 		return
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
@@ -91,11 +83,11 @@ func (p *Proxy) websocket(ctx *fasthttp.RequestCtx, pl *pool, req *engine.Reques
 		return
 	}
 	backendConn.SetDeadline(time.Time{})
-	head := responseHead(resp)
+	head = responseHead(resp)
 	rec.Status = http.StatusSwitchingProtocols
 	counter := p.counter(pl.api.ID)
 	n := &counter.ws
-	if scheme == "wss" {
+	if x.Req.Scheme == "wss" {
 		n = &counter.wss
 	}
 	n.Add(1)
@@ -135,29 +127,6 @@ func (p *Proxy) dialBackend(b *backend, ssl bool) (net.Conn, error) {
 	}
 	tc := b.client.TLSConfig
 	return tls.DialWithDialer(&d, "tcp", b.addr, tc)
-}
-
-// upgradeRequest serializes the upgrade request for the backend.
-func upgradeRequest(r *fasthttp.Request) []byte {
-	var buf bytes.Buffer
-	buf.Write(r.Header.Method())
-	buf.WriteByte(' ')
-	buf.Write(r.URI().RequestURI())
-	buf.WriteString(" HTTP/1.1\r\n")
-	buf.WriteString("Host: ")
-	buf.Write(r.Header.Host())
-	buf.WriteString("\r\n")
-	for k, v := range r.Header.All() {
-		if bytes.EqualFold(k, []byte("Host")) || bytes.EqualFold(k, []byte("Content-Length")) {
-			continue
-		}
-		buf.Write(k)
-		buf.WriteString(": ")
-		buf.Write(v)
-		buf.WriteString("\r\n")
-	}
-	buf.WriteString("\r\n")
-	return buf.Bytes()
 }
 
 // responseHead re-serializes the backend's 101 answer as it sent it.

@@ -203,6 +203,20 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		MaxBody: int(cfg.MaxRequestBody), MaxHeader: int(cfg.MaxRequestHeader),
 		ReadTimeout: cfg.ReadTimeout.Std(), WriteTimeout: cfg.WriteTimeout.Std(), IdleTimeout: cfg.IdleTimeout.Std(), Log: log,
 	}
+	// A request the general server could not read is answered by it
+	// (400, 408, 413, 431, 501) and logged here like every other answer.
+	dataProtocol := "inline"
+	if cfg.Mode == config.ModeSideband {
+		dataProtocol = "sideband"
+	}
+	dataOpts.Refused = func(peer net.Addr, status int, reason string) {
+		rec := accesslog.Record{Time: time.Now(), Protocol: dataProtocol, Status: status, Decision: "refuse", Reason: reason}
+		if ta, ok := peer.(*net.TCPAddr); ok {
+			rec.ClientIP = ta.AddrPort().Addr().Unmap()
+		}
+		access.Write(&rec)
+		mx.Request("", dataProtocol, rec.Decision, rec.Reason, 0)
+	}
 	var handler fasthttp.RequestHandler
 	if cfg.Mode == config.ModeSideband {
 		sb := &sideband.Handler{Engine: eng, Auth: sba, Live: live, Log: access, KeepAlive: cfg.EnableSidebandKeepalive, IdentityHeaders: true, Metrics: mx}

@@ -10,15 +10,22 @@ import (
 
 	"github.com/valyala/fastjson"
 
+	"github.com/ase-project/ase/internal/frontdoor"
 	"github.com/ase-project/ase/internal/rfc9110"
 )
 
 // maxHeaders bounds the header list of one call.
 const maxHeaders = 256
 
-// header is one header of the gateway's original request. Names keep
-// their case; lookups ignore it.
-type header struct{ name, value string }
+// header is one header of the gateway's original request, as the front
+// door reads fields. Names keep their case; lookups ignore it.
+type header = frontdoor.Field
+
+// hdr makes a header of two strings (views, not copies).
+func hdr(name, value string) header { return header{Name: bytesOf(name), Value: bytesOf(value)} }
+
+// bytesOf views s as bytes, read-only.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // call is a decoded /ase/request or /sideband/request body: the gateway's
 // original request. Strings point into the parser's memory and live only
@@ -30,9 +37,12 @@ type call struct {
 	url         string // as sent: a path with query, or an absolute URL
 	httpVersion string
 	headers     []header
-	username    string
+	usernames   []string // every username of user_info
 	body        string
 	hasBody     bool
+
+	reading frontdoor.Reading // what the front door made of it
+	req     request
 }
 
 // errDecode is a malformed call, answered 400 with its message.
@@ -118,13 +128,16 @@ func decodeCall(v *fastjson.Value, authorize bool, c *call) error {
 	if c.url, err = requiredString(url, "url"); err != nil {
 		return err
 	}
+	if c.url[0] != '/' && !strings.Contains(c.url, "://") {
+		return bad("url %q is neither a path nor an absolute URL", c.url)
+	}
 	if c.httpVersion, err = version(ver); err != nil {
 		return err
 	}
 	if c.headers, err = decodeHeaders(headers, c.headers[:0]); err != nil {
 		return err
 	}
-	if c.username, err = userInfo(user); err != nil {
+	if c.usernames, err = userInfo(user, c.usernames[:0]); err != nil {
 		return err
 	}
 	if body != nil && body.Type() != fastjson.TypeNull {
@@ -239,9 +252,9 @@ func decodeHeaders(v *fastjson.Value, out []header) ([]header, error) {
 			switch hv.Type() {
 			case fastjson.TypeString:
 				b, _ := hv.StringBytes()
-				out = append(out, header{name, str(b)})
+				out = append(out, hdr(name, str(b)))
 			case fastjson.TypeNumber:
-				out = append(out, header{name, hv.String()})
+				out = append(out, hdr(name, hv.String()))
 			case fastjson.TypeArray:
 				vals, _ := hv.Array()
 				for _, e := range vals {
@@ -250,7 +263,7 @@ func decodeHeaders(v *fastjson.Value, out []header) ([]header, error) {
 						ferr = bad("headers[%d]: the values of %s must be strings", i, k)
 						return
 					}
-					out = append(out, header{name, str(b)})
+					out = append(out, hdr(name, str(b)))
 				}
 			default:
 				ferr = bad("headers[%d]: the value of %s must be a string", i, k)
@@ -266,11 +279,11 @@ func decodeHeaders(v *fastjson.Value, out []header) ([]header, error) {
 	return out, nil
 }
 
-// userInfo reads the username from [{"username": "..."}] (or the object
-// alone).
-func userInfo(v *fastjson.Value) (string, error) {
+// userInfo reads the usernames from [{"username": "..."}, ...] (or the
+// object alone): every one is checked.
+func userInfo(v *fastjson.Value, out []string) ([]string, error) {
 	if v == nil || v.Type() == fastjson.TypeNull {
-		return "", nil
+		return out, nil
 	}
 	items := []*fastjson.Value{v}
 	if v.Type() == fastjson.TypeArray {
@@ -279,24 +292,24 @@ func userInfo(v *fastjson.Value) (string, error) {
 	for _, item := range items {
 		o, err := item.Object()
 		if err != nil {
-			return "", bad("user_info must be an array of objects such as {\"username\": \"alice\"}")
+			return out, bad("user_info must be an array of objects such as {\"username\": \"alice\"}")
 		}
 		if u := o.Get("username"); u != nil {
 			b, err := u.StringBytes()
 			if err != nil {
-				return "", bad("user_info username must be a string")
+				return out, bad("user_info username must be a string")
 			}
-			return str(b), nil
+			out = append(out, str(b))
 		}
 	}
-	return "", nil
+	return out, nil
 }
 
 // get returns the first value of the named header (any case).
 func (c *call) get(name string) string {
 	for _, h := range c.headers {
-		if strings.EqualFold(h.name, name) {
-			return h.value
+		if strings.EqualFold(str(h.Name), name) {
+			return str(h.Value)
 		}
 	}
 	return ""
@@ -306,9 +319,9 @@ func (c *call) get(name string) string {
 func (c *call) join(name, sep string) string {
 	first, n := "", 0
 	for _, h := range c.headers {
-		if strings.EqualFold(h.name, name) {
+		if strings.EqualFold(str(h.Name), name) {
 			if n == 0 {
-				first = h.value
+				first = str(h.Value)
 			}
 			n++
 		}
@@ -318,37 +331,14 @@ func (c *call) join(name, sep string) string {
 	}
 	var b strings.Builder
 	for _, h := range c.headers {
-		if strings.EqualFold(h.name, name) {
+		if strings.EqualFold(str(h.Name), name) {
 			if b.Len() > 0 {
 				b.WriteString(sep)
 			}
-			b.WriteString(h.value)
+			b.Write(h.Value)
 		}
 	}
 	return b.String()
-}
-
-// target splits the call's url into scheme (if absolute), host (if
-// absolute) and path with query.
-func splitURL(u string) (scheme, host, pathQuery string, err error) {
-	if strings.HasPrefix(u, "/") {
-		return "", "", u, nil
-	}
-	i := strings.Index(u, "://")
-	if i <= 0 {
-		return "", "", "", bad("url %q is neither a path nor an absolute URL", u)
-	}
-	scheme = strings.ToLower(u[:i])
-	rest := u[i+3:]
-	j := strings.IndexAny(rest, "/?")
-	if j < 0 {
-		return scheme, rest, "/", nil
-	}
-	host, pathQuery = rest[:j], rest[j:]
-	if pathQuery[0] == '?' {
-		pathQuery = "/" + pathQuery
-	}
-	return scheme, host, pathQuery, nil
 }
 
 func validMethod(m string) bool {
@@ -415,6 +405,7 @@ func putCall(c *call) {
 	if cap(c.headers) > 4*maxHeaders {
 		return
 	}
-	*c = call{headers: c.headers[:0]}
+	*c = call{headers: c.headers[:0], usernames: c.usernames[:0]}
+	c.req.Reading = &c.reading
 	calls.Put(c)
 }

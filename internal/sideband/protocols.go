@@ -2,8 +2,6 @@ package sideband
 
 import (
 	"bytes"
-	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -13,76 +11,27 @@ import (
 	"github.com/ase-project/ase/internal/accesslog"
 	"github.com/ase-project/ase/internal/apidef"
 	"github.com/ase-project/ase/internal/engine"
+	"github.com/ase-project/ase/internal/frontdoor"
+	"github.com/ase-project/ase/internal/lists"
 )
 
-// clientResp is what the client should be answered for a decision that
-// does not let it through: the same answer ASE gives inline.
-type clientResp struct {
-	code    int
-	status  string
-	body    string
-	headers [][2]string
-}
-
-func clientResponse(api *apidef.API, d engine.Decision, req *engine.Request) (clientResp, bool) {
-	switch d.Action {
-	case engine.Block:
-		return clientResp{code: 403, status: "Forbidden", body: "Error: Unauthorized"}, true
-	case engine.Reject:
-		e := &api.Enforcement
-		return clientResp{code: e.ErrorCode, status: orText(e.ErrorDef, e.ErrorCode), body: e.ErrorMessageBody}, true
-	case engine.Decoy:
-		dc := &api.Decoy
-		return clientResp{code: dc.ResponseCode, status: orText(dc.ResponseDef, dc.ResponseCode), body: dc.ResponseMessage}, true
-	case engine.Redirect:
-		r := &api.Enforcement.Redirect
-		return clientResp{code: r.Code, status: orText(r.Def, r.Code), headers: [][2]string{{"location", RedirectLocation(r.HTTPSURL, req.Path)}}}, true
-	case engine.Limit:
-		secs := strconv.Itoa(RetryAfterSeconds(d.RetryAfter))
-		return clientResp{code: 429, status: "Too Many Requests", body: "Error: Too Many Requests", headers: [][2]string{{"retry-after", secs}}}, true
-	}
-	return clientResp{}, false
-}
-
-// RetryAfterSeconds rounds a wait up to whole seconds, at least one.
-func RetryAfterSeconds(d time.Duration) int {
-	return max(int((d+time.Second-1)/time.Second), 1)
-}
-
-// RedirectLocation is https_url followed by the request's path, unless
-// https_url names a path of its own.
-func RedirectLocation(httpsURL, path string) string {
-	u, err := url.Parse(httpsURL)
-	if err != nil || (u.Path != "" && u.Path != "/") {
-		return httpsURL
-	}
-	return strings.TrimSuffix(httpsURL, "/") + path
-}
-
-func orText(s string, code int) string {
-	if s != "" {
-		return s
-	}
-	return http.StatusText(code)
-}
-
-// append writes the response in the Authorize protocol's shape, with
-// response_code as a string.
-func (r clientResp) append(b []byte) []byte {
+// appendClientReply writes the answer the client should get in the
+// Authorize protocol's shape, with response_code as a string.
+func appendClientReply(b []byte, r *frontdoor.Reply) []byte {
 	b = append(b, `{"response_code":"`...)
-	b = strconv.AppendInt(b, int64(r.code), 10)
+	b = strconv.AppendInt(b, int64(r.Code), 10)
 	b = append(b, `","response_status":`...)
-	b = strconv.AppendQuote(b, r.status)
+	b = strconv.AppendQuote(b, r.Status())
 	b = append(b, `,"headers":[{"content-type":"text/plain"}`...)
-	for _, h := range r.headers {
+	if r.HName != "" {
 		b = append(b, `,{`...)
-		b = strconv.AppendQuote(b, h[0])
+		b = strconv.AppendQuote(b, strings.ToLower(r.HName))
 		b = append(b, ':')
-		b = strconv.AppendQuote(b, h[1])
+		b = strconv.AppendQuote(b, r.HValue)
 		b = append(b, '}')
 	}
 	b = append(b, `],"body":`...)
-	b = strconv.AppendQuote(b, r.body)
+	b = strconv.AppendQuote(b, r.Body)
 	return append(b, '}')
 }
 
@@ -90,17 +39,17 @@ func (r clientResp) append(b []byte) []byte {
 
 // writeAuthorizeDecision answers an Authorize request call: an allowed
 // request is echoed unchanged, a refused one gets the client response.
-func writeAuthorizeDecision(ctx *fasthttp.RequestCtx, api *apidef.API, d engine.Decision, req *engine.Request) {
+func writeAuthorizeDecision(ctx *fasthttp.RequestCtx, api *apidef.API, v verdict, req *request, _ string) {
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType("application/json")
-	if d.Action == engine.Allow {
+	if v.allowed() {
 		// Allowed: the request goes on unchanged.
 		ctx.SetBody(ctx.PostBody())
 		return
 	}
-	resp, _ := clientResponse(api, d, req)
+	resp, _ := v.clientReply(api, req)
 	b := append(make([]byte, 0, 256), `{"response":`...)
-	b = resp.append(b)
+	b = appendClientReply(b, &resp)
 	ctx.SetBody(append(b, '}'))
 }
 
@@ -147,7 +96,9 @@ func (h *Handler) authorizeResponse(ctx *fasthttp.RequestCtx, start time.Time) {
 // from X-Forwarded-Method/-Proto/-Host/-Uri (Traefik, Caddy),
 // X-Original-Method/-URI (nginx), or the path below /ase/authz with the
 // call's own method (Envoy ext_authz); the client is X-Real-IP or the
-// right-most X-Forwarded-For, else the peer.
+// right-most X-Forwarded-For, else the peer. The identities are read from
+// the call's header section (the client's headers, which the gateway
+// passes on) by the same front door as inline.
 func (h *Handler) forwardAuth(ctx *fasthttp.RequestCtx, start time.Time) {
 	hd := &ctx.Request.Header
 	rec := accesslog.Record{Protocol: "forward_auth", CorrelationID: string(hd.Peek("X-CorrelationID"))}
@@ -157,8 +108,33 @@ func (h *Handler) forwardAuth(ctx *fasthttp.RequestCtx, start time.Time) {
 		unauthorized(ctx)
 		return
 	}
-	method := first(hd.Peek("X-Forwarded-Method"), hd.Peek("X-Original-Method"), ctx.Method())
-	uri := first(hd.Peek("X-Forwarded-Uri"), hd.Peek("X-Original-URI"), nil)
+	c := getCall()
+	defer putCall(c)
+	fields, ok := frontdoor.ParseFields(hd.RawHeaders(), c.headers[:0])
+	c.headers = fields
+	one := func(names ...string) (string, bool) {
+		v, n := "", 0
+		for _, name := range names {
+			for _, f := range fields {
+				if strings.EqualFold(str(f.Name), name) {
+					if n == 0 {
+						v = str(f.Value)
+					}
+					n++
+				}
+			}
+			if n > 0 {
+				break
+			}
+		}
+		return v, n <= 1
+	}
+	method, ok1 := one("X-Forwarded-Method", "X-Original-Method")
+	uri, ok2 := one("X-Forwarded-Uri", "X-Original-URI")
+	ok = ok && ok1 && ok2
+	if method == "" {
+		method = string(ctx.Method())
+	}
 	if uri == "" {
 		rest := bytes.TrimPrefix(ctx.Path(), []byte(pathAuthz))
 		uri = string(rest)
@@ -169,33 +145,48 @@ func (h *Handler) forwardAuth(ctx *fasthttp.RequestCtx, start time.Time) {
 			uri += "?" + string(q)
 		}
 	}
-	host := first(hd.Peek("X-Forwarded-Host"), hd.Host(), nil)
+	hostField := "host"
+	if _, n := c.count("x-forwarded-host"); n > 0 {
+		hostField = "x-forwarded-host"
+	}
 	scheme := strings.ToLower(string(hd.Peek("X-Forwarded-Proto")))
-	path, rawQuery, _ := strings.Cut(uri, "?")
-	xff := joined(hd, "X-Forwarded-For", ",")
-	client := engine.ClientIP(peer(ctx), string(hd.Peek("X-Real-IP")), xff, true)
-	rec.Method, rec.Path, rec.ClientIP = method, path, client
-
-	api, rerr := h.Engine.Route(host, path)
-	if api == nil {
-		// Only 200, 401 and 403 mean something to every gateway: an
-		// unknown API is refused, naming why.
-		rec.Decision, rec.Reason = "block", "unknown_api"
-		hd := &ctx.Response.Header
-		hd.Set("X-ASE-Reason", "unknown_api")
-		jsonReply(ctx, fasthttp.StatusForbidden, `{"decision":"block","reason":"unknown_api","status_message":`+strconv.Quote(rerr.Message())+`}`)
+	xff, _ := c.last("x-forwarded-for")
+	xri, _ := c.count("x-real-ip")
+	client := frontdoor.ClientIP(peer(ctx), xri, xff, true)
+	rec.Method, rec.Path, rec.ClientIP = method, str(frontdoor.RawPath(bytesOf(uri))), client
+	rd := &c.reading
+	f := frontdoor.BadRequest
+	if ok {
+		f = frontdoor.Read(&frontdoor.Request{Method: bytesOf(method), Target: bytesOf(uri), Fields: fields, HostField: hostField}, rd)
+	}
+	var api *apidef.API
+	if f == frontdoor.OK {
+		rec.Path = rd.Path
+		var rerr engine.RouteError
+		if api, rerr = h.Engine.Route(rd.Host, rd.Path); api == nil {
+			// Only 200, 401 and 403 mean something to every gateway: an
+			// unknown API is refused, naming why.
+			rec.Decision, rec.Reason = "block", "unknown_api"
+			ctx.Response.Header.Set("X-ASE-Reason", "unknown_api")
+			jsonReply(ctx, fasthttp.StatusForbidden, `{"decision":"block","reason":"unknown_api","status_message":`+strconv.Quote(frontdoor.Route(rerr).Reply().Body)+`}`)
+			return
+		}
+	}
+	var id lists.Identity
+	if f == frontdoor.OK {
+		id, f = frontdoor.Identify(api, fields, rd.Query, &frontdoor.Client{Peer: peer(ctx), TrustProxy: true})
+	}
+	if f != frontdoor.OK {
+		rec.Decision, rec.Reason = "block", reasonBadRequest
+		ctx.Response.Header.Set("X-ASE-Reason", reasonBadRequest)
+		why := rd.Why
+		if why == "" {
+			why = "a forwarding header is repeated"
+		}
+		jsonReply(ctx, fasthttp.StatusForbidden, `{"decision":"block","reason":"`+reasonBadRequest+`","status_message":`+strconv.Quote(why)+`}`)
 		return
 	}
-	raw := engine.Raw{
-		Peer:          client,
-		Cookie:        joined(hd, "Cookie", "; "),
-		Authorization: string(hd.Peek("Authorization")),
-		RawQuery:      rawQuery,
-	}
-	if api.APIKeyHeader != "" {
-		raw.APIKeyHeader = string(hd.Peek(api.APIKeyHeader))
-	}
-	req := &engine.Request{API: api, Path: path, Method: method, Scheme: scheme, ContentType: string(hd.ContentType()), ID: engine.Identify(api, &raw, false)}
+	req := &engine.Request{API: api, Path: rd.Path, Method: method, Scheme: scheme, ContentType: rd.ContentType, ID: id}
 	d := h.Engine.Decide(req)
 	h.record(&rec, api, d)
 	out := &ctx.Response.Header
@@ -215,29 +206,34 @@ func (h *Handler) forwardAuth(ctx *fasthttp.RequestCtx, start time.Time) {
 	}
 	out.Set("X-ASE-Reason", d.Reason.String())
 	if d.Action == engine.Limit {
-		out.Set("Retry-After", strconv.Itoa(RetryAfterSeconds(d.RetryAfter)))
+		out.Set("Retry-After", strconv.Itoa(frontdoor.RetryAfterSeconds(d.RetryAfter)))
 	}
 	jsonReply(ctx, fasthttp.StatusForbidden, `{"decision":"block","api_id":`+strconv.Quote(api.ID)+`,"reason":"`+d.Reason.String()+`"}`)
 }
 
-// first returns the first non-empty value as a string.
-func first(vals ...[]byte) string {
-	for _, v := range vals {
-		if len(v) > 0 {
-			return string(v)
+// count returns the first value of the named header and how many there
+// are.
+func (c *call) count(name string) (string, int) {
+	v, n := "", 0
+	for _, h := range c.headers {
+		if strings.EqualFold(str(h.Name), name) {
+			if n == 0 {
+				v = str(h.Value)
+			}
+			n++
 		}
 	}
-	return ""
+	return v, n
 }
 
-// joined returns every value of a request header joined with sep.
-func joined(hd *fasthttp.RequestHeader, name, sep string) string {
-	var out []byte
-	for _, v := range hd.PeekAll(name) {
-		if len(out) > 0 {
-			out = append(out, sep...)
+// last returns the last value of the named header.
+func (c *call) last(name string) (string, int) {
+	v, n := "", 0
+	for _, h := range c.headers {
+		if strings.EqualFold(str(h.Name), name) {
+			v = str(h.Value)
+			n++
 		}
-		out = append(out, v...)
 	}
-	return string(out)
+	return v, n
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/ase-project/ase/internal/apidef"
 	"github.com/ase-project/ase/internal/catalog"
 	"github.com/ase-project/ase/internal/engine"
+	"github.com/ase-project/ase/internal/frontdoor"
 	"github.com/ase-project/ase/internal/metrics"
 	"github.com/ase-project/ase/internal/sbauth"
 )
@@ -121,8 +122,9 @@ func jsonReply(ctx *fasthttp.RequestCtx, code int, body string) {
 
 // --- the ASE protocol ---
 
-// decisionWriter writes a protocol's answer to a decided request call.
-type decisionWriter func(ctx *fasthttp.RequestCtx, api *apidef.API, d engine.Decision, req *engine.Request)
+// decisionWriter writes a protocol's answer to a decided (or refused)
+// request call; why says what the front door refused.
+type decisionWriter func(ctx *fasthttp.RequestCtx, api *apidef.API, v verdict, req *request, why string)
 
 // requestCall serves a request call of the ASE protocol or (withBody) the
 // Authorize protocol: authenticate, decode, decide, log, and answer with
@@ -144,13 +146,68 @@ func (h *Handler) requestCall(ctx *fasthttp.RequestCtx, start time.Time, protoco
 		badRequest(ctx, err)
 		return
 	}
-	api, req, ok := h.request(ctx, c, &rec)
-	if !ok {
+	api, req, f := h.request(ctx, c, &rec)
+	switch f {
+	case frontdoor.OK:
+	case frontdoor.UnknownHostname, frontdoor.UnknownAPI:
+		rec.Decision, rec.Reason = "refuse", "unknown_api"
+		b := []byte(`{"status":"fail","status_message":`)
+		b = strconv.AppendQuote(b, f.Reply().Body)
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		ctx.SetContentType("application/json")
+		ctx.SetBody(append(b, '}'))
+		return
+	default:
+		// The gateway's client sent a request that cannot be read one way
+		// only: it is blocked, with the answer ASE gives it inline.
+		rec.Decision, rec.Reason = "block", reasonBadRequest
+		write(ctx, nil, refusal(f), req, c.reading.Why)
 		return
 	}
-	d := h.Engine.Decide(req)
+	d := h.Engine.Decide(&req.Request)
 	h.record(&rec, api, d)
-	write(ctx, api, d, req)
+	write(ctx, api, verdict{d: d}, req, "")
+}
+
+// reasonBadRequest is the block reason of a request the front door
+// refused.
+const reasonBadRequest = "bad_request"
+
+// verdict is a decision, or a front door's refusal.
+type verdict struct {
+	d       engine.Decision
+	refused frontdoor.Failure
+}
+
+func refusal(f frontdoor.Failure) verdict { return verdict{refused: f} }
+
+// allowed reports whether the request goes on.
+func (v *verdict) allowed() bool { return v.refused == frontdoor.OK && v.d.Action == engine.Allow }
+
+// reason is the machine-readable cause, "" for a plain allow.
+func (v *verdict) reason() string {
+	if v.refused != frontdoor.OK {
+		return reasonBadRequest
+	}
+	if v.d.Reason == engine.ReasonNone {
+		return ""
+	}
+	return v.d.Reason.String()
+}
+
+// clientReply is the answer the client gets when the request does not go
+// on: the same as inline.
+func (v *verdict) clientReply(api *apidef.API, req *request) (frontdoor.Reply, bool) {
+	if v.refused != frontdoor.OK {
+		return v.refused.Reply(), true
+	}
+	return frontdoor.DecisionReply(&v.d, api, req.Reading)
+}
+
+// request is the engine's request with the reading it was made from.
+type request struct {
+	engine.Request
+	Reading *frontdoor.Reading
 }
 
 // parse decodes the body as a request call.
@@ -170,51 +227,40 @@ func badRequest(ctx *fasthttp.RequestCtx, err error) {
 	ctx.SetBody(append(b, '}'))
 }
 
-// request routes a decoded call and builds the engine's request. It
-// answers 503 itself for an unknown API.
-func (h *Handler) request(ctx *fasthttp.RequestCtx, c *call, rec *accesslog.Record) (*apidef.API, *engine.Request, bool) {
-	scheme, host, pathQuery, err := splitURL(c.url)
-	if err != nil {
-		rec.Decision, rec.Reason = "refuse", "malformed"
-		badRequest(ctx, err)
-		return nil, nil, false
+// request reads a decoded call through the front door, routes it and
+// builds the engine's request. It returns the failure to answer with
+// instead (an unknown API, or a request refused as ambiguous).
+func (h *Handler) request(ctx *fasthttp.RequestCtx, c *call, rec *accesslog.Record) (*apidef.API, *request, frontdoor.Failure) {
+	req := &c.req
+	rec.Method, rec.ClientIP = c.method, c.sourceIP
+	rec.Path = str(frontdoor.RawPath(bytesOf(c.url)))
+	rd := &c.reading
+	if f := frontdoor.Read(&frontdoor.Request{Method: bytesOf(c.method), Target: bytesOf(c.url), Fields: c.headers, HostOptional: true}, rd); f != frontdoor.OK {
+		return nil, req, f
 	}
-	if host == "" {
-		host = c.get("host")
-	}
-	if scheme == "" {
+	rec.Path = rd.Path
+	scheme := ""
+	if i := strings.Index(c.url, "://"); i > 0 && c.url[0] != '/' {
+		scheme = strings.ToLower(c.url[:i])
+	} else {
 		scheme = strings.ToLower(c.get("x-forwarded-proto"))
 	}
-	path, rawQuery, _ := strings.Cut(pathQuery, "?")
-	rec.Method, rec.Path, rec.ClientIP = c.method, path, c.sourceIP
-	api, rerr := h.Engine.Route(host, path)
+	api, rerr := h.Engine.Route(rd.Host, rd.Path)
 	if api == nil {
-		rec.Decision, rec.Reason = "refuse", "unknown_api"
-		b := []byte(`{"status":"fail","status_message":`)
-		b = strconv.AppendQuote(b, rerr.Message())
-		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-		ctx.SetContentType("application/json")
-		ctx.SetBody(append(b, '}'))
-		return nil, nil, false
+		return nil, req, frontdoor.Route(rerr)
 	}
-	raw := engine.Raw{
-		Peer:          c.sourceIP,
-		Cookie:        c.join("cookie", "; "),
-		Authorization: c.get("authorization"),
-		RawQuery:      rawQuery,
-		Username:      c.username,
+	// The gateway reports the client it saw in source_ip.
+	id, f := frontdoor.Identify(api, c.headers, rd.Query, &frontdoor.Client{Peer: c.sourceIP, Usernames: c.usernames})
+	if f != frontdoor.OK {
+		return api, req, f
 	}
-	if api.APIKeyHeader != "" {
-		raw.APIKeyHeader = c.get(api.APIKeyHeader)
-	}
-	req := &engine.Request{
+	req.Request = engine.Request{
 		Now: time.Now().UnixNano(),
-		API: api, Path: path, Method: c.method, Scheme: scheme,
-		ContentType: c.get("content-type"), HasBody: c.hasBody,
-		// The gateway reports the client it saw in source_ip.
-		ID: engine.Identify(api, &raw, false),
+		API: api, Path: rd.Path, Method: c.method, Scheme: scheme,
+		ContentType: rd.ContentType, HasBody: c.hasBody, ID: id,
 	}
-	return api, req, true
+	req.Reading = rd
+	return api, req, frontdoor.OK
 }
 
 func (h *Handler) record(rec *accesslog.Record, api *apidef.API, d engine.Decision) {
@@ -224,30 +270,36 @@ func (h *Handler) record(rec *accesslog.Record, api *apidef.API, d engine.Decisi
 
 // writeASEDecision answers an /ase/request: 200 to allow, 403 with the
 // reason (and what to answer the client, where ASE knows) to block.
-func writeASEDecision(ctx *fasthttp.RequestCtx, api *apidef.API, d engine.Decision, req *engine.Request) {
+func writeASEDecision(ctx *fasthttp.RequestCtx, api *apidef.API, v verdict, req *request, why string) {
 	// Build the reply in the response's own (reused) body buffer.
 	b := ctx.Response.SwapBody(nil)[:0]
 	b = append(b, `{"decision":`...)
 	code := fasthttp.StatusOK
-	if d.Action == engine.Allow {
+	if v.allowed() {
 		b = append(b, `"allow"`...)
 	} else {
 		code = fasthttp.StatusForbidden
 		b = append(b, `"block"`...)
 	}
-	b = append(b, `,"api_id":`...)
-	b = strconv.AppendQuote(b, api.ID)
-	if d.Reason != engine.ReasonNone {
+	if api != nil {
+		b = append(b, `,"api_id":`...)
+		b = strconv.AppendQuote(b, api.ID)
+	}
+	if r := v.reason(); r != "" {
 		b = append(b, `,"reason":"`...)
-		b = append(b, d.Reason.String()...)
+		b = append(b, r...)
 		b = append(b, '"')
 	}
-	if d.Monitor {
+	if why != "" {
+		b = append(b, `,"status_message":`...)
+		b = strconv.AppendQuote(b, why)
+	}
+	if v.d.Monitor {
 		b = append(b, `,"monitor":true`...)
 	}
-	if resp, ok := clientResponse(api, d, req); ok && d.Action != engine.Allow {
+	if resp, ok := v.clientReply(api, req); ok && !v.allowed() {
 		b = append(b, `,"response":`...)
-		b = resp.append(b)
+		b = appendClientReply(b, &resp)
 	}
 	ctx.SetStatusCode(code)
 	ctx.SetContentType("application/json")

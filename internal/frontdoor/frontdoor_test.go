@@ -1,0 +1,360 @@
+package frontdoor
+
+import (
+	"bufio"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ase-project/ase/internal/apidef"
+	"github.com/ase-project/ase/internal/lists"
+)
+
+// fields splits "Name: value" lines.
+func fields(t testing.TB, lines ...string) []Field {
+	t.Helper()
+	f, ok := ParseFields([]byte(strings.Join(lines, "\r\n")), nil)
+	if !ok {
+		t.Fatalf("bad fields %q", lines)
+	}
+	return f
+}
+
+func read(t testing.TB, target string, framing bool, lines ...string) (Reading, Failure) {
+	t.Helper()
+	var rd Reading
+	f := Read(&Request{Method: []byte("GET"), Target: []byte(target), Fields: fields(t, lines...), Framing: framing}, &rd)
+	return rd, f
+}
+
+func TestReadHost(t *testing.T) {
+	tests := []struct {
+		name, target string
+		lines        []string
+		host         string
+		f            Failure
+	}{
+		{"host", "/v", []string{"Host: victim.example"}, "victim.example", OK},
+		{"absolute wins", "http://victim.example/v", []string{"Host: other"}, "victim.example", OK},
+		{"absolute without path", "HTTPS://victim.example", nil, "victim.example", OK},
+		{"absolute with port", "http://Victim.Example.:8000/v", []string{"Host: other"}, "victim.example:8000", OK},
+		{"userinfo", "/v", []string{"Host: x@victim.example"}, "", BadRequest},
+		{"userinfo in target", "http://x@victim.example/v", []string{"Host: victim.example"}, "", BadRequest},
+		{"trailing dot", "/v", []string{"Host: victim.example."}, "victim.example", OK},
+		{"two trailing dots", "/v", []string{"Host: victim.example.."}, "", BadRequest},
+		{"upper case", "/v", []string{"Host: VICTIM.example:80"}, "victim.example:80", OK},
+		{"ipv6", "/v", []string{"Host: [::1]:8000"}, "[::1]:8000", OK},
+		{"ipv6 upper", "/v", []string{"Host: [2001:DB8::1]"}, "[2001:db8::1]", OK},
+		{"ipv6 zone", "/v", []string{"Host: [fe80::1%25eth0]"}, "", BadRequest},
+		{"two hosts", "/v", []string{"Host: a", "Host: b"}, "", BadRequest},
+		{"no host", "/v", nil, "", BadRequest},
+		{"empty host", "/v", []string{"Host: "}, "", BadRequest},
+		{"empty port", "/v", []string{"Host: a:"}, "", BadRequest},
+		{"bad port", "/v", []string{"Host: a:8x"}, "", BadRequest},
+		{"slash", "/v", []string{"Host: a/b"}, "", BadRequest},
+		{"comma", "/v", []string{"Host: a, b"}, "", BadRequest},
+		{"other scheme", "ftp://a/v", nil, "", BadRequest},
+		{"asterisk", "*", []string{"Host: a"}, "", BadRequest},
+		{"fragment", "/v#x", []string{"Host: a"}, "", BadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rd, f := read(t, tt.target, false, tt.lines...)
+			if f != tt.f || f == OK && rd.Host != tt.host {
+				t.Fatalf("got %q %v (%s), want %q %v", rd.Host, f, rd.Why, tt.host, tt.f)
+			}
+		})
+	}
+}
+
+func TestReadPath(t *testing.T) {
+	tests := []struct{ target, path, query string }{
+		{"/a/b?x=1", "/a/b", "x=1"},
+		{"/", "/", ""},
+		{"/a/", "/a/", ""},
+		{"/a/./b/../c", "/a/c", ""},
+		{"/a//b///c", "/a/b/c", ""},
+		{"/../..", "/", ""},
+		{"/a/..", "/", ""},
+		{"/a/b/.", "/a/b/", ""},
+		{"/%61%2Fb", "/a/b", ""},
+		{"/%2e%2e/x", "/x", ""},
+		{"/a%20b%3Fc", "/a b?c", ""},
+		{"/a?b/../c", "/a", "b/../c"},
+		{"http://h", "/", ""},
+		{"http://h?q", "/", "q"},
+	}
+	for _, tt := range tests {
+		rd, f := read(t, tt.target, false, "Host: a")
+		if f != OK || rd.Path != tt.path || rd.Query != tt.query {
+			t.Errorf("%q: got %q %q %v, want %q %q", tt.target, rd.Path, rd.Query, f, tt.path, tt.query)
+		}
+	}
+	for _, bad := range []string{"/a%2", "/a%zz", "/a\\b", "/a%5Cb", "/a%00", "/a%0A", "a/b"} {
+		if _, f := read(t, bad, false, "Host: a"); f != BadRequest {
+			t.Errorf("%q: got %v, want BadRequest", bad, f)
+		}
+	}
+}
+
+func TestReadFraming(t *testing.T) {
+	tests := []struct {
+		name    string
+		lines   []string
+		f       Failure
+		length  int64
+		chunked bool
+	}{
+		{"length", []string{"Content-Length: 005"}, OK, 5, false},
+		{"chunked", []string{"Transfer-Encoding: Chunked"}, OK, 0, true},
+		{"both", []string{"Content-Length: 4", "Transfer-Encoding: chunked"}, BadRequest, 0, false},
+		{"two lengths", []string{"Content-Length: 4", "Content-Length: 4"}, BadRequest, 0, false},
+		{"bad length", []string{"Content-Length: +4"}, BadRequest, 0, false},
+		{"identity", []string{"Transfer-Encoding: identity"}, NotImplemented, 0, false},
+		{"gzip chunked", []string{"Transfer-Encoding: gzip, chunked"}, NotImplemented, 0, false},
+		{"two codings", []string{"Transfer-Encoding: chunked", "Transfer-Encoding: chunked"}, NotImplemented, 0, false},
+		{"two content types", []string{"Content-Type: a/b", "Content-Type: c/d"}, BadRequest, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rd, f := read(t, "/", true, append([]string{"Host: a"}, tt.lines...)...)
+			if f != tt.f || rd.Length != tt.length || rd.Chunked != tt.chunked {
+				t.Fatalf("got %v %d %v (%s)", f, rd.Length, rd.Chunked, rd.Why)
+			}
+		})
+	}
+	// Sideband calls describe a request already framed by their gateway.
+	if _, f := read(t, "/", false, "Host: a", "Content-Length: 4", "Transfer-Encoding: chunked"); f != OK {
+		t.Fatalf("sideband framing checked: %v", f)
+	}
+}
+
+func identityAPI(t testing.TB) *apidef.API {
+	t.Helper()
+	api, err := apidef.Decode("a", []byte(`{"api_metadata": {"url": "/", "cookie": "SID", "oauth2_access_token": true, "apikey_header": "X-API-Key", "apikey_qs": "key"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api
+}
+
+// values lists every value of a kind an identity holds.
+func values(id *lists.Identity, kind lists.Kind) []string {
+	var out []string
+	switch kind {
+	case lists.Token:
+		out = append(out, id.Token)
+	case lists.Cookie:
+		out = append(out, id.Cookie)
+	case lists.APIKey:
+		out = append(out, id.APIKeyName+"="+id.APIKey)
+	case lists.Username:
+		out = append(out, id.Username)
+	}
+	for _, m := range id.More {
+		if m.Kind == kind {
+			if kind == lists.APIKey {
+				out = append(out, m.Name+"="+m.Value)
+			} else {
+				out = append(out, m.Value)
+			}
+		}
+	}
+	return out
+}
+
+func TestIdentify(t *testing.T) {
+	api := identityAPI(t)
+	peer := netip.MustParseAddr("10.0.0.1")
+	fs := fields(t, "X-Forwarded-For: 1.1.1.1, 8.8.8.8", "X-Forwarded-For: 9.9.9.9", "Cookie: SID=s1; a=1", "cookie: sid=s2, SID=s3",
+		"Authorization: Bearer t1", "Authorization: bearer t2", "X-API-Key: k1", "x-api-key: k2, k3")
+	id, f := Identify(api, fs, "key=q1&KEY=q2;k%65y=q%2F3&key=k1", &Client{Peer: peer, TrustProxy: true, Usernames: []string{"bob", "eve"}})
+	if f != OK {
+		t.Fatal(f)
+	}
+	for kind, want := range map[lists.Kind][]string{
+		lists.Cookie:   {"s1", "s2, SID=s3", "s2", "s3"}, // ";"-readers see "s2, SID=s3"
+		lists.Token:    {"t1", "t2"},
+		lists.APIKey:   {"x-api-key=k1", "x-api-key=k2, k3", "x-api-key=k2", "x-api-key=k3", "key=q1", "key=q2", "key=q/3", "key=q%2F3", "key=k1"},
+		lists.Username: {"bob", "eve"},
+	} {
+		if got := values(&id, kind); !slices.Equal(got, want) {
+			t.Errorf("%v: got %q, want %q", kind, got, want)
+		}
+	}
+	if id.IP.String() != "9.9.9.9" {
+		t.Errorf("client %v, want the right-most address of the last X-Forwarded-For", id.IP)
+	}
+	if id, _ := Identify(api, fs, "", &Client{Peer: peer}); id.IP != peer {
+		t.Errorf("untrusted proxy headers gave %v", id.IP)
+	}
+	if _, f := Identify(api, fields(t, "X-Real-IP: 1.1.1.1", "X-Real-IP: 2.2.2.2"), "", &Client{Peer: peer, TrustProxy: true}); f != BadRequest {
+		t.Errorf("two X-Real-IP: %v", f)
+	}
+	none, _ := apidef.Decode("b", []byte(`{"api_metadata": {"url": "/"}}`))
+	if id, _ := Identify(none, fs, "key=x", &Client{Peer: peer}); id.Token != "" || id.Cookie != "" || id.APIKey != "" || len(id.More) != 0 {
+		t.Fatalf("identities read for an API that uses none: %+v", id)
+	}
+}
+
+func TestIdentifyDoesNotAllocate(t *testing.T) {
+	api := identityAPI(t)
+	fs := fields(t, "X-Forwarded-For: 1.1.1.1", "Cookie: a=b; SID=s1", "Authorization: Bearer t1", "X-API-Key: k1")
+	c := &Client{Peer: netip.MustParseAddr("10.0.0.1"), TrustProxy: true}
+	if n := testing.AllocsPerRun(100, func() { Identify(api, fs, "a=1", c) }); n != 0 {
+		t.Fatalf("Identify allocates %v times", n)
+	}
+	var rd Reading
+	r := &Request{Method: []byte("GET"), Target: []byte("/a/b?c=d"), Fields: fields(t, "Host: a.example", "Content-Length: 4"), Framing: true}
+	if n := testing.AllocsPerRun(100, func() { Read(r, &rd) }); n != 0 {
+		t.Fatalf("Read allocates %v times", n)
+	}
+}
+
+func TestClientIP(t *testing.T) {
+	peer := netip.MustParseAddr("10.0.0.1")
+	tests := []struct {
+		name, xReal, xff string
+		trust            bool
+		want             string
+	}{
+		{"untrusted ignores headers", "1.1.1.1", "2.2.2.2", false, "10.0.0.1"},
+		{"x-real-ip first", "1.1.1.1", "2.2.2.2", true, "1.1.1.1"},
+		{"right-most xff", "", "6.6.6.6, 3.3.3.3", true, "3.3.3.3"},
+		{"xff with port", "", "3.3.3.3:4444", true, "3.3.3.3"},
+		{"xff v6 with port", "", "[2001:db8::1]:80", true, "2001:db8::1"},
+		{"mapped", "::ffff:4.4.4.4", "", true, "4.4.4.4"},
+		{"garbage falls back", "x", "y, z", true, "10.0.0.1"},
+		{"garbage x-real-ip uses xff", "nope", "5.5.5.5", true, "5.5.5.5"},
+		{"empty", "", "", true, "10.0.0.1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ClientIP(peer, tt.xReal, tt.xff, tt.trust); got.String() != tt.want {
+				t.Fatalf("got %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestBearerToken(t *testing.T) {
+	for in, want := range map[string]string{
+		"Bearer abc": "abc", "bearer  abc ": "abc", "BEARER x.y.z": "x.y.z", "Basic dXNlcg==": "",
+		"Bearer": "", "Bearer ": "", "": "", "Bearerabc": "",
+	} {
+		if got := BearerToken(in); got != want {
+			t.Errorf("BearerToken(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// FuzzCookies checks that every value of the API's cookie that net/http
+// reads from a Cookie header (as a Go backend would) is among the values
+// the engine decides on.
+func FuzzCookies(f *testing.F) {
+	f.Add("a=1; SID=\"abc\"; b=2")
+	f.Add("SID=good; SID=bad")
+	f.Add("sid=x, SID=y;;=;")
+	api := identityAPI(f)
+	f.Fuzz(func(t *testing.T, header string) {
+		if strings.ContainsAny(header, "\r\n\x00") {
+			return
+		}
+		id, _ := Identify(api, []Field{{Name: []byte("Cookie"), Value: []byte(header)}}, "", &Client{})
+		got := values(&id, lists.Cookie)
+		r := &http.Request{Header: http.Header{"Cookie": {header}}}
+		for _, c := range r.Cookies() {
+			// Surrounding white space is not part of a value (RFC 6265
+			// section 5.2), whatever a reader keeps of it.
+			v := strings.TrimSpace(c.Value)
+			if c.Name == "SID" && v != "" && !slices.ContainsFunc(got, func(g string) bool { return strings.TrimSpace(g) == v }) {
+				t.Fatalf("net/http reads SID=%q from %q; the engine saw %q", c.Value, header, got)
+			}
+		}
+		for _, v := range got {
+			if v != "" && !strings.Contains(header, v) {
+				t.Fatalf("value %q is not in the header %q", v, header)
+			}
+		}
+	})
+}
+
+// FuzzQueryValues checks that every value of the API's key parameter that
+// net/url reads from a query (as a Go backend would) is among the values
+// the engine decides on.
+func FuzzQueryValues(f *testing.F) {
+	f.Add("a=1&key=k%2F1&key=k2")
+	f.Add("key=a+b&KEY=c")
+	f.Add("x=1;key=q")
+	api := identityAPI(f)
+	f.Fuzz(func(t *testing.T, q string) {
+		id, _ := Identify(api, nil, q, &Client{})
+		got := values(&id, lists.APIKey)
+		parsed, _ := url.ParseQuery(q) // what it can read, even on an error
+		for _, v := range parsed["key"] {
+			if v != "" && !slices.Contains(got, "key="+v) {
+				t.Fatalf("net/url reads key=%q from %q; the engine saw %q", v, q, got)
+			}
+		}
+		// A ";"-separating reader (older servers).
+		parsed, _ = url.ParseQuery(strings.ReplaceAll(q, ";", "&"))
+		for _, v := range parsed["key"] {
+			if v != "" && !slices.Contains(got, "key="+v) {
+				t.Fatalf("a ;-reader reads key=%q from %q; the engine saw %q", v, q, got)
+			}
+		}
+	})
+}
+
+// FuzzRead checks the front door's reading of any request against
+// net/http's reading of the head the backend receives: the same host, the
+// same path, and for every field the backend gets, the client's value.
+func FuzzRead(f *testing.F) {
+	f.Add("GET", "/a/b?c=d", "Host: a.example\r\nCookie: SID=1")
+	f.Add("POST", "http://B.example./x/../y", "Host: other\r\nContent-Length: 3")
+	f.Add("GET", "/%2e%2e/%61?q", "Host: [::1]:80\r\nConnection: x-a\r\nX-A: 1")
+	f.Fuzz(func(t *testing.T, method, target, lines string) {
+		fs, ok := ParseFields([]byte(lines), nil)
+		if !ok || !validMethod(method) {
+			return
+		}
+		for _, fl := range fs {
+			if strings.ContainsAny(string(fl.Value), "\r\n\x00") {
+				return
+			}
+		}
+		var rd Reading
+		if Read(&Request{Method: []byte(method), Target: []byte(target), Fields: fs, Framing: true}, &rd) != OK {
+			return
+		}
+		head := AppendHead(nil, &rd, &Head{Method: []byte(method), Fields: fs, Peer: netip.MustParseAddr("192.0.2.1"), BodyLen: rd.Length})
+		r, err := http.ReadRequest(bufio.NewReader(strings.NewReader(string(head))))
+		if err != nil {
+			t.Fatalf("net/http refuses the head sent to the backend: %v\n%q", err, head)
+		}
+		if r.Host != rd.Host {
+			t.Fatalf("the backend reads host %q, the engine decided on %q", r.Host, rd.Host)
+		}
+		if r.URL.Path != rd.Path {
+			t.Fatalf("the backend reads path %q, the engine decided on %q (target %q)", r.URL.Path, rd.Path, target)
+		}
+		if r.URL.RawQuery != rd.Query {
+			t.Fatalf("the backend reads query %q, the engine decided on %q", r.URL.RawQuery, rd.Query)
+		}
+	})
+}
+
+func validMethod(m string) bool {
+	if m == "" || len(m) > 16 {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		if m[i] < 'A' || m[i] > 'Z' {
+			return false
+		}
+	}
+	return true
+}

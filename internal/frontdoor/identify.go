@@ -1,0 +1,272 @@
+package frontdoor
+
+import (
+	"bytes"
+	"net/netip"
+	"net/url"
+	"strings"
+
+	"github.com/ase-project/ase/internal/apidef"
+	"github.com/ase-project/ase/internal/lists"
+)
+
+// Client is what identifies a request's client beyond its header fields.
+type Client struct {
+	Peer netip.Addr // the TCP peer, or the sideband call's source_ip
+	// TrustProxy: the client is X-Real-IP, else the right-most address of
+	// the last X-Forwarded-For field (the one the trusted proxy in front
+	// appended), else the peer.
+	TrustProxy bool
+	Usernames  []string // sideband user_info
+}
+
+// Identify reads every identity of a request to api (SPEC section 5) from
+// its header fields and raw query: the client IP, and every value of the
+// API's cookie, bearer token and API key (header and query parameter)
+// that the backend could read. The first value of each kind goes in the
+// Identity's own fields, the others in More. It refuses (BadRequest) a
+// client address that could be read two ways.
+func Identify(api *apidef.API, fields []Field, query string, c *Client) (lists.Identity, Failure) {
+	var id lists.Identity
+	var xri, xff []byte
+	nXRI := 0
+	for i := range fields {
+		name, value := fields[i].Name, fields[i].Value
+		switch {
+		case !c.TrustProxy:
+		case equalFold(name, "x-real-ip"):
+			xri = value
+			nXRI++
+		case equalFold(name, "x-forwarded-for"):
+			xff = value
+		}
+		if api == nil {
+			continue
+		}
+		switch {
+		case api.Cookie != "" && equalFold(name, "cookie"):
+			cookies(&id, api.Cookie, value)
+		case api.OAuth2AccessToken && equalFold(name, "authorization"):
+			add(&id, lists.Token, "", BearerToken(b2s(value)))
+		case api.APIKeyHeader != "" && equalFold(name, api.APIKeyHeaderLC):
+			v := b2s(value)
+			add(&id, lists.APIKey, api.APIKeyHeaderLC, v)
+			if strings.IndexByte(v, ',') >= 0 {
+				// The same as that many fields to a reader that splits it.
+				for len(value) > 0 {
+					var item []byte
+					item, value = nextItem(value)
+					add(&id, lists.APIKey, api.APIKeyHeaderLC, b2s(item))
+				}
+			}
+		}
+	}
+	if nXRI > 1 {
+		return id, BadRequest
+	}
+	id.IP = ClientIP(c.Peer, b2s(xri), b2s(xff), c.TrustProxy)
+	if api != nil && api.APIKeyQS != "" && query != "" {
+		queryValues(&id, api.APIKeyQS, api.APIKeyQSLC, query)
+	}
+	for _, u := range c.Usernames {
+		add(&id, lists.Username, "", u)
+	}
+	return id, OK
+}
+
+// add records one value of an identity: the first in the Identity's own
+// field, further distinct ones in More.
+func add(id *lists.Identity, kind lists.Kind, name, value string) {
+	if value == "" {
+		return
+	}
+	var first *string
+	switch kind {
+	case lists.Token:
+		first = &id.Token
+	case lists.Cookie:
+		if id.Cookie == "" {
+			id.CookieName = name
+		}
+		first = &id.Cookie
+	case lists.APIKey:
+		if id.APIKey == "" {
+			id.APIKeyName = name
+		} else if id.APIKeyName != name {
+			first = nil
+			break
+		}
+		first = &id.APIKey
+	case lists.Username:
+		first = &id.Username
+	}
+	if first != nil {
+		if *first == "" {
+			*first = value
+			return
+		}
+		if *first == value {
+			return
+		}
+	}
+	for _, m := range id.More {
+		if m.Kind == kind && m.Name == name && m.Value == value {
+			return
+		}
+	}
+	id.More = append(id.More, lists.Credential{Kind: kind, Name: name, Value: value})
+}
+
+// cookies records every cookie called name (in any case: some servers
+// read cookie names so) in a Cookie field. Pairs are separated by ";",
+// and, as RFC 2109 readers also split, by ",".
+func cookies(id *lists.Identity, name string, header []byte) {
+	for _, sep := range [...]byte{';', ','} {
+		h := header
+		for len(h) > 0 {
+			part := h
+			if i := bytes.IndexByte(h, sep); i >= 0 {
+				part, h = h[:i], h[i+1:]
+			} else {
+				h = nil
+			}
+			k, v, ok := bytes.Cut(part, []byte("="))
+			if !ok || !equalFoldString(b2s(bytes.TrimSpace(k)), name) {
+				continue
+			}
+			v = bytes.TrimSpace(v)
+			if sep == ',' {
+				// "a=1, SID=x" read by ";"-splitters is the value "1, SID=x"
+				// of a: nothing more to see unless a ","-splitter reads it.
+				if i := bytes.IndexByte(v, ';'); i >= 0 {
+					v = bytes.TrimSpace(v[:i])
+				}
+			}
+			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+				v = v[1 : len(v)-1]
+			}
+			add(id, lists.Cookie, name, b2s(v))
+		}
+		if bytes.IndexByte(header, ',') < 0 {
+			return
+		}
+	}
+}
+
+// queryValues records every value of the query parameter called name (in
+// any case, its name and value decoded; "&" and ";" both separate
+// parameters, as some servers read them).
+func queryValues(id *lists.Identity, name, lcName, q string) {
+	for q != "" {
+		var part string
+		if i := strings.IndexAny(q, "&;"); i >= 0 {
+			part, q = q[:i], q[i+1:]
+		} else {
+			part, q = q, ""
+		}
+		k, v, _ := strings.Cut(part, "=")
+		if !equalFoldString(k, name) {
+			if !strings.ContainsAny(k, "%+") {
+				continue
+			}
+			if uk, err := url.QueryUnescape(k); err != nil || !equalFoldString(uk, name) {
+				continue
+			}
+		}
+		if strings.ContainsAny(v, "%+") {
+			if uv, err := url.QueryUnescape(v); err == nil {
+				add(id, lists.APIKey, lcName, uv)
+			}
+			// The raw form too: a reader that does not decode sees it.
+		}
+		add(id, lists.APIKey, lcName, v)
+	}
+}
+
+// QueryValue returns the first value of query parameter name (exact
+// name, decoded) in a raw query string, or "". It is the reading a
+// simple backend does; Identify reads every value.
+func QueryValue(rawQuery, name string) string {
+	var id lists.Identity
+	queryValues(&id, name, name, rawQuery)
+	return id.APIKey
+}
+
+// equalFoldString compares two ASCII strings in any case.
+func equalFoldString(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// nextItem splits the first item, trimmed, off a comma-separated list.
+func nextItem(list []byte) (item, rest []byte) {
+	item = list
+	if i := bytes.IndexByte(list, ','); i >= 0 {
+		item, rest = list[:i], list[i+1:]
+	}
+	return bytes.TrimSpace(item), rest
+}
+
+// ClientIP returns the client's address. When the proxy in front is
+// trusted, that is X-Real-IP if valid, else the right-most address of
+// X-Forwarded-For (the one the trusted proxy appended; addresses to its
+// left are whatever the client claimed); otherwise, and when neither is
+// usable, the peer.
+func ClientIP(peer netip.Addr, xRealIP, xff string, trustProxy bool) netip.Addr {
+	if trustProxy {
+		if a, ok := parseHostAddr(xRealIP); ok {
+			return a
+		}
+		if xff != "" {
+			last := xff
+			if i := strings.LastIndexByte(xff, ','); i >= 0 {
+				last = xff[i+1:]
+			}
+			if a, ok := parseHostAddr(last); ok {
+				return a
+			}
+		}
+	}
+	return peer.Unmap()
+}
+
+// parseHostAddr parses an address as proxies write it: bare, or with a
+// port ("1.2.3.4:80", "[::1]:80"), surrounded by spaces.
+func parseHostAddr(s string) (netip.Addr, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return netip.Addr{}, false
+	}
+	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
+		return a.Unmap(), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil && ap.Addr().Zone() == "" {
+		return ap.Addr().Unmap(), true
+	}
+	return netip.Addr{}, false
+}
+
+// BearerToken returns the token of an "Authorization: Bearer <token>"
+// header (the scheme in any case), or "".
+func BearerToken(authorization string) string {
+	const scheme = "bearer "
+	s := strings.TrimLeft(authorization, " ")
+	if len(s) <= len(scheme) || !strings.EqualFold(s[:len(scheme)], scheme) {
+		return ""
+	}
+	return strings.TrimSpace(s[len(scheme):])
+}
