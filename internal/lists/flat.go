@@ -162,6 +162,22 @@ func (t *table4) find(tab *slots4, k uint32) (at, free int) {
 func (t *table4) put(k uint32, tag Tag, exp int64) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.putLocked(k, tag, exp)
+}
+
+// add puts k without an expiry unless it is present and live at now
+// (Unix ms), in one step under the writer lock: it reports whether it put
+// k and whether k was new.
+func (t *table4) add(k uint32, tag Tag, now int64) (put, isNew bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if m, ok := t.lookup(k); ok && (m&hasTTL == 0 || now < t.ttl.get(k)) {
+		return false, false
+	}
+	return true, t.putLocked(k, tag, 0)
+}
+
+func (t *table4) putLocked(k uint32, tag Tag, exp int64) bool {
 	m := meta(tag)
 	if exp != 0 {
 		m |= hasTTL
@@ -332,6 +348,20 @@ func (t *tableID) find(tab *slotsID, k idKey) (at, free int) {
 func (t *tableID) put(k idKey, tag Tag, exp int64) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.putLocked(k, tag, exp)
+}
+
+// add is table4.add for hashed identities.
+func (t *tableID) add(k idKey, tag Tag, now int64) (put, isNew bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if m, ok := t.lookup(k); ok && (m&hasTTL == 0 || now < t.ttl.get(k)) {
+		return false, false
+	}
+	return true, t.putLocked(k, tag, 0)
+}
+
+func (t *tableID) putLocked(k idKey, tag Tag, exp int64) bool {
 	m := meta(tag)
 	if exp != 0 {
 		m |= hasTTL

@@ -62,10 +62,10 @@ type Lists struct {
 	// the background sweep had already taken it off the heap.
 	sweepMu sync.Mutex
 
-	reports chan report
-	stop    func()
-	cancel  context.CancelFunc
-	done    sync.WaitGroup
+	det    detections
+	stop   func()
+	cancel context.CancelFunc
+	done   sync.WaitGroup
 
 	// sweepHook, when set (by tests), runs in ExpireDue between the check
 	// of an entry in memory and the read of its stored value.
@@ -88,8 +88,9 @@ func Open(ctx context.Context, st store.Store, o Options) (*Lists, error) {
 	l := &Lists{
 		log: o.Log, now: o.Now, h: newHasher(), limit: o.Limit, st: st,
 		sets: [2]*Set{newSet(), newSet()},
-		wake: make(chan struct{}, 1), reports: make(chan report, 1024),
+		wake: make(chan struct{}, 1),
 	}
+	l.det.init()
 	now := l.now().UnixMilli()
 	var cidrs [2][]Entry
 	var expired []string
@@ -135,7 +136,7 @@ func Open(ctx context.Context, st store.Store, o Options) (*Lists, error) {
 	l.cancel = cancel
 	l.done.Add(2)
 	go l.expireLoop(bg)
-	go l.reportLoop(bg)
+	go l.commitLoop(bg)
 	return l, nil
 }
 
@@ -153,11 +154,13 @@ func (l *Lists) Load(list List, entries []Entry) {
 	l.sets[list].putCIDRs(cidrs)
 }
 
-// Close stops following the store and the background work.
+// Close stops the background work, writing the detected attackers not
+// yet stored first, then stops following the store.
 func (l *Lists) Close() {
-	l.stop()
 	l.cancel()
 	l.done.Wait()
+	l.det.close()
+	l.stop()
 }
 
 // apply mirrors committed changes in memory; it runs on the store's
@@ -168,10 +171,11 @@ func (l *Lists) apply(ev store.Event) {
 		if c.Deleted {
 			list, e, err := parseKey(c.Key)
 			if err == nil {
-				l.sets[list].del(l.h, e)
+				l.deleteUnlessPending(c.Key, list, e)
 			}
 			continue
 		}
+		l.det.put(c.Key, c.Value)
 		list, e, err := parseStored(c.Key, c.Value)
 		if err != nil {
 			l.log.Error("ignoring a malformed list entry", "key", c.Key, "error", err)
@@ -435,7 +439,12 @@ func (l *Lists) CheckBudget(ctx context.Context, r store.Reader, b store.Batch) 
 }
 
 // Remove returns the batch that deletes e from list, or an *AbsentError.
+// Like Clear, RemoveDetected and View, it first waits for the detected
+// attackers already enforced to be stored (Flush), so that it sees them.
 func (l *Lists) Remove(ctx context.Context, r store.Reader, list List, e Entry) (store.Batch, error) {
+	if err := l.Flush(ctx); err != nil {
+		return store.Batch{}, err
+	}
 	key := e.StoreKey(list)
 	exists, err := l.live(ctx, r, key)
 	if err != nil {
@@ -450,6 +459,9 @@ func (l *Lists) Remove(ctx context.Context, r store.Reader, list List, e Entry) 
 // Clear returns the batch that empties list, or only the entries with tag
 // when tag is not nil.
 func (l *Lists) Clear(ctx context.Context, r store.Reader, list List, tag *Tag) (store.Batch, error) {
+	if err := l.Flush(ctx); err != nil {
+		return store.Batch{}, err
+	}
 	if tag == nil {
 		return store.Batch{Ops: []store.Op{store.DeletePrefix(ListPrefix(list))}}, nil
 	}
@@ -460,6 +472,9 @@ func (l *Lists) Clear(ctx context.Context, r store.Reader, list List, tag *Tag) 
 // there by ASE-detected attacks (disable_ase_detected_attack does this, as
 // the vendor's does).
 func (l *Lists) RemoveDetected(ctx context.Context, r store.Reader) (store.Batch, error) {
+	if err := l.Flush(ctx); err != nil {
+		return store.Batch{}, err
+	}
 	return l.deleteWhere(ctx, r, Deny, Tag.Detected)
 }
 
@@ -477,6 +492,9 @@ func (l *Lists) deleteWhere(ctx context.Context, r store.Reader, list List, matc
 // View calls fn for each live entry of list (with tag, when not nil), in
 // store order.
 func (l *Lists) View(ctx context.Context, r store.Reader, list List, tag *Tag, fn func(Entry) error) error {
+	if err := l.Flush(ctx); err != nil {
+		return err
+	}
 	now := l.now()
 	return r.Scan(ctx, ListPrefix(list), func(key string, value []byte) error {
 		if tag != nil && (len(value) != 9 || Tag(value[0]) != *tag) {
@@ -608,81 +626,4 @@ func (l *Lists) ExpireDue(ctx context.Context) int {
 		return n
 	}
 	return len(batch.Ops)
-}
-
-// --- ASE-detected attacks ---
-
-type report struct {
-	tag Tag
-	id  Identity
-}
-
-// Report puts the client identified by id on the deny list under tag, in
-// the background: every identity it presented (its IP, and its token,
-// cookie, API key and username when present). Reports past a full queue
-// are dropped with a warning rather than slowing the data path.
-func (l *Lists) Report(tag Tag, id *Identity) {
-	r := report{tag: tag, id: Identity{
-		IP: id.IP, Token: strings.Clone(id.Token), CookieName: strings.Clone(id.CookieName), Cookie: strings.Clone(id.Cookie),
-		APIKeyName: strings.Clone(id.APIKeyName), APIKey: strings.Clone(id.APIKey), Username: strings.Clone(id.Username),
-	}}
-	for _, c := range id.More {
-		r.id.More = append(r.id.More, Credential{Kind: c.Kind, Name: strings.Clone(c.Name), Value: strings.Clone(c.Value)})
-	}
-	select {
-	case l.reports <- r:
-	default:
-		l.log.Warn("too many detected attacks queued; dropping one", "tag", tag.String(), "ip", id.IP.String())
-	}
-}
-
-func (l *Lists) reportLoop(ctx context.Context) {
-	defer l.done.Done()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case r := <-l.reports:
-			l.listDetected(ctx, r)
-		}
-	}
-}
-
-func (l *Lists) listDetected(ctx context.Context, r report) {
-	var entries []Entry
-	if r.id.IP.IsValid() {
-		a := r.id.IP.Unmap()
-		entries = append(entries, Entry{Kind: IP, Prefix: netip.PrefixFrom(a, a.BitLen()), Value: a.String()})
-	}
-	add := func(kind Kind, name, value string) {
-		if value != "" && valueProblem(value) == "" && len(name) <= maxNameLen {
-			entries = append(entries, Entry{Kind: kind, Name: name, Value: value})
-		}
-	}
-	add(Token, "", r.id.Token)
-	add(Cookie, r.id.CookieName, r.id.Cookie)
-	add(APIKey, r.id.APIKeyName, r.id.APIKey)
-	add(Username, "", r.id.Username)
-	for _, c := range r.id.More {
-		add(c.Kind, c.Name, c.Value)
-	}
-	var fresh []Entry
-	for _, e := range entries {
-		e.Tag = r.tag
-		if !l.Contains(Deny, e) {
-			fresh = append(fresh, e)
-		}
-	}
-	if len(fresh) == 0 {
-		return
-	}
-	b, res, err := l.Add(ctx, l.st, Deny, fresh, true)
-	if err == nil && res.Added > 0 {
-		_, err = l.st.Commit(ctx, b)
-	}
-	if err != nil {
-		l.log.Warn("could not deny-list a detected attacker", "tag", r.tag.String(), "ip", r.id.IP.String(), "error", err)
-		return
-	}
-	l.log.Info("detected attacker deny-listed", "tag", r.tag.String(), "ip", r.id.IP.String(), "entries", res.Added)
 }

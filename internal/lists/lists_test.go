@@ -312,7 +312,7 @@ func TestAddRemoveClear(t *testing.T) {
 	}
 
 	add(t, l, st, Deny, `{"type": "token", "value": "t1"}`)
-	l.listDetected(ctx, report{tag: Decoy, id: Identity{IP: netip.MustParseAddr("192.0.2.50"), Token: "t2"}})
+	l.Report(Decoy, &Identity{IP: netip.MustParseAddr("192.0.2.50"), Token: "t2"})
 	tag := Manual
 	b, _ = l.Clear(ctx, st, Deny, &tag)
 	st.Commit(ctx, b)
@@ -352,7 +352,7 @@ func TestMemoryBudget(t *testing.T) {
 		t.Fatalf("got %d entries, want 10", l.Count(Deny, IP))
 	}
 	// A detected attacker is not listed past the budget either.
-	l.listDetected(ctx, report{tag: Decoy, id: Identity{IP: netip.MustParseAddr("203.0.113.1")}})
+	l.Report(Decoy, &Identity{IP: netip.MustParseAddr("203.0.113.1")})
 	if l.Count(Deny, IP) != 10 {
 		t.Fatal("detection went past the memory budget")
 	}

@@ -84,6 +84,27 @@ func (t *table[K]) put(k K, sh uint64, tag Tag, exp int64) bool {
 	return !existed
 }
 
+// add is table4.add for a sharded map.
+func (t *table[K]) add(k K, sh uint64, tag Tag, now int64) (put, isNew bool) {
+	s := &t.shards[sh]
+	s.mu.Lock()
+	old, existed := s.m[k]
+	if existed && (old&hasTTL == 0 || now < s.exp[k]) {
+		s.mu.Unlock()
+		return false, false
+	}
+	if old&hasTTL != 0 {
+		delete(s.exp, k)
+	}
+	s.m[k] = meta(tag)
+	s.mu.Unlock()
+	if !existed {
+		t.n.Add(1)
+	}
+	countTTL(&t.nTTL, existed && old&hasTTL != 0, false)
+	return true, !existed
+}
+
 // expiry returns the entry's expiry (0 for none) and whether it exists.
 func (t *table[K]) expiry(k K, sh uint64) (int64, bool) {
 	s := &t.shards[sh]
@@ -314,6 +335,30 @@ func (s *Set) put(h hasher, e Entry) bool {
 	}
 	countTTL(&s.nCTTL, existed && prev.exp != 0, exp != 0)
 	return !existed
+}
+
+// add puts e (a single address or a hashed identity; its expiry is
+// ignored: it gets none) unless e is present and live at now (Unix ms),
+// in one step: an entry put meanwhile by the store's commit path is never
+// replaced. It reports whether it put e.
+func (s *Set) add(h hasher, e Entry, now int64) bool {
+	var put, isNew bool
+	switch {
+	case e.Kind != IP:
+		put, isNew = s.ids.add(entryKey(h, e), e.Tag, now)
+		if isNew {
+			s.nKind[e.Kind].Add(1)
+		}
+	case !e.Prefix.IsSingleIP():
+		panic("lists: Set.add of a CIDR range")
+	case e.Prefix.Addr().Is4():
+		b := e.Prefix.Addr().As4()
+		put, _ = s.v4.add(binary.BigEndian.Uint32(b[:]), e.Tag, now)
+	default:
+		k := e.Prefix.Addr().As16()
+		put, _ = s.v6.add(k, shard6(k), e.Tag, now)
+	}
+	return put
 }
 
 // putCIDRs inserts many ranges into one new trie version: a bulk import

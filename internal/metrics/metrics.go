@@ -56,6 +56,10 @@ type Sources struct {
 	WebSockets   func() map[[2]string]int64 // [api_id, scheme] -> open connections
 	LogDropped   func() int64
 	TrackedUsers func() int64 // clients tracked by flow control
+	// Detections: detected attackers deny-listed and refused (past
+	// attack_list_memory) since start, and list entries enforced in memory
+	// but not yet stored.
+	Detections func() (listed, refused, pending int64)
 }
 
 // Metrics is the registry and the counters.
@@ -170,10 +174,12 @@ var (
 	descWS        = prometheus.NewDesc("ase_websocket_connections", "Open WebSocket connections by API and scheme.", []string{"api_id", "scheme"}, nil)
 	descDropped   = prometheus.NewDesc("ase_access_log_dropped_total", "Access log lines dropped because the disk could not keep up.", nil, nil)
 	descClients   = prometheus.NewDesc("ase_flow_clients_tracked", "Clients whose request rate flow control is tracking.", nil, nil)
+	descDetected  = prometheus.NewDesc("ase_detections_total", "ASE-detected attackers by result: listed (deny-listed), refused (not listed: attack_list_memory is full).", []string{"result"}, nil)
+	descPending   = prometheus.NewDesc("ase_detections_pending", "Deny-list entries of detected attackers enforced in memory and not yet written to the store.", nil, nil)
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descBackendUp, descInFlight, descEntries, descMemory, descWS, descDropped, descClients} {
+	for _, d := range []*prometheus.Desc{descRequests, descBackendUp, descInFlight, descEntries, descMemory, descWS, descDropped, descClients, descDetected, descPending} {
 		ch <- d
 	}
 }
@@ -223,5 +229,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if src.TrackedUsers != nil {
 		ch <- prometheus.MustNewConstMetric(descClients, prometheus.GaugeValue, float64(src.TrackedUsers()))
+	}
+	if src.Detections != nil {
+		listed, refused, pending := src.Detections()
+		ch <- prometheus.MustNewConstMetric(descDetected, prometheus.CounterValue, float64(listed), "listed")
+		ch <- prometheus.MustNewConstMetric(descDetected, prometheus.CounterValue, float64(refused), "refused")
+		ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(pending))
 	}
 }

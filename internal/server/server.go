@@ -166,6 +166,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		ListMemory:   func() (int64, int64) { return lst.MemoryUsed(), lst.Limit() },
 		LogDropped:   access.Dropped,
 		TrackedUsers: clients.Clients,
+		Detections:   lst.Detections,
 	}
 	mx := metrics.New(sources)
 	mgmtHandler := admin.New(admin.Deps{
