@@ -13,6 +13,7 @@ import (
 	"github.com/ase-project/ase/internal/apidef"
 	"github.com/ase-project/ase/internal/frontdoor"
 	"github.com/ase-project/ase/internal/h1"
+	"github.com/ase-project/ase/internal/lists"
 )
 
 // TestGeneralServerSendsTheHead checks that the general server's backend
@@ -101,4 +102,108 @@ func readBack(t *testing.T, b []byte) readRequest {
 	var body bytes.Buffer
 	body.ReadFrom(r.Body)
 	return readRequest{r, body.String()}
+}
+
+// FuzzForwardedIsDecided checks, for any request either engine takes,
+// that the backend reads the host, path and identity values the engine
+// decided on: the loops' reading (h1, then the front door, then the head
+// written for the backend) and the general server's (fasthttp's parser,
+// the raw header section, the front door, and what fasthttp's client
+// writes), each read back by net/http as a Go backend would.
+func FuzzForwardedIsDecided(f *testing.F) {
+	for _, s := range []string{
+		"GET /a?key=k1&key=k2 HTTP/1.1\r\nHost: a\r\nCookie: SID=1; SID=2\r\nX-Api-Key: x, y\r\n\r\n",
+		"POST http://B.example./x/%2e%2e/y HTTP/1.1\r\nHost: other\r\nAuthorization: Bearer t\r\nContent-Length: 3\r\n\r\nabc",
+		"POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Api-Key: late\r\n\r\n",
+		"GET /%61/b;c HTTP/1.1\r\nHost: [::1]:80\r\nCookie: a=b, SID=3\r\nCookie: SID=4\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	api, err := apidef.Decode("a", []byte(`{"api_metadata": {"url": "/", "cookie": "SID", "oauth2_access_token": true, "apikey_header": "X-Api-Key", "apikey_qs": "key"}}`))
+	if err != nil {
+		f.Fatal(err)
+	}
+	peer := netip.MustParseAddr("192.0.2.1")
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		check := func(engine string, method, target []byte, fields []frontdoor.Field, body []byte, general bool) {
+			var rd frontdoor.Reading
+			if frontdoor.Read(&frontdoor.Request{Method: method, Target: target, Fields: fields, Framing: true}, &rd) != frontdoor.OK {
+				return
+			}
+			id, fail := frontdoor.Identify(api, fields, rd.Query, &frontdoor.Client{Peer: peer})
+			if fail != frontdoor.OK {
+				return
+			}
+			head := frontdoor.AppendHead(nil, &rd, &frontdoor.Head{Method: method, Fields: fields, API: api, Peer: peer, BodyLen: int64(len(body))})
+			sent := append(head, body...)
+			if general {
+				out := fasthttp.AcquireRequest()
+				defer fasthttp.ReleaseRequest(out)
+				loadHead(out, head, false)
+				out.SetBodyRaw(body)
+				out.URI()
+				var b bytes.Buffer
+				w := bufio.NewWriter(&b)
+				if err := out.Write(w); err != nil {
+					t.Fatalf("%s: fasthttp cannot write the head: %v", engine, err)
+				}
+				w.Flush()
+				sent = b.Bytes()
+			}
+			r, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(sent)))
+			if err != nil {
+				t.Fatalf("%s: the backend cannot read %q: %v", engine, sent, err)
+			}
+			if r.Host != rd.Host || r.URL.Path != rd.Path || r.URL.RawQuery != rd.Query {
+				t.Fatalf("%s: the backend reads %q %q %q, the engine decided on %q %q %q", engine, r.Host, r.URL.Path, r.URL.RawQuery, rd.Host, rd.Path, rd.Query)
+			}
+			seen := map[string]bool{}
+			for _, v := range []string{id.Token, id.Cookie, id.APIKeyName + "=" + id.APIKey} {
+				seen[v] = true
+			}
+			for _, m := range id.More {
+				if m.Kind == lists.APIKey {
+					seen[m.Name+"="+m.Value] = true
+				} else {
+					seen[m.Value] = true
+				}
+			}
+			want := func(what, v string) {
+				if v = strings.TrimSpace(v); v != "" && !seen[v] {
+					t.Fatalf("%s: the backend reads %s %q; the engine decided on %v\n%q", engine, what, v, seen, raw)
+				}
+			}
+			for _, c := range r.Cookies() {
+				if c.Name == "SID" {
+					want("cookie", c.Value)
+				}
+			}
+			for _, a := range r.Header.Values("Authorization") {
+				if tok := frontdoor.BearerToken(a); tok != "" {
+					want("token", tok)
+				}
+			}
+			for _, k := range r.Header.Values("X-Api-Key") {
+				if k = strings.TrimSpace(k); k != "" {
+					want("api key", "x-api-key="+k)
+				}
+			}
+			for _, k := range r.URL.Query()["key"] {
+				if k != "" {
+					want("query key", "key="+k)
+				}
+			}
+		}
+		var r h1.Request
+		if h1.ParseRequest(raw, &r) == h1.Done && len(raw) >= r.HeadLen+int(r.ContentLength) {
+			check("loops", r.Method, r.Target, r.Fields, raw[r.HeadLen:r.HeadLen+int(r.ContentLength)], false)
+		}
+		var req fasthttp.Request
+		if err := req.Read(bufio.NewReader(bytes.NewReader(raw))); err == nil {
+			fields, ok := frontdoor.ParseFields(req.Header.RawHeaders(), nil)
+			if ok {
+				check("general server", req.Header.Method(), req.Header.RequestURI(), fields, req.Body(), true)
+			}
+		}
+	})
 }
