@@ -133,6 +133,22 @@ func TestManagementBypassBruteForce(t *testing.T) {
 			},
 		},
 		{
+			// A session (here the admin's headers) can guess the current
+			// password at PUT /password: the same budget applies.
+			name: "current password", failCode: 403, failMessage: "fail",
+			req: func(i *Instance, right bool) *http.Request {
+				current := "wrong-guess"
+				if right {
+					current = i.Password
+				}
+				req, _ := http.NewRequest("PUT", i.MgmtURL+"/v5/ase/password", strings.NewReader(`{"current_password": "`+current+`", "new_password": "long-enough-1"}`))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("x-ase-access-key", "admin")
+				req.Header.Set("x-ase-secret-key", i.Password)
+				return req
+			},
+		},
+		{
 			name: "api key", failCode: 401, failMessage: "AuthenticationFailure",
 			req: func(i *Instance, right bool) *http.Request {
 				req, _ := http.NewRequest("GET", i.MgmtURL+"/api/configuration/aaa/local_database/api_keys", nil)

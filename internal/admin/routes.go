@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ase-project/ase/internal/accounts"
 	"github.com/ase-project/ase/internal/apidef"
 	"github.com/ase-project/ase/internal/catalog"
 	"github.com/ase-project/ase/internal/store"
@@ -409,7 +410,19 @@ func (h *Handler) updatePassword(c *call) (any, error) {
 	if req.CurrentPassword == "" || req.NewPassword == "" {
 		return nil, fail(http.StatusForbidden, wire.StatusValidation, "current_password and new_password are required")
 	}
-	b, err := h.d.Accounts.ChangePassword(c.ctx, c.reader(), c.who.user, req.CurrentPassword, req.NewPassword)
+	// The current password can be guessed here by whoever holds a
+	// session: the check is counted in the address's brute-force budget
+	// like a login.
+	var b store.Batch
+	var err error
+	gerr := h.guarded(c, accounts.ErrWrongPassword.Error(), func() bool {
+		b, err = h.d.Accounts.ChangePassword(c.ctx, c.reader(), c.who.user, req.CurrentPassword, req.NewPassword)
+		return !errors.Is(err, accounts.ErrWrongPassword)
+	})
+	var ge *Error
+	if gerr != nil && (err == nil || errors.As(gerr, &ge) && ge.Code == http.StatusTooManyRequests) {
+		return nil, gerr // locked out, before or by this guess
+	}
 	if err != nil {
 		return nil, err
 	}
