@@ -366,30 +366,43 @@ func (g tlsGuard) ConnectionState() tls.ConnectionState { return g.tc.Connection
 // (a head pipelined behind a body still gets its 408 in time).
 type lfGuard struct {
 	net.Conn
-	head bool // the next bytes read belong to a request head
-	off  bool // the connection switched protocols: no more HTTP on it
-	last byte // the byte before them
-	ends int  // consecutive CRLFs just seen
+	head  bool // the next bytes read belong to a request head
+	off   bool // the connection switched protocols: no more HTTP on it
+	last  byte // the last byte looked at
+	line  int  // bytes of the current line so far
+	lines int  // non-empty lines of the head so far
 }
 
 func (g *lfGuard) Read(b []byte) (int, error) {
 	n, err := g.Conn.Read(b)
-	if !g.head || g.off {
+	if !g.head || g.off || n == 0 {
 		return n, err
 	}
-	for _, c := range b[:n] {
-		switch {
-		case c == '\n' && g.last != '\r':
-			return n, errBareLF
-		case c == '\n':
-			if g.ends++; g.ends == 2 {
-				g.head = false // the head ended; a body follows
-				return n, err
-			}
-		case c != '\r':
-			g.ends = 0
+	data := b[:n]
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			g.line += len(data)
+			g.last = data[len(data)-1]
+			break
 		}
-		g.last = c
+		prev := g.last
+		if i > 0 {
+			prev = data[i-1]
+		}
+		if prev != '\r' {
+			return n, errBareLF
+		}
+		if g.line+i == 1 { // an empty line
+			if g.lines > 0 {
+				g.head = false // the head ended; a body may follow
+				break
+			}
+		} else {
+			g.lines++
+		}
+		g.line, g.last = 0, '\n'
+		data = data[i+1:]
 	}
 	return n, err
 }
@@ -402,7 +415,7 @@ func (g *lfGuard) Write(b []byte) (int, error) {
 	case bytes.HasPrefix(b, []byte("HTTP/1.1 101")):
 		g.off = true
 	case !bytes.HasPrefix(b, []byte("HTTP/1.1 1")):
-		g.head, g.last, g.ends = true, 0, 0
+		g.head, g.last, g.line, g.lines = true, 0, 0, 0
 	}
 	return g.Conn.Write(b)
 }
