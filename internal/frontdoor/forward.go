@@ -7,44 +7,32 @@ import (
 	"github.com/ase-project/ase/internal/apidef"
 )
 
-// hopByHop are the fields that concern one connection only (RFC 9110
-// section 7.6.1): never forwarded, either way.
-var hopByHop = [...]string{"connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "upgrade"}
-
-// HopByHop reports whether a field name is hop-by-hop.
+// HopByHop reports whether a field name is hop-by-hop (RFC 9110 section
+// 7.6.1): never forwarded, either way.
 func HopByHop(name []byte) bool {
-	for _, h := range hopByHop {
-		if equalFold(name, h) {
-			return true
-		}
-	}
-	return false
+	c := classify(name)
+	return c == fHopByHopField || c == fConnection
 }
-
-// replaced are the request fields ASE writes itself in what it forwards:
-// the host and the framing from its reading, the X-Forwarded-* fields
-// with the client it saw, and Expect, which the data port answers.
-var replaced = [...]string{"host", "content-length", "transfer-encoding", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
 
 // Forwarded reports whether a request field of rd goes to the backend as
 // the client sent it: not hop-by-hop, not named by a Connection field,
-// not one of those ASE writes itself.
-func (rd *Reading) Forwarded(name []byte) bool {
-	if HopByHop(name) || rd.nconn > 0 && rd.connectionNames(name) {
-		return false
+// not one ASE writes itself (the host and the framing from its reading,
+// the X-Forwarded-* fields with the client it saw, and Expect, which the
+// data port answers).
+func (rd *Reading) Forwarded(name []byte) bool { return rd.forwarded(classify(name), name) }
+
+func (rd *Reading) forwarded(c class, name []byte) bool {
+	switch c {
+	case fOther, fCookie, fAuthorization, fContentType, fXRealIP:
+		return rd.nconn == 0 || !rd.connectionNames(name)
 	}
-	for _, r := range replaced {
-		if equalFold(name, r) {
-			return false
-		}
-	}
-	return true
+	return false
 }
 
 // Head describes the request a backend receives.
 type Head struct {
 	Method []byte
-	Fields []Field // the client's, as received
+	Fields []Field // the client's, as received: those Read read
 	API    *apidef.API
 	Peer   netip.Addr // the client's TCP peer, appended to X-Forwarded-For
 	TLS    bool       // the client came over TLS (X-Forwarded-Proto)
@@ -83,13 +71,13 @@ func AppendHead(b []byte, rd *Reading, h *Head) []byte {
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(append(b, rd.Host...), "\r\n"...)
 	for i := range h.Fields {
-		if f := &h.Fields[i]; rd.Forwarded(f.Name) {
+		if f := &h.Fields[i]; rd.forwarded(rd.class(i, f.Name), f.Name) {
 			b = append(append(append(append(b, f.Name...), ": "...), f.Value...), "\r\n"...)
 		}
 	}
 	b = append(b, "X-Forwarded-For: "...)
 	for i := range h.Fields {
-		if f := &h.Fields[i]; len(f.Value) > 0 && equalFold(f.Name, "x-forwarded-for") {
+		if f := &h.Fields[i]; len(f.Value) > 0 && rd.class(i, f.Name) == fXForwardedFor {
 			b = append(append(b, f.Value...), ", "...)
 		}
 	}

@@ -80,6 +80,20 @@ type Reading struct {
 
 	conn  [maxConnection][]byte // the Connection fields' values
 	nconn int
+	// cls are the classes of the first fields, as Read found them.
+	cls [maxClassified]class
+}
+
+// maxClassified is how many fields' classes a Reading keeps (the event
+// loops take at most h1.MaxFields).
+const maxClassified = 64
+
+// class returns the class of field i of the request rd was read from.
+func (rd *Reading) class(i int, name []byte) class {
+	if i < maxClassified {
+		return rd.cls[i]
+	}
+	return classify(name)
 }
 
 // maxConnection bounds the Connection fields of one request.
@@ -106,16 +120,30 @@ func Read(r *Request, rd *Reading) Failure {
 		nHost, nCT, nCL, nTE int
 		cl, te               []byte
 	)
+	custom := r.HostField != "" && !equalFold([]byte(r.HostField), "host")
 	for i := range r.Fields {
 		name, value := r.Fields[i].Name, r.Fields[i].Value
-		switch {
-		case equalFold(name, hostField):
+		c := classify(name)
+		if i < maxClassified {
+			rd.cls[i] = c
+		}
+		if custom {
+			if equalFold(name, hostField) {
+				host = value
+				nHost++
+			}
+			if c == fHost {
+				continue
+			}
+		}
+		switch c {
+		case fHost:
 			host = value
 			nHost++
-		case equalFold(name, "content-type"):
+		case fContentType:
 			rd.ContentType = b2s(value)
 			nCT++
-		case equalFold(name, "connection"):
+		case fConnection:
 			if rd.nconn == maxConnection {
 				rd.Why = "too many Connection fields"
 				return BadRequest
@@ -125,13 +153,16 @@ func Read(r *Request, rd *Reading) Failure {
 			if rfc9110.HasToken(value, []byte("close")) {
 				rd.Close = true
 			}
-		case !r.Framing:
-		case equalFold(name, "content-length"):
-			cl = value
-			nCL++
-		case equalFold(name, "transfer-encoding"):
-			te = value
-			nTE++
+		case fContentLength:
+			if r.Framing {
+				cl = value
+				nCL++
+			}
+		case fTransferEncoding:
+			if r.Framing {
+				te = value
+				nTE++
+			}
 		}
 	}
 	switch {
@@ -216,9 +247,9 @@ func splitTarget(t []byte) (authority, path, query []byte, f Failure) {
 			return nil, nil, nil, BadRequest
 		}
 		rest := t[i+3:]
-		j := bytes.IndexAny(rest, "/?")
-		if j < 0 {
-			j = len(rest)
+		j := 0
+		for j < len(rest) && rest[j] != '/' && rest[j] != '?' {
+			j++
 		}
 		authority, path = rest[:j], rest[j:]
 		if len(authority) == 0 {

@@ -358,3 +358,23 @@ func validMethod(m string) bool {
 	}
 	return true
 }
+
+// BenchmarkInline is the front door's share of a typical inline request:
+// reading it, reading its identities and writing the backend's head.
+func BenchmarkInline(b *testing.B) {
+	api := identityAPI(b)
+	fs := fields(b, "Host: shop.example.com", "User-Agent: bench/1.0", "Accept: */*", "Cookie: SID=clean-session; theme=dark",
+		"Authorization: Bearer clean-token", "X-API-Key: clean-key", "Content-Length: 0")
+	r := &Request{Method: []byte("GET"), Target: []byte("/shop/items/42?x=1"), Fields: fs, Framing: true}
+	c := &Client{Peer: netip.MustParseAddr("198.51.100.7")}
+	var rd Reading
+	buf := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		if Read(r, &rd) != OK {
+			b.Fatal("refused")
+		}
+		id, _ := Identify(api, fs, rd.Query, c)
+		buf = AppendHead(buf[:0], &rd, &Head{Method: r.Method, Fields: fs, API: api, Peer: id.IP})
+	}
+}

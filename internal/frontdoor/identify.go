@@ -32,23 +32,27 @@ func Identify(api *apidef.API, fields []Field, query string, c *Client) (lists.I
 	nXRI := 0
 	for i := range fields {
 		name, value := fields[i].Name, fields[i].Value
-		switch {
-		case !c.TrustProxy:
-		case equalFold(name, "x-real-ip"):
-			xri = value
-			nXRI++
-		case equalFold(name, "x-forwarded-for"):
-			xff = value
+		switch classify(name) {
+		case fXRealIP:
+			if c.TrustProxy {
+				xri = value
+				nXRI++
+			}
+		case fXForwardedFor:
+			if c.TrustProxy {
+				xff = value
+			}
+		case fCookie:
+			if api != nil && api.Cookie != "" {
+				cookies(&id, api.Cookie, value)
+			}
+		case fAuthorization:
+			if api != nil && api.OAuth2AccessToken {
+				add(&id, lists.Token, "", BearerToken(b2s(value)))
+			}
 		}
-		if api == nil {
-			continue
-		}
-		switch {
-		case api.Cookie != "" && equalFold(name, "cookie"):
-			cookies(&id, api.Cookie, value)
-		case api.OAuth2AccessToken && equalFold(name, "authorization"):
-			add(&id, lists.Token, "", BearerToken(b2s(value)))
-		case api.APIKeyHeader != "" && equalFold(name, api.APIKeyHeaderLC):
+		// Any field may carry the API's key, Authorization included.
+		if api != nil && api.APIKeyHeader != "" && equalFold(name, api.APIKeyHeaderLC) {
 			v := b2s(value)
 			add(&id, lists.APIKey, api.APIKeyHeaderLC, v)
 			if strings.IndexByte(v, ',') >= 0 {
@@ -158,12 +162,12 @@ func cookies(id *lists.Identity, name string, header []byte) {
 // parameters, as some servers read them).
 func queryValues(id *lists.Identity, name, lcName, q string) {
 	for q != "" {
-		var part string
-		if i := strings.IndexAny(q, "&;"); i >= 0 {
-			part, q = q[:i], q[i+1:]
-		} else {
-			part, q = q, ""
+		i := 0
+		for i < len(q) && q[i] != '&' && q[i] != ';' {
+			i++
 		}
+		part := q[:i]
+		q = q[min(i+1, len(q)):]
 		k, v, _ := strings.Cut(part, "=")
 		if !equalFoldString(k, name) {
 			if !strings.ContainsAny(k, "%+") {
