@@ -197,7 +197,7 @@ func Read(r *Request, rd *Reading) Failure {
 			rd.Why = "more than one Content-Length"
 			return BadRequest
 		case nCL == 1:
-			n, ok := parseLength(cl)
+			n, ok := h1.ParseLength(bytes.Trim(cl, " \t"))
 			if !ok {
 				rd.Why = "invalid Content-Length"
 				return BadRequest
@@ -279,22 +279,6 @@ func knownScheme(s []byte) bool {
 		}
 	}
 	return false
-}
-
-// parseLength reads a Content-Length: 1 to 18 decimal digits.
-func parseLength(v []byte) (int64, bool) {
-	v = bytes.Trim(v, " \t")
-	if len(v) == 0 || len(v) > 18 {
-		return 0, false
-	}
-	var n int64
-	for _, c := range v {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
 }
 
 // equalFold compares an ASCII name with a lower-case constant.

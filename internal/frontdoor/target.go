@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"net/netip"
 	"strings"
+
+	"github.com/ase-project/ase/internal/h1"
 )
 
 // normalizeHost checks a host (with an optional port) and returns it lower
@@ -112,8 +114,8 @@ func normalizePath(p []byte) (string, bool) {
 			if i+2 >= len(p) {
 				return "", false
 			}
-			hi, ok1 := unhex(p[i+1])
-			lo, ok2 := unhex(p[i+2])
+			hi, ok1 := h1.Unhex(p[i+1])
+			lo, ok2 := h1.Unhex(p[i+2])
 			if !ok1 || !ok2 {
 				return "", false
 			}
@@ -183,18 +185,6 @@ func resolve(p []byte) []byte {
 		b = append(b, '/')
 	}
 	return append(out, b...)
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }
 
 // appendPath writes a decoded path as a request line carries it: the

@@ -160,7 +160,7 @@ func ParseRequest(b []byte, r *Request) Status {
 			r.Host = f.Value
 		case equalFold(f.Name, "content-length"):
 			// Framing is this parser's to get right: one length only.
-			n, ok := parseLength(f.Value)
+			n, ok := ParseLength(f.Value)
 			if !ok || r.HasLength {
 				return Other
 			}
@@ -312,8 +312,8 @@ func parseField(line []byte) (Field, bool) {
 	return Field{Name: line[:colon], Value: bytes.Trim(v, " \t")}, true
 }
 
-// parseLength reads a Content-Length: decimal digits only, at most 18.
-func parseLength(v []byte) (int64, bool) {
+// ParseLength reads a Content-Length: decimal digits only, at most 18.
+func ParseLength(v []byte) (int64, bool) {
 	if len(v) == 0 || len(v) > 18 {
 		return 0, false
 	}
@@ -392,7 +392,7 @@ func ParseResponse(b []byte, r *Response) Status {
 		}
 		switch {
 		case equalFold(f.Name, "content-length"):
-			n, ok := parseLength(f.Value)
+			n, ok := ParseLength(f.Value)
 			if !ok || r.ContentLength >= 0 && r.ContentLength != n {
 				return Other
 			}
@@ -461,7 +461,7 @@ func (c *Chunks) Scan(b []byte) (n int, done, bad bool) {
 		ch := b[n]
 		switch c.state {
 		case chSize:
-			v, ok := unhex(ch)
+			v, ok := Unhex(ch)
 			switch {
 			case ok:
 				if c.digits == 15 {
@@ -558,7 +558,8 @@ func (c *Chunks) Scan(b []byte) (n int, done, bad bool) {
 	return n, c.state == chDone, false
 }
 
-func unhex(c byte) (byte, bool) {
+// Unhex is the value of a hexadecimal digit.
+func Unhex(c byte) (byte, bool) {
 	switch {
 	case '0' <= c && c <= '9':
 		return c - '0', true

@@ -307,25 +307,39 @@ func userInfo(v *fastjson.Value, out []string) ([]string, error) {
 
 // get returns the first value of the named header (any case).
 func (c *call) get(name string) string {
-	for _, h := range c.headers {
-		if strings.EqualFold(str(h.Name), name) {
-			return str(h.Value)
-		}
-	}
-	return ""
+	v, _ := c.count(name)
+	return v
 }
 
-// join returns every value of the named header joined with sep.
-func (c *call) join(name, sep string) string {
-	first, n := "", 0
+// count returns the first value of the named header and how many there
+// are.
+func (c *call) count(name string) (string, int) {
+	v, n := "", 0
 	for _, h := range c.headers {
 		if strings.EqualFold(str(h.Name), name) {
 			if n == 0 {
-				first = str(h.Value)
+				v = str(h.Value)
 			}
 			n++
 		}
 	}
+	return v, n
+}
+
+// last returns the last value of the named header.
+func (c *call) last(name string) string {
+	v := ""
+	for _, h := range c.headers {
+		if strings.EqualFold(str(h.Name), name) {
+			v = str(h.Value)
+		}
+	}
+	return v
+}
+
+// join returns every value of the named header joined with sep.
+func (c *call) join(name, sep string) string {
+	first, n := c.count(name)
 	if n <= 1 {
 		return first
 	}

@@ -150,7 +150,7 @@ func (h *Handler) forwardAuth(ctx *fasthttp.RequestCtx, start time.Time) {
 		hostField = "x-forwarded-host"
 	}
 	scheme := strings.ToLower(string(hd.Peek("X-Forwarded-Proto")))
-	xff, _ := c.last("x-forwarded-for")
+	xff := c.last("x-forwarded-for")
 	xri, _ := c.count("x-real-ip")
 	client := frontdoor.ClientIP(peer(ctx), xri, xff, true)
 	rec.Method, rec.Path, rec.ClientIP = method, str(frontdoor.RawPath(bytesOf(uri))), client
@@ -209,31 +209,4 @@ func (h *Handler) forwardAuth(ctx *fasthttp.RequestCtx, start time.Time) {
 		out.Set("Retry-After", strconv.Itoa(frontdoor.RetryAfterSeconds(d.RetryAfter)))
 	}
 	jsonReply(ctx, fasthttp.StatusForbidden, `{"decision":"block","api_id":`+strconv.Quote(api.ID)+`,"reason":"`+d.Reason.String()+`"}`)
-}
-
-// count returns the first value of the named header and how many there
-// are.
-func (c *call) count(name string) (string, int) {
-	v, n := "", 0
-	for _, h := range c.headers {
-		if strings.EqualFold(str(h.Name), name) {
-			if n == 0 {
-				v = str(h.Value)
-			}
-			n++
-		}
-	}
-	return v, n
-}
-
-// last returns the last value of the named header.
-func (c *call) last(name string) (string, int) {
-	v, n := "", 0
-	for _, h := range c.headers {
-		if strings.EqualFold(str(h.Name), name) {
-			v = str(h.Value)
-			n++
-		}
-	}
-	return v, n
 }
