@@ -334,6 +334,12 @@ func TestSidebandReadsLikeInline(t *testing.T) {
 			t.Errorf("ASE protocol, %s: got %d %s", tt.name, r.Code, r.Body)
 		}
 	}
+	// The Authorize protocol answers with the client's response: 400 for a
+	// request read two ways, 403 for a listed value in any position.
+	wantJSON(t, i.Data("POST", "/sideband/request", `{"source_ip": "192.0.2.1", "method": "GET", "url": "/v", "headers": [{"host": "a"}, {"host": "victim.example"}], "body": ""}`, nil), 200,
+		`{"response": {"response_code": "400", "response_status": "Bad Request", "headers": [{"content-type": "text/plain"}], "body": "Error: Bad Request"}}`)
+	wantJSON(t, i.Data("POST", "/sideband/request", `{"source_ip": "192.0.2.1", "method": "GET", "url": "/id?key=good&key=qbad", "headers": [{"host": "a"}], "body": ""}`, nil), 200,
+		`{"response": {"response_code": "403", "response_status": "Forbidden", "headers": [{"content-type": "text/plain"}], "body": "Error: Unauthorized"}}`)
 	for _, tt := range identityCases {
 		var hs []string
 		for _, line := range strings.Split(strings.TrimSuffix(tt.headers, "\r\n"), "\r\n") {
