@@ -33,6 +33,7 @@ type Bolt struct {
 	subs   map[int]*subscription
 	nextID int
 	closed bool
+	limits Limits
 }
 
 type subscription struct {
@@ -123,6 +124,9 @@ func (s *Bolt) Commit(ctx context.Context, b Batch) (int64, error) {
 	if s.closed {
 		return 0, ErrClosed
 	}
+	if err := checkLimits(s.limits, &b); err != nil {
+		return 0, err
+	}
 	var changes []Change
 	rev := s.rev.Load() + 1
 	err := s.db.Update(func(tx *bolt.Tx) error {
@@ -211,6 +215,21 @@ func (s *Bolt) Subscribe(ctx context.Context, prefix string, load func(key strin
 
 // Rev implements Store.
 func (s *Bolt) Rev() int64 { return s.rev.Load() }
+
+// Limits implements Store.
+func (s *Bolt) Limits() Limits {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.limits
+}
+
+// SetLimits bounds later batches (none by default): tests use it to run
+// bulk writers as they run on a cluster.
+func (s *Bolt) SetLimits(l Limits) {
+	s.mu.Lock()
+	s.limits = l
+	s.mu.Unlock()
+}
 
 // Close implements Store.
 func (s *Bolt) Close() error {

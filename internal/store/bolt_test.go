@@ -196,3 +196,28 @@ func TestUnchanged(t *testing.T) {
 		t.Fatalf("got %q, want 2", v)
 	}
 }
+
+func TestLimits(t *testing.T) {
+	s, _ := openTemp(t)
+	s.SetLimits(Limits{MaxOps: 3, MaxBytes: 20})
+	ops := []Op{Put("a", []byte("1")), Put("b", []byte("2")), Put("c", []byte("3")), Put("d", []byte("4"))}
+	var tl *TooLargeError
+	if _, err := s.Commit(context.Background(), Batch{Ops: ops}); !errors.As(err, &tl) || tl.Ops != 4 {
+		t.Fatalf("a batch past the limits: %v", err)
+	}
+	if _, err := s.Get(context.Background(), "a"); !errors.Is(err, ErrNotFound) {
+		t.Fatal("a refused batch changed something")
+	}
+	if _, err := s.Commit(context.Background(), Batch{Ops: []Op{Put("big", make([]byte, 30))}}); !errors.As(err, &tl) {
+		t.Fatalf("a batch past the byte limit: %v", err)
+	}
+	batches := s.Limits().Split(append(ops, Put("e", make([]byte, 15))))
+	if len(batches) != 3 || len(batches[0].Ops) != 3 || len(batches[1].Ops) != 1 || len(batches[2].Ops) != 1 {
+		t.Fatalf("split into %v", batches)
+	}
+	for _, b := range batches {
+		if _, err := s.Commit(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

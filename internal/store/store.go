@@ -72,6 +72,80 @@ type Batch struct {
 	Ops   []Op
 }
 
+// Size returns the bytes of keys and values a batch carries.
+func (b *Batch) Size() int {
+	n := 0
+	for _, c := range b.Conds {
+		n += len(c.Key) + len(c.Value)
+	}
+	for _, op := range b.Ops {
+		n += len(op.Key) + len(op.Value)
+	}
+	return n
+}
+
+// Limits bound one batch. A store refuses a batch past them with a
+// *TooLargeError before changing anything. A writer whose change may be
+// larger splits it (Split), and where it must apply all or nothing, makes
+// it so another way (internal/lists commits a bulk import as a generation
+// made live by one last small batch). The embedded store has none by
+// default; etcd has its server's (128 operations and 128 conditions per
+// transaction, 1.5 MiB per request, by default).
+type Limits struct {
+	MaxOps   int // operations per batch, and conditions per batch; 0 = no limit
+	MaxBytes int // keys and values per batch; 0 = no limit
+}
+
+// EtcdLimits are the limits of an etcd server with its default settings,
+// with room for the request's framing.
+var EtcdLimits = Limits{MaxOps: 128, MaxBytes: 1 << 20}
+
+// Fits reports whether b is within l.
+func (l Limits) Fits(b *Batch) bool {
+	return (l.MaxOps == 0 || len(b.Ops) <= l.MaxOps && len(b.Conds) <= l.MaxOps) &&
+		(l.MaxBytes == 0 || b.Size() <= l.MaxBytes)
+}
+
+// Split cuts ops into batches within l, in order (none of them with
+// conditions): for changes that need not apply all at once.
+func (l Limits) Split(ops []Op) []Batch {
+	var out []Batch
+	cur, size := Batch{}, 0
+	for _, op := range ops {
+		n := len(op.Key) + len(op.Value)
+		if len(cur.Ops) > 0 && (l.MaxOps > 0 && len(cur.Ops) == l.MaxOps || l.MaxBytes > 0 && size+n > l.MaxBytes) {
+			out = append(out, cur)
+			cur, size = Batch{}, 0
+		}
+		cur.Ops = append(cur.Ops, op)
+		size += n
+	}
+	if len(cur.Ops) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+// TooLargeError refuses a batch past the store's limits.
+type TooLargeError struct {
+	Limits     Limits
+	Ops, Conds int
+	Bytes      int
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("store: a batch of %d operations, %d conditions and %d bytes is past the store's limits (%d operations or conditions, %d bytes)",
+		e.Ops, e.Conds, e.Bytes, e.Limits.MaxOps, e.Limits.MaxBytes)
+}
+
+// checkLimits returns a *TooLargeError for a batch past l.
+func checkLimits(l Limits, b *Batch) error {
+	if l.Fits(b) {
+		return nil
+	}
+	return &TooLargeError{Limits: l, Ops: len(b.Ops), Conds: len(b.Conds), Bytes: b.Size()}
+}
+
 // ConflictError is returned by Commit when a condition does not hold.
 type ConflictError struct{ Cond Cond }
 
@@ -115,8 +189,12 @@ type Reader interface {
 type Store interface {
 	Reader
 	// Commit applies the batch atomically and durably, and returns its
-	// revision. A failed condition returns a *ConflictError.
+	// revision once this node's subscribers have been given the change: a
+	// change acknowledged is enforced here. A failed condition returns a
+	// *ConflictError, a batch past Limits a *TooLargeError.
 	Commit(ctx context.Context, b Batch) (rev int64, err error)
+	// Limits returns the bounds of one batch.
+	Limits() Limits
 	// Subscribe calls load for every key under prefix in one snapshot, then
 	// onEvent for every later batch that changes a key under the prefix, in
 	// commit order, with nothing lost or repeated in between. The returned
