@@ -211,7 +211,7 @@ func TestLimits(t *testing.T) {
 	if _, err := s.Commit(context.Background(), Batch{Ops: []Op{Put("big", make([]byte, 30))}}); !errors.As(err, &tl) {
 		t.Fatalf("a batch past the byte limit: %v", err)
 	}
-	batches := s.Limits().Split(append(ops, Put("e", make([]byte, 15))))
+	batches := s.Limits().Split(append(ops, Put("e", make([]byte, 19))))
 	if len(batches) != 3 || len(batches[0].Ops) != 3 || len(batches[1].Ops) != 1 || len(batches[2].Ops) != 1 {
 		t.Fatalf("split into %v", batches)
 	}
