@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,8 +21,8 @@ func TestConfigErrorsStopStartup(t *testing.T) {
 		{"bad value", map[string]string{"enable_xff": "yes"}, nil, []string{`enable_xff: "yes" is not a boolean (use true or false)`, "ase.conf:"}},
 		{"several", map[string]string{"mode": "proxy", "admin_log_level": "9"}, nil, []string{"admin_log_level", "mode"}},
 		{"bad env", nil, []string{"ASE_HTTP_WS_PORT=abc"}, []string{`ASE_HTTP_WS_PORT: "abc" is not a whole number`}},
-		{"cluster", map[string]string{"enable_cluster": "true", "cluster_id": "c1", "etcd_endpoints": "http://127.0.0.1:2379"}, nil,
-			[]string{"enable_cluster=true: cluster mode (the etcd store) is not available in this version"}},
+		{"cluster without etcd", map[string]string{"enable_cluster": "true", "cluster_id": "c1", "etcd_endpoints": fmt.Sprintf("http://127.0.0.1:%d", freePort(t))}, nil,
+			[]string{"cannot be reached and this node has no state of its own yet"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -81,6 +81,9 @@ type Deps struct {
 	TxnLifetime time.Duration
 	Now         func() time.Time
 	Metrics     *metrics.Metrics
+	// Cluster returns the cluster's nodes (GET /cluster); nil when the
+	// node is standalone.
+	Cluster func(ctx context.Context) (wire.Cluster, error)
 }
 
 // Route is one endpoint of the management API.
@@ -536,6 +539,7 @@ func (h *Handler) toError(c *call, err error) *Error {
 	var ve apidef.ValidationError
 	var rc *catalog.ConflictError
 	var sc *store.ConflictError
+	var tooLarge *store.TooLargeError
 	var exists *lists.ExistsError
 	var absent *lists.AbsentError
 	var full *lists.MemoryError
@@ -595,6 +599,12 @@ func (h *Handler) toError(c *call, err error) *Error {
 		return fail(http.StatusForbidden, wire.StatusValidation, "%v", err)
 	case errors.As(err, &sc):
 		return fail(http.StatusConflict, wire.StatusFail, "the configuration was changed by someone else meanwhile; retry")
+	case errors.Is(err, store.ErrUnavailable):
+		// A cluster node cut off from etcd: it keeps deciding from its
+		// last state and answering reads, and refuses changes.
+		return fail(http.StatusServiceUnavailable, wire.StatusFail, "%s", strings.TrimPrefix(err.Error(), "store: "))
+	case errors.As(err, &tooLarge):
+		return fail(http.StatusRequestEntityTooLarge, wire.StatusFail, "%s", strings.TrimPrefix(err.Error(), "store: "))
 	case errors.Is(err, context.Canceled):
 		return fail(499, wire.StatusFail, "request canceled")
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -194,7 +195,10 @@ func (h *Handler) deleteServer(c *call) (any, error) {
 func (h *Handler) cluster(c *call) (any, error) {
 	// Cluster mode (etcd) answers with the node list; a standalone node
 	// says so, as the vendor's does.
-	return nil, fail(http.StatusNotFound, wire.StatusNoClusterMode, "ase is not in cluster mode")
+	if h.d.Cluster == nil {
+		return nil, fail(http.StatusNotFound, wire.StatusNoClusterMode, "ase is not in cluster mode")
+	}
+	return h.d.Cluster(c.ctx)
 }
 
 func (h *Handler) persistentConnections(c *call) (any, error) {
@@ -377,8 +381,18 @@ func (h *Handler) status(c *call) (any, error) {
 		password = "default"
 	}
 	cluster := "disabled"
-	if cfg.EnableCluster {
-		cluster = "enabled"
+	var cl wire.Cluster
+	active := 0
+	if h.d.Cluster != nil {
+		if cl, err = h.d.Cluster(c.ctx); err != nil {
+			return nil, err
+		}
+		for _, n := range cl.Node {
+			if n.Status == "active" {
+				active++
+			}
+		}
+		cluster = fmt.Sprintf("enabled (cluster %s, %d of %d nodes active)", cl.ClusterID, active, cl.NodeCount)
 	}
 	return wire.StatusInfo{
 		Status:                 "started",
@@ -397,6 +411,9 @@ func (h *Handler) status(c *call) (any, error) {
 		Timezone:              cfg.Timezone,
 		AdminPassword:         password,
 		Cluster:               cluster,
+		ClusterID:             cl.ClusterID,
+		ClusterNodes:          cl.NodeCount,
+		ClusterNodesActive:    active,
 		StartedAt:             h.d.Started.In(cfg.Location).Format(time.RFC3339),
 	}, nil
 }

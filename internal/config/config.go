@@ -97,6 +97,16 @@ type Config struct {
 	EnableCluster bool     // enable_cluster, default false
 	ClusterID     string   // cluster_id, default empty; required with enable_cluster
 	EtcdEndpoints []string // etcd_endpoints, default none; comma-separated URLs, required with enable_cluster
+	EtcdCAFile    string   // etcd_ca_file, default empty: CAs trusted for etcd's certificate (PEM); set for TLS
+	EtcdCertFile  string   // etcd_cert_file, default empty: client certificate for etcd (PEM), with etcd_key_file
+	EtcdKeyFile   string   // etcd_key_file, default empty
+	EtcdUsername  string   // etcd_username, default empty: etcd authentication, with etcd_password
+	// EtcdPassword is etcd_password, default empty; never logged, shown or
+	// written back (ASE_ETCD_PASSWORD keeps it out of the file).
+	EtcdPassword string
+	// ClusterNodeTTL is cluster_node_ttl, default 10s: a node that stops
+	// renewing its lease (killed, cut off) shows inactive within this.
+	ClusterNodeTTL units.Duration
 
 	// Warnings lists settings that are valid but probably not what the
 	// operator meant; the server logs them at start-up.
@@ -132,6 +142,7 @@ func Default() *Config {
 		ServerQueueTimeout: units.Duration(10 * time.Second),
 		MaxRequestHeader:   16 << 10,
 		InlineEventLoops:   true,
+		ClusterNodeTTL:     units.Duration(10 * time.Second),
 	}
 }
 
@@ -296,6 +307,11 @@ func (p *parser) check() {
 		if len(c.EtcdEndpoints) == 0 {
 			p.errorf(p.pos["enable_cluster"], "enable_cluster", "etcd_endpoints is required in a cluster")
 		}
+	}
+	p.pair("etcd_cert_file", c.EtcdCertFile, "etcd_key_file", c.EtcdKeyFile)
+	p.pair("etcd_username", c.EtcdUsername, "etcd_password", c.EtcdPassword)
+	if c.ClusterNodeTTL.Std() < 2*time.Second || c.ClusterNodeTTL.Std() > 5*time.Minute {
+		p.errorf(p.pos["cluster_node_ttl"], "cluster_node_ttl", "%s is out of range (2s to 5m)", c.ClusterNodeTTL)
 	}
 }
 

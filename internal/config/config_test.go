@@ -45,6 +45,7 @@ func TestDefault(t *testing.T) {
 		"etcd_endpoints": "", "read_timeout": "30s", "write_timeout": "1m", "idle_timeout": "2m",
 		"backend_timeout": "1m", "max_request_body": "32mb", "max_request_header": "16kb",
 		"server_queue_size": "1000", "server_queue_timeout": "10s", "inline_event_loops": "true",
+		"etcd_ca_file": "", "etcd_cert_file": "", "etcd_key_file": "", "etcd_username": "", "etcd_password": "", "cluster_node_ttl": "10s",
 	}
 	keys := Keys()
 	if len(keys) != len(want) {

@@ -134,6 +134,12 @@ var keys = []key{
 		},
 		get: func(c *Config) string { return strings.Join(c.EtcdEndpoints, ",") },
 	},
+	textKey("etcd_ca_file", "CAs trusted for etcd's certificate (PEM); set for TLS to etcd", nil, func(c *Config) *string { return &c.EtcdCAFile }),
+	textKey("etcd_cert_file", "client certificate for etcd (PEM), with etcd_key_file", nil, func(c *Config) *string { return &c.EtcdCertFile }),
+	textKey("etcd_key_file", "key of etcd_cert_file (PEM)", nil, func(c *Config) *string { return &c.EtcdKeyFile }),
+	textKey("etcd_username", "etcd user, with etcd_password", nil, func(c *Config) *string { return &c.EtcdUsername }),
+	textKey("etcd_password", "password of etcd_username (better in ASE_ETCD_PASSWORD); never logged or shown", nil, func(c *Config) *string { return &c.EtcdPassword }),
+	durationKey("cluster_node_ttl", "a node that stops renewing its lease shows inactive within this (2s to 5m)", func(c *Config) *units.Duration { return &c.ClusterNodeTTL }),
 }
 
 var byName = func() map[string]*key {

@@ -65,14 +65,20 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
+	var st store.Store
+	var etcdStore *store.Etcd
 	if cfg.EnableCluster {
-		// Running standalone while the operator asked for a cluster would
-		// silently split the state: refuse instead.
-		return errors.New("enable_cluster=true: cluster mode (the etcd store) is not available in this version; set enable_cluster=false")
-	}
-	st, err := store.Open(filepath.Join(cfg.DataDir, StoreFile))
-	if err != nil {
-		return err
+		var err error
+		if etcdStore, err = openCluster(ctx, cfg, log); err != nil {
+			return err
+		}
+		st = etcdStore
+	} else {
+		bolt, err := store.Open(filepath.Join(cfg.DataDir, StoreFile))
+		if err != nil {
+			return err
+		}
+		st = bolt
 	}
 	defer st.Close()
 
@@ -188,11 +194,20 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		ClientCAs:      clientCAs,
 		TxnLifetime:    cfg.SessionTimeout.Std(),
 		Metrics:        mx,
+		Cluster:        clusterFunc(cfg, etcdStore),
 	})
 
 	mgmt, err := listenManagement(cfg, accts)
 	if err != nil {
 		return err
+	}
+	if etcdStore != nil {
+		node, err := joinCluster(ctx, cfg, etcdStore, mgmt.Addr(), version, log)
+		if err != nil {
+			mgmt.Close()
+			return err
+		}
+		defer node.Leave()
 	}
 	if accts.DefaultPasswordInUse() {
 		log.Warn("the admin password is still the default; change it with `ase update_password`")

@@ -189,6 +189,80 @@ func (s *Bolt) Commit(ctx context.Context, b Batch) (int64, error) {
 	return rev, nil
 }
 
+// applyRev writes changes made elsewhere (the cluster store's etcd, as
+// its watch reports them) at revision rev, without conditions, and gives
+// them to subscribers as a local commit does; rev 0 keeps the revision.
+// The cluster store's mirror is written only so.
+func (s *Bolt) applyRev(rev int64, changes []Change, meta map[string][]byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if rev == 0 {
+		rev = s.rev.Load()
+	}
+	var done []Change
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		kv := tx.Bucket(bucketKV)
+		done = make([]Change, 0, len(changes))
+		for _, c := range changes {
+			if c.Deleted {
+				if kv.Get([]byte(c.Key)) == nil {
+					continue
+				}
+				if err := kv.Delete([]byte(c.Key)); err != nil {
+					return err
+				}
+			} else if err := kv.Put([]byte(c.Key), c.Value); err != nil {
+				return err
+			}
+			done = append(done, c)
+		}
+		mb := tx.Bucket(bucketMeta)
+		for k, v := range meta {
+			if err := mb.Put([]byte(k), v); err != nil {
+				return err
+			}
+		}
+		var buf [8]byte
+		binary.BigEndian.PutUint64(buf[:], uint64(rev))
+		return mb.Put(keyRev, buf[:])
+	})
+	if err != nil {
+		return s.wrap(err)
+	}
+	s.rev.Store(rev)
+	for _, sub := range s.subs {
+		if cs := filter(done, sub.prefix); len(cs) > 0 {
+			sub.onEvent(Event{Rev: rev, Changes: cs})
+		}
+	}
+	return nil
+}
+
+// scanRange calls fn for every key in [from, upTo) (upTo "": to the
+// end), in key order; values are only valid during the call.
+func (s *Bolt) scanRange(from, upTo string, fn func(key string, value []byte)) error {
+	return s.wrap(s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketKV).Cursor()
+		for k, v := c.Seek([]byte(from)); k != nil && (upTo == "" || string(k) < upTo); k, v = c.Next() {
+			fn(string(k), v)
+		}
+		return nil
+	}))
+}
+
+// meta returns a value of the store's own metadata, or nil.
+func (s *Bolt) meta(key string) []byte {
+	var out []byte
+	s.db.View(func(tx *bolt.Tx) error {
+		out = bytes.Clone(tx.Bucket(bucketMeta).Get([]byte(key)))
+		return nil
+	})
+	return out
+}
+
 // Subscribe implements Store. onEvent runs synchronously inside Commit, so
 // it must be quick and must not call Commit or Subscribe; the values it
 // receives are the committed ones and must not be modified.

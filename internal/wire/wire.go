@@ -127,8 +127,12 @@ type StatusInfo struct {
 	LogLevel               string     `json:"log_level"`
 	Timezone               string     `json:"timezone"`
 	AdminPassword          string     `json:"admin_password"` // "default" or "changed"
-	Cluster                string     `json:"cluster"`
-	StartedAt              string     `json:"started_at"`
+	Cluster                string     `json:"cluster"`        // "disabled", or "enabled (N of M nodes active)"
+	// In cluster mode: the cluster's ID and its nodes.
+	ClusterID          string `json:"cluster_id,omitempty"`
+	ClusterNodes       int    `json:"cluster_nodes,omitempty"`
+	ClusterNodesActive int    `json:"cluster_nodes_active,omitempty"`
+	StartedAt          string `json:"started_at"`
 }
 
 // MemoryInfo is a memory budget in bytes.

@@ -1,0 +1,502 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// ErrUnavailable is returned by Commit when the cluster store cannot be
+// reached: nothing was changed (or, if the change was made, it has not
+// reached this node yet: a retry is then refused as a conflict or finds
+// the change made).
+var ErrUnavailable = errors.New("store: the cluster store (etcd) cannot be reached")
+
+// EtcdOptions configure OpenEtcd.
+type EtcdOptions struct {
+	Endpoints []string
+	// Prefix is where this cluster's keys live in etcd ("/ase/<cluster_id>/"):
+	// clusters sharing one etcd never see each other's state.
+	Prefix   string
+	TLS      *tls.Config // nil: plain
+	Username string
+	Password string
+	// MirrorPath is the local copy of the cluster's state (a bbolt file
+	// in data_dir): reads, decisions and subscriptions are served from
+	// it, so a node keeps its last state through an etcd outage, and
+	// starts from it at once.
+	MirrorPath string
+	// Timeout bounds a commit (then ErrUnavailable) and the initial
+	// connection; 0 is 5 s.
+	Timeout time.Duration
+	Log     *slog.Logger
+}
+
+// Etcd is the cluster store: etcd is the source of truth; a local mirror
+// (a Bolt file) follows it by watch, and serves every read and
+// subscription. Commit writes to etcd in one transaction and returns once
+// the watch has brought the change into the mirror (and so to this node's
+// subscribers): an acknowledged change is enforced here, and on every other
+// node as soon as its watch delivers it.
+//
+// The mirror catches up by watching from the revision it holds. When that
+// revision was compacted in etcd meanwhile, or etcd was rebuilt (its
+// revision is behind the mirror's), the mirror is resynchronised: etcd's
+// keys are read in pages at one revision and compared with the mirror's,
+// and only the differences are applied (deletions included: a node never
+// resurrects state deleted while it was away). A watch that stops making
+// progress is replaced.
+type Etcd struct {
+	o      EtcdOptions
+	cli    *clientv3.Client
+	mirror *Bolt
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	applied *sync.Cond // broadcast when the mirror's revision advances
+	closed  bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+	// syncs counts full resynchronisations (for tests and the status).
+	syncs int
+}
+
+// metaCluster is the mirror's record of which etcd it follows.
+const metaCluster = "etcd_cluster"
+
+// OpenEtcd connects to etcd, brings the local mirror up to date (a full
+// load for a new node), and follows etcd from then on. If etcd cannot be
+// reached and the mirror holds a state, the node starts from it and
+// catches up when etcd returns; with no state at all, it fails.
+func OpenEtcd(ctx context.Context, o EtcdOptions) (*Etcd, error) {
+	if o.Timeout == 0 {
+		o.Timeout = 5 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	mirror, err := Open(o.MirrorPath)
+	if err != nil {
+		return nil, err
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints: o.Endpoints, TLS: o.TLS, Username: o.Username, Password: o.Password,
+		DialTimeout: o.Timeout, DialKeepAliveTime: 5 * time.Second, DialKeepAliveTimeout: 5 * time.Second,
+		AutoSyncInterval: 0, RejectOldCluster: false, PermitWithoutStream: true,
+	})
+	if err != nil {
+		mirror.Close()
+		return nil, fmt.Errorf("etcd_endpoints: %w", err)
+	}
+	e := &Etcd{o: o, cli: cli, mirror: mirror, log: o.Log, done: make(chan struct{})}
+	e.applied = sync.NewCond(&e.mu)
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	// Reachable? Then the mirror is brought up to date before anything is
+	// served from it (a new node loads everything: minutes at most).
+	pctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	_, err = cli.Get(pctx, o.Prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	cancel()
+	if err == nil {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+		err = e.resync(sctx)
+		cancel()
+	}
+	if err != nil {
+		if mirror.Rev() == 0 {
+			e.cancel()
+			cli.Close()
+			mirror.Close()
+			return nil, fmt.Errorf("cluster store: etcd at %v cannot be reached and this node has no state of its own yet: %w", o.Endpoints, err)
+		}
+		e.log.Warn("etcd cannot be reached: serving the last state this node had; it catches up when etcd returns",
+			"endpoints", o.Endpoints, "revision", mirror.Rev(), "error", err)
+	}
+	go e.follow()
+	return e, nil
+}
+
+// key is a store key's etcd key.
+func (e *Etcd) key(k string) string { return e.o.Prefix + k }
+
+// Client returns the etcd client (for the cluster's leases).
+func (e *Etcd) Client() *clientv3.Client { return e.cli }
+
+// Prefix returns the cluster's key prefix in etcd.
+func (e *Etcd) Prefix() string { return e.o.Prefix }
+
+// Get implements Reader, from the mirror.
+func (e *Etcd) Get(ctx context.Context, key string) ([]byte, error) { return e.mirror.Get(ctx, key) }
+
+// Scan implements Reader, from the mirror.
+func (e *Etcd) Scan(ctx context.Context, prefix string, fn func(key string, value []byte) error) error {
+	return e.mirror.Scan(ctx, prefix, fn)
+}
+
+// Subscribe implements Store, on the mirror.
+func (e *Etcd) Subscribe(ctx context.Context, prefix string, load func(key string, value []byte) error, onEvent func(Event)) (func(), error) {
+	return e.mirror.Subscribe(ctx, prefix, load, onEvent)
+}
+
+// Rev implements Store: the etcd revision the mirror holds.
+func (e *Etcd) Rev() int64 { return e.mirror.Rev() }
+
+// Limits implements Store: an etcd server's default limits.
+func (e *Etcd) Limits() Limits { return EtcdLimits }
+
+// Syncs returns how many full resynchronisations the mirror has made.
+func (e *Etcd) Syncs() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.syncs
+}
+
+// Commit implements Store: one etcd transaction, then a wait until the
+// mirror holds it.
+func (e *Etcd) Commit(ctx context.Context, b Batch) (int64, error) {
+	if err := checkLimits(e.Limits(), &b); err != nil {
+		return 0, err
+	}
+	cmps := make([]clientv3.Cmp, 0, len(b.Conds))
+	for _, c := range b.Conds {
+		k := e.key(c.Key)
+		switch {
+		case !c.Exists:
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(k), "=", 0))
+		case c.Value == nil:
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(k), ">", 0))
+		default:
+			// A value compare fails on an absent key, as Unchanged must.
+			cmps = append(cmps, clientv3.Compare(clientv3.Value(k), "=", string(c.Value)))
+		}
+	}
+	ops := make([]clientv3.Op, 0, len(b.Ops))
+	for _, op := range b.Ops {
+		switch op.Kind {
+		case OpPut:
+			if op.Key == "" {
+				return 0, errors.New("store: empty key")
+			}
+			ops = append(ops, clientv3.OpPut(e.key(op.Key), string(op.Value)))
+		case OpDelete:
+			ops = append(ops, clientv3.OpDelete(e.key(op.Key)))
+		case OpDeletePrefix:
+			ops = append(ops, clientv3.OpDelete(e.key(op.Key), clientv3.WithPrefix()))
+		default:
+			return 0, fmt.Errorf("store: unknown op kind %d", op.Kind)
+		}
+	}
+	// On a failed condition, the keys' current values say which one.
+	orElse := make([]clientv3.Op, 0, len(b.Conds))
+	for _, c := range b.Conds {
+		orElse = append(orElse, clientv3.OpGet(e.key(c.Key)))
+	}
+	tctx, cancel := context.WithTimeout(ctx, e.o.Timeout)
+	defer cancel()
+	resp, err := e.cli.Txn(tctx).If(cmps...).Then(ops...).Else(orElse...).Commit()
+	if err != nil {
+		return 0, e.unavailable(err)
+	}
+	if !resp.Succeeded {
+		for i, c := range b.Conds {
+			kvs := resp.Responses[i].GetResponseRange().GetKvs()
+			exists := len(kvs) > 0
+			if exists != c.Exists || c.Value != nil && exists && !bytes.Equal(kvs[0].Value, c.Value) {
+				return 0, &ConflictError{Cond: c}
+			}
+		}
+		// Changed back between the transaction and its reads.
+		return 0, &ConflictError{Cond: b.Conds[0]}
+	}
+	rev := resp.Header.Revision
+	if err := e.waitApplied(tctx, rev); err != nil {
+		return 0, fmt.Errorf("%w: the change was made in etcd (revision %d) but has not reached this node yet", ErrUnavailable, rev)
+	}
+	return rev, nil
+}
+
+// unavailable maps a client error to what the API says: etcd cannot be
+// reached (ErrUnavailable), or the error itself.
+func (e *Etcd) unavailable(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("%w (%v): the change was not made, or not confirmed; retry when etcd is back", ErrUnavailable, err)
+}
+
+// waitApplied waits until the mirror holds revision rev.
+func (e *Etcd) waitApplied(ctx context.Context, rev int64) error {
+	stop := context.AfterFunc(ctx, func() {
+		e.mu.Lock()
+		e.applied.Broadcast()
+		e.mu.Unlock()
+	})
+	defer stop()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for e.mirror.Rev() < rev {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if e.closed {
+			return ErrClosed
+		}
+		e.applied.Wait()
+	}
+	return nil
+}
+
+// advanced wakes the commits waiting for the mirror.
+func (e *Etcd) advanced() {
+	e.mu.Lock()
+	e.applied.Broadcast()
+	e.mu.Unlock()
+}
+
+// Close implements Store.
+func (e *Etcd) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	e.applied.Broadcast()
+	e.mu.Unlock()
+	e.cancel()
+	<-e.done
+	e.cli.Close()
+	return e.mirror.Close()
+}
+
+// Watch progress: a watch that has brought nothing (no event, no progress
+// notice) for stallAfter is replaced; progress is asked for every
+// progressEvery.
+const (
+	progressEvery = 2 * time.Second
+	stallAfter    = 6 * time.Second
+	retryPause    = 500 * time.Millisecond
+)
+
+// follow keeps the mirror following etcd until Close: it watches from
+// the mirror's revision, resynchronises when that revision is gone
+// (compacted, or etcd rebuilt), and replaces a watch that stalls.
+func (e *Etcd) follow() {
+	defer close(e.done)
+	for e.ctx.Err() == nil {
+		err := e.watch()
+		if e.ctx.Err() != nil {
+			return
+		}
+		var resync *resyncNeeded
+		if errors.As(err, &resync) {
+			e.log.Warn("the cluster store's mirror resynchronises with etcd", "reason", resync.why, "revision", e.mirror.Rev())
+			ctx, cancel := context.WithTimeout(e.ctx, time.Minute)
+			err = e.resync(ctx)
+			cancel()
+			if err == nil {
+				continue
+			}
+		}
+		e.log.Debug("etcd watch ended; resuming", "error", err)
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-time.After(retryPause):
+		}
+	}
+}
+
+// resyncNeeded says the watch cannot resume from the mirror's revision.
+type resyncNeeded struct{ why string }
+
+func (r *resyncNeeded) Error() string { return "resync needed: " + r.why }
+
+// watch follows etcd from the mirror's revision until an error.
+func (e *Etcd) watch() error {
+	from := e.mirror.Rev() + 1
+	// etcd's revision must not be behind the mirror's: a rebuilt etcd
+	// starts again from 1, and a watch from the old revision would wait,
+	// silently, for revisions that are not the same changes.
+	if err := e.checkRevision(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(e.ctx))
+	defer cancel()
+	wch := e.cli.Watch(ctx, e.o.Prefix, clientv3.WithPrefix(), clientv3.WithRev(from), clientv3.WithProgressNotify(), clientv3.WithCreatedNotify())
+	tick := time.NewTicker(progressEvery)
+	defer tick.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return e.ctx.Err()
+		case <-tick.C:
+			if time.Since(last) > stallAfter {
+				return errors.New("the watch made no progress")
+			}
+			if err := e.checkRevision(); err != nil {
+				return err
+			}
+			pctx, pcancel := context.WithTimeout(ctx, progressEvery)
+			e.cli.RequestProgress(pctx)
+			pcancel()
+		case resp, ok := <-wch:
+			if !ok {
+				return errors.New("the watch channel closed")
+			}
+			last = time.Now()
+			if resp.CompactRevision != 0 {
+				return &resyncNeeded{why: "revision " + strconv.FormatInt(from, 10) + " was compacted in etcd"}
+			}
+			if err := resp.Err(); err != nil {
+				if errors.Is(err, rpctypes.ErrCompacted) {
+					return &resyncNeeded{why: err.Error()}
+				}
+				return err
+			}
+			if err := e.applyEvents(resp.Events); err != nil {
+				return err
+			}
+			if n := len(resp.Events); n > 0 {
+				from = resp.Events[n-1].Kv.ModRevision + 1
+			}
+		}
+	}
+}
+
+// checkRevision refuses to go on from a revision etcd has not reached:
+// etcd was rebuilt (or replaced) under the mirror.
+func (e *Etcd) checkRevision() error {
+	ctx, cancel := context.WithTimeout(e.ctx, e.o.Timeout)
+	defer cancel()
+	resp, err := e.cli.Get(ctx, e.o.Prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return err
+	}
+	if resp.Header.Revision < e.mirror.Rev() {
+		return &resyncNeeded{why: fmt.Sprintf("etcd's revision %d is behind this node's %d: etcd was rebuilt", resp.Header.Revision, e.mirror.Rev())}
+	}
+	if id := strconv.FormatUint(resp.Header.ClusterId, 10); string(e.mirror.meta(metaCluster)) != id {
+		return &resyncNeeded{why: "another etcd cluster (id " + id + ")"}
+	}
+	return nil
+}
+
+// applyEvents brings one watch response's events into the mirror: one
+// mirror commit per etcd revision (one etcd transaction).
+func (e *Etcd) applyEvents(events []*clientv3.Event) error {
+	for len(events) > 0 {
+		rev := events[0].Kv.ModRevision
+		n := 1
+		for n < len(events) && events[n].Kv.ModRevision == rev {
+			n++
+		}
+		changes := make([]Change, 0, n)
+		for _, ev := range events[:n] {
+			k := string(ev.Kv.Key[len(e.o.Prefix):])
+			if ev.Type == clientv3.EventTypeDelete {
+				changes = append(changes, Change{Key: k, Deleted: true})
+			} else {
+				changes = append(changes, Change{Key: k, Value: ev.Kv.Value})
+			}
+		}
+		if rev > e.mirror.Rev() {
+			if err := e.mirror.applyRev(rev, changes, nil); err != nil {
+				return err
+			}
+			e.advanced()
+		}
+		events = events[n:]
+	}
+	return nil
+}
+
+// resyncPage is how many keys a resynchronisation reads at a time.
+const resyncPage = 10_000
+
+// resync makes the mirror exactly etcd's state at one revision: etcd's
+// keys are read in pages at that revision and merged with the mirror's
+// (both in key order); only differences are applied, deletions included.
+func (e *Etcd) resync(ctx context.Context) error {
+	head, err := e.cli.Get(ctx, e.o.Prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return err
+	}
+	rev := head.Header.Revision
+	end := clientv3.GetPrefixRangeEnd(e.o.Prefix)
+	from := e.o.Prefix
+	var lastKey string // the mirror is in step below here
+	for {
+		resp, err := e.cli.Get(ctx, from, clientv3.WithRange(end), clientv3.WithRev(rev), clientv3.WithLimit(resyncPage),
+			clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+		if err != nil {
+			return err
+		}
+		kvs := resp.Kvs
+		upTo := "" // this page covers the mirror's keys below upTo ("" = all the rest)
+		if resp.More && len(kvs) > 0 {
+			upTo = string(kvs[len(kvs)-1].Key[len(e.o.Prefix):]) + "\x00"
+		}
+		changes, err := e.diff(lastKey, upTo, kvs)
+		if err != nil {
+			return err
+		}
+		if len(changes) > 0 {
+			if err := e.mirror.applyRev(0, changes, nil); err != nil {
+				return err
+			}
+		}
+		if upTo == "" {
+			break
+		}
+		lastKey = upTo
+		from = e.o.Prefix + upTo
+	}
+	id := strconv.FormatUint(head.Header.ClusterId, 10)
+	if err := e.mirror.applyRev(rev, nil, map[string][]byte{metaCluster: []byte(id)}); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.syncs++
+	e.applied.Broadcast()
+	e.mu.Unlock()
+	return nil
+}
+
+// diff compares one page of etcd's keys (kvs, sorted) with the mirror's
+// keys in [from, upTo) ("" upTo: to the end) and returns the changes that
+// make the mirror equal to etcd there.
+func (e *Etcd) diff(from, upTo string, kvs []*mvccpb.KeyValue) ([]Change, error) {
+	var changes []Change
+	i := 0
+	err := e.mirror.scanRange(from, upTo, func(k string, v []byte) {
+		for i < len(kvs) && string(kvs[i].Key[len(e.o.Prefix):]) < k {
+			changes = append(changes, Change{Key: string(kvs[i].Key[len(e.o.Prefix):]), Value: kvs[i].Value})
+			i++
+		}
+		if i < len(kvs) && string(kvs[i].Key[len(e.o.Prefix):]) == k {
+			if !bytes.Equal(kvs[i].Value, v) {
+				changes = append(changes, Change{Key: k, Value: kvs[i].Value})
+			}
+			i++
+			return
+		}
+		changes = append(changes, Change{Key: k, Deleted: true})
+	})
+	for ; i < len(kvs); i++ {
+		changes = append(changes, Change{Key: string(kvs[i].Key[len(e.o.Prefix):]), Value: kvs[i].Value})
+	}
+	return changes, err
+}
