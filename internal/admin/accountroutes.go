@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"time"
@@ -84,7 +85,10 @@ func (h *Handler) login(c *call) (any, error) {
 	default:
 		return nil, apiError(http.StatusBadRequest, "InvalidAuthenticationRequest", "unknown login method %q of type %q (see /api/authentication/login_methods)", method, typ)
 	}
-	s := h.d.Sessions.Create(u.Name, typ)
+	s, err := h.d.Sessions.Create(c.ctx, u, typ)
+	if err != nil {
+		return nil, err
+	}
 	http.SetCookie(c.w, &http.Cookie{
 		Name: "session_id", Value: s.ID, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
 		Secure: c.r.TLS != nil,
@@ -103,9 +107,21 @@ func (h *Handler) logout(c *call) (any, error) {
 	if c.who.session == "" {
 		return nil, apiError(http.StatusBadRequest, "InvalidRequest", "not logged in with a session")
 	}
-	h.d.Sessions.Delete(c.who.session)
+	if err := h.d.Sessions.End(c.ctx, c.who.session); err != nil {
+		return nil, err
+	}
 	http.SetCookie(c.w, &http.Cookie{Name: "session_id", Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: c.r.TLS != nil})
 	return map[string]any{"meta": map[string]any{"href": "/api/authentication"}}, nil
+}
+
+// endSessions deletes a user's sessions once their password changed or
+// they were deleted: those sessions already no longer work (they are bound
+// to the password, see accounts.Session.Of), so a failure only leaves
+// records for the sweep.
+func (h *Handler) endSessions(user string) {
+	if err := h.d.Sessions.EndUser(context.Background(), user); err != nil {
+		h.d.Log.Warn("deleting the sessions of a changed user failed; the sweep will", "user", user, "error", err)
+	}
 }
 
 func userItem(u *accounts.User) map[string]any {
@@ -172,8 +188,8 @@ func (h *Handler) updateUser(c *call) (any, error) {
 	if err := c.commit(b); err != nil {
 		return nil, err
 	}
-	if req.Password != "" && c.txn == nil {
-		h.d.Sessions.EndUser(name) // a new password ends the old logins
+	if req.Password != "" && !c.staged {
+		h.endSessions(name) // a new password ends the old logins
 	}
 	return map[string]any{"key": name, "meta": map[string]string{"href": "/api/configuration/aaa/local_database/users/" + name}}, nil
 }
@@ -188,8 +204,8 @@ func (h *Handler) deleteUser(c *call) (any, error) {
 	if err := c.commit(b); err != nil {
 		return nil, err
 	}
-	if c.txn == nil {
-		h.d.Sessions.EndUser(name)
+	if !c.staged {
+		h.endSessions(name)
 	}
 	return map[string]any{"key": name}, nil
 }

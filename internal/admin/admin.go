@@ -297,15 +297,9 @@ func (c *call) commit(b store.Batch) error {
 		return nil
 	}
 	if c.txn != nil {
-		if err := c.txn.overlay.Apply(c.ctx, b); err != nil {
-			return err
-		}
-		c.txn.changes = append(c.txn.changes, stagedChange{Action: c.route.Action, Params: audit.Mask(c.params), Time: c.h.txns.now().UTC()})
-		c.staged = true
-		return nil
+		return c.stage(b)
 	}
-	_, err := c.h.d.Store.Commit(c.ctx, b)
-	return err
+	return c.direct(b)
 }
 
 // auditEntry is the audit record of action by this call's caller (its
@@ -429,21 +423,25 @@ func (h *Handler) serve(c *call) (any, error) {
 	if c.route.Write() {
 		h.writeMu.Lock()
 		defer h.writeMu.Unlock()
-		if t := h.txns.current(h); t != nil {
-			if t.session != c.who.session || c.who.session == "" {
-				e := fail(http.StatusConflict, wire.StatusTransactionOpen, "user %s has a transaction open; retry when it ends", t.user)
-				e.Type = "TransactionInProgress"
-				return nil, e
-			}
-			c.txn = t
+	}
+	// A session with an open transaction reads its staged changes and
+	// stages its writes; other writers get 409 while one is open. The
+	// transaction is in the store: when it changed on another node
+	// between reading and writing, the request is served again.
+	for attempt := 0; ; attempt++ {
+		c.staged, c.params = false, nil
+		err := h.loadTxn(c)
+		var result any
+		if err == nil {
+			result, err = c.route.handle(c)
 		}
-	} else if c.who.session != "" {
-		// A session with an open transaction reads its staged changes.
-		if t := h.txns.current(h); t != nil && t.session == c.who.session {
-			c.txn = t
+		if !errors.Is(err, errTxnMoved) {
+			return result, err
+		}
+		if attempt == 3 {
+			return nil, apiError(http.StatusConflict, "TransactionInProgress", "%v; retry", err)
 		}
 	}
-	return c.route.handle(c)
 }
 
 func tooMany(left time.Duration) *Error {

@@ -24,7 +24,7 @@ type principal struct {
 	user    string
 	role    accounts.Role
 	auth    string
-	session string // the session ID, for session and x509 logins
+	session string // the session's handle (never its ID), for session and x509 logins
 	apiKey  string // the key's ID, for API keys
 }
 
@@ -60,10 +60,13 @@ func (h *Handler) authenticate(c *call) (principal, error) {
 		return principal{user: u.Name, role: u.Role, auth: authAPIKey, apiKey: k.ID}, nil
 	}
 	if id := sessionID(c.r); id != "" {
-		s, ok := h.d.Sessions.Touch(id)
+		s, ok := h.d.Sessions.Touch(c.ctx, id)
 		var u *accounts.User
 		if ok {
-			u = h.d.Accounts.User(s.User)
+			// Gone, or with another password since the login: ended.
+			if u = h.d.Accounts.User(s.User); !s.Of(u) {
+				u = nil
+			}
 		}
 		if u == nil {
 			// An expired session is not a guess: no slow-down.
@@ -73,7 +76,7 @@ func (h *Handler) authenticate(c *call) (principal, error) {
 		if s.Method == "x509" {
 			auth = authX509
 		}
-		return principal{user: u.Name, role: u.Role, auth: auth, session: s.ID}, nil
+		return principal{user: u.Name, role: u.Role, auth: auth, session: s.Handle}, nil
 	}
 	access, hasAccess := headerValue(hd, "x-ase-access-key")
 	secret, hasSecret := headerValue(hd, "x-ase-secret-key")

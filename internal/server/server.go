@@ -150,7 +150,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 	if err != nil {
 		return err
 	}
-	sessions := accounts.NewSessions(cfg.SessionTimeout.Std(), nil)
+	// Sessions live in the store (every node of a cluster knows them);
+	// each node sweeps the expired ones, harmlessly at the same time.
+	sessions := accounts.NewSessions(st, cfg.SessionTimeout.Std(), nil, log)
 	go func() {
 		t := time.NewTicker(time.Minute)
 		defer t.Stop()
@@ -159,7 +161,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 			case <-sweepStop:
 				return
 			case <-t.C:
-				sessions.Sweep()
+				if _, err := sessions.Sweep(ctx); err != nil && ctx.Err() == nil {
+					log.Warn("sweeping expired sessions failed", "error", err)
+				}
 			}
 		}
 	}()
