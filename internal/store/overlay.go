@@ -33,7 +33,6 @@ type Overlay struct {
 	// one is absent from the view unless staged again since, as the
 	// commit (which deletes what the base holds then) will make it.
 	cleared []string
-	ops     []Op
 	conds   []Cond
 	// carried indexes conds, to carry each condition once.
 	carried map[string]bool
@@ -50,7 +49,6 @@ func (o *Overlay) Clone() *Overlay {
 		base:    o.base,
 		changes: make(map[string][]byte, len(o.changes)),
 		cleared: append([]string(nil), o.cleared...),
-		ops:     append([]Op(nil), o.ops...),
 		conds:   append([]Cond(nil), o.conds...),
 		carried: make(map[string]bool, len(o.carried)),
 	}
@@ -225,7 +223,6 @@ func (o *Overlay) stageOps(ops []Op) {
 				o.cleared = append(kept, op.Key)
 			}
 		}
-		o.ops = append(o.ops, op)
 	}
 }
 
@@ -241,9 +238,30 @@ func condID(c Cond) string {
 }
 
 // Batch returns what was staged as one batch: the carried conditions, and
-// the operations in staging order.
+// operations that make what the view shows, each key written once (a key
+// staged several times is written with its last value; etcd refuses a
+// transaction that writes a key twice): a DeletePrefix per deleted prefix,
+// then the staged keys in key order, less the deletes those prefixes make.
 func (o *Overlay) Batch() Batch {
-	return Batch{Conds: append([]Cond(nil), o.conds...), Ops: append([]Op(nil), o.ops...)}
+	b := Batch{Conds: append([]Cond(nil), o.conds...), Ops: make([]Op, 0, len(o.cleared)+len(o.changes))}
+	for _, p := range o.cleared {
+		b.Ops = append(b.Ops, DeletePrefix(p))
+	}
+	keys := make([]string, 0, len(o.changes))
+	for k, v := range o.changes {
+		if v != nil || !o.isCleared(k) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if v := o.changes[k]; v != nil {
+			b.Ops = append(b.Ops, Put(k, v))
+		} else {
+			b.Ops = append(b.Ops, Delete(k))
+		}
+	}
+	return b
 }
 
 // Changes returns the staged keys with their new values (nil: deleted).
@@ -251,4 +269,4 @@ func (o *Overlay) Batch() Batch {
 func (o *Overlay) Changes() map[string][]byte { return o.changes }
 
 // Empty reports whether nothing is staged.
-func (o *Overlay) Empty() bool { return len(o.ops) == 0 }
+func (o *Overlay) Empty() bool { return len(o.changes) == 0 && len(o.cleared) == 0 }

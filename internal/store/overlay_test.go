@@ -153,3 +153,37 @@ func TestOverlayDeletedPrefixHidesLaterKeys(t *testing.T) {
 		t.Fatalf("committed %v, the view showed %v", got, want)
 	}
 }
+
+// Batch writes each key once, with what the view shows: etcd refuses a
+// transaction that writes a key twice.
+func TestOverlayBatchWritesEachKeyOnce(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	s.Commit(ctx, Batch{Ops: []Op{Put("api/x", []byte("0")), Put("l/1", []byte("1")), Put("l/2", []byte("2"))}})
+	o := NewOverlay(s)
+	for _, b := range []Batch{
+		{Conds: []Cond{Unchanged("api/x", []byte("0"))}, Ops: []Op{Put("api/x", []byte("1"))}},
+		{Conds: []Cond{Unchanged("api/x", []byte("1"))}, Ops: []Op{Put("api/x", []byte("2"))}},
+		{Ops: []Op{Put("gone", []byte("g")), Delete("gone"), Delete("l/1")}},
+		{Ops: []Op{DeletePrefix("l/"), Put("l/3", []byte("3")), Put("l/3", []byte("4"))}},
+		{Ops: []Op{DeletePrefix("m/"), DeletePrefix("m/a/")}},
+	} {
+		if err := o.Apply(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := Batch{
+		Conds: []Cond{Unchanged("api/x", []byte("0"))},
+		Ops:   []Op{DeletePrefix("l/"), DeletePrefix("m/"), Put("api/x", []byte("2")), Delete("gone"), Put("l/3", []byte("4"))},
+	}
+	if got := o.Batch(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("batch %+v\nwant  %+v", got, want)
+	}
+	view := keys(t, o, "")
+	if _, err := s.Commit(ctx, o.Batch()); err != nil {
+		t.Fatal(err)
+	}
+	if got := keys(t, s, ""); !reflect.DeepEqual(got, view) {
+		t.Fatalf("committed %v, the view showed %v", got, view)
+	}
+}
