@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -181,21 +183,9 @@ func (e *Etcd) Commit(ctx context.Context, b Batch) (int64, error) {
 			cmps = append(cmps, clientv3.Compare(clientv3.Value(k), "=", string(c.Value)))
 		}
 	}
-	ops := make([]clientv3.Op, 0, len(b.Ops))
-	for _, op := range b.Ops {
-		switch op.Kind {
-		case OpPut:
-			if op.Key == "" {
-				return 0, errors.New("store: empty key")
-			}
-			ops = append(ops, clientv3.OpPut(e.key(op.Key), string(op.Value)))
-		case OpDelete:
-			ops = append(ops, clientv3.OpDelete(e.key(op.Key)))
-		case OpDeletePrefix:
-			ops = append(ops, clientv3.OpDelete(e.key(op.Key), clientv3.WithPrefix()))
-		default:
-			return 0, fmt.Errorf("store: unknown op kind %d", op.Kind)
-		}
+	ops, err := e.txnOps(b.Ops)
+	if err != nil {
+		return 0, err
 	}
 	// On a failed condition, the keys' current values say which one.
 	orElse := make([]clientv3.Op, 0, len(b.Conds))
@@ -209,6 +199,9 @@ func (e *Etcd) Commit(ctx context.Context, b Batch) (int64, error) {
 		return 0, e.unavailable(err)
 	}
 	if !resp.Succeeded {
+		// The mirror is brought to the revision that refused the batch, so
+		// that a retry reads what made it fail.
+		e.waitApplied(tctx, resp.Header.Revision)
 		for i, c := range b.Conds {
 			kvs := resp.Responses[i].GetResponseRange().GetKvs()
 			exists := len(kvs) > 0
@@ -224,6 +217,88 @@ func (e *Etcd) Commit(ctx context.Context, b Batch) (int64, error) {
 		return 0, fmt.Errorf("%w: the change was made in etcd (revision %d) but has not reached this node yet", ErrUnavailable, rev)
 	}
 	return rev, nil
+}
+
+// txnOps turns a batch's operations into one etcd transaction's, which
+// may not touch a key twice nor put a key inside a range it deletes: a
+// key's operations reduce to its last, and a prefix deletion becomes the
+// deletion of the ranges between the keys the batch writes after it (an
+// earlier put under the prefix is deleted with it).
+func (e *Etcd) txnOps(in []Op) ([]clientv3.Op, error) {
+	type final struct {
+		put   bool
+		value []byte
+	}
+	last := map[string]final{}
+	var prefixes []string
+	for _, op := range in {
+		switch op.Kind {
+		case OpPut:
+			if op.Key == "" {
+				return nil, errors.New("store: empty key")
+			}
+			last[op.Key] = final{put: true, value: op.Value}
+		case OpDelete:
+			last[op.Key] = final{}
+		case OpDeletePrefix:
+			for k := range last {
+				if strings.HasPrefix(k, op.Key) {
+					delete(last, k) // the range deletion removes it
+				}
+			}
+			prefixes = append(prefixes, op.Key)
+		default:
+			return nil, fmt.Errorf("store: unknown op kind %d", op.Kind)
+		}
+	}
+	keys := make([]string, 0, len(last))
+	for k := range last {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var ops []clientv3.Op
+	// Prefix deletions, merged where they nest, minus the written keys.
+	sort.Strings(prefixes)
+	var merged []string
+	for _, p := range prefixes {
+		if n := len(merged); n > 0 && strings.HasPrefix(p, merged[n-1]) {
+			continue
+		}
+		merged = append(merged, p)
+	}
+	for _, p := range merged {
+		end := clientv3.GetPrefixRangeEnd(e.key(p))
+		from := e.key(p)
+		for _, k := range keys {
+			if !strings.HasPrefix(k, p) {
+				continue
+			}
+			if ek := e.key(k); from < ek {
+				ops = append(ops, clientv3.OpDelete(from, clientv3.WithRange(ek)))
+			}
+			from = e.key(k) + "\x00"
+		}
+		if from < end {
+			ops = append(ops, clientv3.OpDelete(from, clientv3.WithRange(end)))
+		}
+	}
+	for _, k := range keys {
+		f := last[k]
+		covered := false
+		for _, p := range merged {
+			covered = covered || strings.HasPrefix(k, p)
+		}
+		switch {
+		case f.put:
+			ops = append(ops, clientv3.OpPut(e.key(k), string(f.value)))
+		case !covered:
+			ops = append(ops, clientv3.OpDelete(e.key(k)))
+		}
+	}
+	if len(ops) > EtcdLimits.MaxOps {
+		return nil, &TooLargeError{Limits: EtcdLimits, Ops: len(ops)}
+	}
+	return ops, nil
 }
 
 // unavailable maps a client error to what the API says: etcd cannot be
