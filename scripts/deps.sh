@@ -11,10 +11,17 @@ need=()
 # nginx: the real gateway of the forward-auth (auth_request) tests and the
 # baseline of the inline benchmarks.
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+# etcd: the real etcd of the cluster-mode tests, run by them as a process of
+# its own (e2e/etcd_test.go); etcdctl (etcd-client) for docs/cluster.md and
+# for looking into a test's etcd by hand. Debian bookworm ships 3.4.23. Where
+# systemd runs, the package also starts a system etcd on 127.0.0.1:2379; the
+# tests never use it (theirs listen on free ports, data in temp dirs).
+command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || need+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || [ -x /usr/bin/etcdctl ] || need+=(etcd-client)
 if [ ${#need[@]} -gt 0 ]; then
 	sudo=""
 	[ "$(id -u)" = 0 ] || sudo="sudo"
-	export DEBIAN_FRONTEND=noninteractive
-	$sudo apt-get update -qq </dev/null
-	$sudo apt-get install -y -qq "${need[@]}" </dev/null
+	# env: sudo would drop an exported DEBIAN_FRONTEND.
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" </dev/null
 fi
