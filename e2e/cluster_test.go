@@ -225,9 +225,17 @@ func TestClusterThroughEtcdOutages(t *testing.T) {
 	}
 	sameLists(t, nodes)
 
-	// etcd rebuilt empty (its revisions start again from 1): every node
-	// ends with exactly etcd's state, here none at all.
+	// etcd rebuilt empty (its revisions start again from 1), and written
+	// to past the revision the nodes had before they look: every node ends
+	// with exactly etcd's state, here none at all.
+	before := e.Revision(t)
 	e.Wipe()
+	cli := e.Client(t)
+	for k := 0; e.Revision(t) <= before+5; k++ {
+		if _, err := cli.Put(etcdCtx(t), fmt.Sprintf("/ase/c1/filler/%d", k), "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, n := range nodes {
 		eventually(t, "a node following the rebuilt etcd", func() bool {
 			r := n.Data("GET", "/x", "", nil)
@@ -291,37 +299,49 @@ func TestClusterNodeJoinsAndRejoins(t *testing.T) {
 }
 
 func TestClusterEtcdTLSAndAuth(t *testing.T) {
-	e := startEtcd(t, etcdWithTLS(), etcdWithAuth(""))
-	conf := map[string]string{
-		"etcd_ca_file": e.TLS.CAFile, "etcd_cert_file": e.TLS.CertFile, "etcd_key_file": e.TLS.KeyFile,
-		"etcd_username": e.User,
-	}
-	i := newInstance(t, map[string]string{"enable_cluster": "true", "cluster_id": "sec", "etcd_endpoints": e.Endpoint(), "cluster_node_ttl": "3s"})
-	for k, v := range conf {
-		i.Conf[k] = v
-	}
-	i.Env = append(i.Env, "ASE_ETCD_PASSWORD="+e.Password)
-	i.Start()
-	wantStatus(t, i.Do("POST", "/v5/ase/firewall/blacklist", `{"type": "ip", "value": "10.3.3.3"}`, nil), 200, "success", "*")
-	if v := clusterView(t, i); v.NodeCount != 1 {
-		t.Fatalf("GET /cluster: %+v", v)
-	}
-	r := i.Do("GET", "/v5/ase/status", "", nil)
-	if strings.Contains(string(r.Body), e.Password) || strings.Contains(i.Output(), e.Password) {
-		t.Fatal("the etcd password was shown or logged")
-	}
-	// The wrong password: start-up fails, naming etcd.
-	bad := newInstance(t, map[string]string{"enable_cluster": "true", "cluster_id": "sec", "etcd_endpoints": e.Endpoint()})
-	for k, v := range conf {
-		bad.Conf[k] = v
-	}
-	bad.Env = append(bad.Env, "ASE_ETCD_PASSWORD=wrong-password")
-	bad.Launch()
-	if err := bad.Wait(60 * time.Second); err == nil {
-		t.Fatal("a node with a wrong etcd password started")
-	}
-	if strings.Contains(bad.Output(), "wrong-password") {
-		t.Fatal("the wrong etcd password was logged")
+	for _, tt := range []struct {
+		name string
+		opts []etcdOption
+	}{
+		{"tls and password", []etcdOption{etcdWithTLS(), etcdWithAuth("")}},
+		{"password", []etcdOption{etcdWithAuth("")}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := startEtcd(t, tt.opts...)
+			conf := map[string]string{"enable_cluster": "true", "cluster_id": "sec", "etcd_endpoints": e.Endpoint(), "cluster_node_ttl": "3s", "etcd_username": e.User}
+			if e.TLS != nil {
+				conf["etcd_ca_file"], conf["etcd_cert_file"], conf["etcd_key_file"] = e.TLS.CAFile, e.TLS.CertFile, e.TLS.KeyFile
+			}
+			i := newInstance(t, conf)
+			i.Env = append(i.Env, "ASE_ETCD_PASSWORD="+e.Password)
+			i.Start()
+			wantStatus(t, i.Do("POST", "/v5/ase/firewall/blacklist", `{"type": "ip", "value": "10.3.3.3"}`, nil), 200, "success", "*")
+			// etcd restarts: its authentication tokens are gone; the node
+			// logs in again by itself, for its writes, its watch (a write
+			// answers once the node's watch has brought it) and its lease.
+			e.Kill()
+			e.Start()
+			eventually(t, "writes accepted after etcd restarted", func() bool {
+				return i.Do("POST", "/v5/ase/firewall/blacklist", `{"type": "ip", "value": "10.3.3.4"}`, nil).Code == 200
+			})
+			if v := clusterView(t, i); v.NodeCount != 1 || v.Node[0].Status != "active" {
+				t.Fatalf("GET /cluster: %+v", v)
+			}
+			r := i.Do("GET", "/v5/ase/status", "", nil)
+			if strings.Contains(string(r.Body), e.Password) || strings.Contains(i.Output(), e.Password) {
+				t.Fatal("the etcd password was shown or logged")
+			}
+			// The wrong password: start-up fails, naming etcd's refusal.
+			bad := newInstance(t, conf)
+			bad.Env = append(bad.Env, "ASE_ETCD_PASSWORD=wrong-password")
+			bad.Launch()
+			if err := bad.Wait(60 * time.Second); err == nil {
+				t.Fatal("a node with a wrong etcd password started")
+			}
+			if strings.Contains(bad.Output(), "wrong-password") || !strings.Contains(bad.Output(), "etcd_username/etcd_password") {
+				t.Fatalf("the wrong password: %s", bad.Output())
+			}
+		})
 	}
 }
 

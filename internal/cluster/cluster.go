@@ -125,10 +125,13 @@ func (n *Node) keepAlive(ctx context.Context) {
 		}
 		secs := max(int64(n.ttl/time.Second), 1)
 		gctx, cancel := context.WithTimeout(ctx, n.ttl)
-		lease, err := cli.Grant(gctx, secs)
-		if err == nil {
-			_, err = cli.Put(gctx, key, string(b), clientv3.WithLease(lease.ID))
-		}
+		var lease *clientv3.LeaseGrantResponse
+		err := n.st.Call(gctx, func(ctx context.Context, cli *clientv3.Client) (err error) {
+			if lease, err = cli.Grant(ctx, secs); err == nil {
+				_, err = cli.Put(ctx, key, string(b), clientv3.WithLease(lease.ID))
+			}
+			return err
+		})
 		cancel()
 		if err != nil {
 			n.pause(ctx, time.Second)

@@ -3,7 +3,9 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,11 +13,17 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // ErrUnavailable is returned by Commit when the cluster store cannot be
@@ -61,6 +69,8 @@ type EtcdOptions struct {
 type Etcd struct {
 	o      EtcdOptions
 	cli    *clientv3.Client
+	creds  *tokenCreds
+	authMu sync.Mutex // one authentication at a time
 	mirror *Bolt
 	log    *slog.Logger
 
@@ -74,9 +84,6 @@ type Etcd struct {
 	// syncs counts full resynchronisations (for tests and the status).
 	syncs int
 }
-
-// metaCluster is the mirror's record of which etcd it follows.
-const metaCluster = "etcd_cluster"
 
 // OpenEtcd connects to etcd, brings the local mirror up to date (a full
 // load for a new node), and follows etcd from then on. If etcd cannot be
@@ -93,23 +100,44 @@ func OpenEtcd(ctx context.Context, o EtcdOptions) (*Etcd, error) {
 	if err != nil {
 		return nil, err
 	}
+	creds := &tokenCreds{}
 	cli, err := clientv3.New(clientv3.Config{
-		Endpoints: o.Endpoints, TLS: o.TLS, Username: o.Username, Password: o.Password,
+		Endpoints: o.Endpoints, TLS: o.TLS,
 		DialTimeout: o.Timeout, DialKeepAliveTime: 5 * time.Second, DialKeepAliveTimeout: 5 * time.Second,
-		AutoSyncInterval: 0, RejectOldCluster: false, PermitWithoutStream: true,
+		PermitWithoutStream: true,
+		// ASE logs what matters itself, in its own log; the client's
+		// retries would be JSON noise on stderr.
+		Logger: zap.NewNop(),
+		DialOptions: []grpc.DialOption{
+			// The token of etcd's authentication is attached here rather
+			// than by the client (see tokenCreds).
+			grpc.WithPerRPCCredentials(creds),
+			// Back within a second of etcd's return, whatever the outage's
+			// length (gRPC's default backoff grows to 2 minutes).
+			grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second}, MinConnectTimeout: o.Timeout}),
+		},
 	})
 	if err != nil {
 		mirror.Close()
 		return nil, fmt.Errorf("etcd_endpoints: %w", err)
 	}
-	e := &Etcd{o: o, cli: cli, mirror: mirror, log: o.Log, done: make(chan struct{})}
+	e := &Etcd{o: o, cli: cli, creds: creds, mirror: mirror, log: o.Log, done: make(chan struct{})}
 	e.applied = sync.NewCond(&e.mu)
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	// Reachable? Then the mirror is brought up to date before anything is
 	// served from it (a new node loads everything: minutes at most).
 	pctx, cancel := context.WithTimeout(ctx, o.Timeout)
-	_, err = cli.Get(pctx, o.Prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	err = e.call(pctx, func(ctx context.Context) error {
+		_, err := cli.Get(ctx, o.Prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+		return err
+	})
 	cancel()
+	if errors.Is(err, rpctypes.ErrAuthFailed) {
+		e.cancel()
+		cli.Close()
+		mirror.Close()
+		return nil, fmt.Errorf("etcd_username/etcd_password: etcd refused them (%v)", err)
+	}
 	if err == nil {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 		err = e.resync(sctx)
@@ -194,7 +222,11 @@ func (e *Etcd) Commit(ctx context.Context, b Batch) (int64, error) {
 	}
 	tctx, cancel := context.WithTimeout(ctx, e.o.Timeout)
 	defer cancel()
-	resp, err := e.cli.Txn(tctx).If(cmps...).Then(ops...).Else(orElse...).Commit()
+	var resp *clientv3.TxnResponse
+	err = e.call(tctx, func(ctx context.Context) (err error) {
+		resp, err = e.cli.Txn(ctx).If(cmps...).Then(ops...).Else(orElse...).Commit()
+		return err
+	})
 	if err != nil {
 		return 0, e.unavailable(err)
 	}
@@ -439,6 +471,9 @@ func (e *Etcd) watch() error {
 				if errors.Is(err, rpctypes.ErrCompacted) {
 					return &resyncNeeded{why: err.Error()}
 				}
+				if authError(err) {
+					e.authenticate(e.ctx) // the watch is reopened with the new token
+				}
 				return err
 			}
 			if err := e.applyEvents(resp.Events); err != nil {
@@ -451,22 +486,59 @@ func (e *Etcd) watch() error {
 	}
 }
 
-// checkRevision refuses to go on from a revision etcd has not reached:
-// etcd was rebuilt (or replaced) under the mirror.
+// checkRevision refuses to go on from a state etcd does not have: its
+// revision is behind the mirror's, or its incarnation (a marker made once
+// per etcd keyspace) is not the one the mirror followed. A rebuilt etcd
+// keeps its cluster and member IDs, and once its revision passes the
+// mirror's, only the incarnation tells it apart: a watch resumed on it
+// would silently miss every change before that revision.
 func (e *Etcd) checkRevision() error {
 	ctx, cancel := context.WithTimeout(e.ctx, e.o.Timeout)
 	defer cancel()
-	resp, err := e.cli.Get(ctx, e.o.Prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	var resp *clientv3.GetResponse
+	err := e.call(ctx, func(ctx context.Context) (err error) {
+		resp, err = e.cli.Get(ctx, e.key(incarnationKey))
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	if resp.Header.Revision < e.mirror.Rev() {
 		return &resyncNeeded{why: fmt.Sprintf("etcd's revision %d is behind this node's %d: etcd was rebuilt", resp.Header.Revision, e.mirror.Rev())}
 	}
-	if id := strconv.FormatUint(resp.Header.ClusterId, 10); string(e.mirror.meta(metaCluster)) != id {
-		return &resyncNeeded{why: "another etcd cluster (id " + id + ")"}
+	if len(resp.Kvs) == 0 || string(resp.Kvs[0].Value) != string(e.mirror.meta(metaIncarnation)) {
+		return &resyncNeeded{why: "etcd holds another keyspace than the one this node followed (rebuilt, or replaced)"}
 	}
 	return nil
+}
+
+// incarnationKey marks one etcd keyspace: made, with a random value, by
+// the first node that finds it absent.
+const incarnationKey = "cluster/incarnation"
+
+// metaIncarnation is the mirror's record of the incarnation it follows.
+const metaIncarnation = "etcd_incarnation"
+
+// incarnation returns etcd's marker, making it if absent.
+func (e *Etcd) incarnation(ctx context.Context) (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	k := e.key(incarnationKey)
+	var resp *clientv3.TxnResponse
+	err := e.call(ctx, func(ctx context.Context) (err error) {
+		resp, err = e.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
+			Then(clientv3.OpPut(k, hex.EncodeToString(b[:]))).Else(clientv3.OpGet(k)).Commit()
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	if resp.Succeeded {
+		return hex.EncodeToString(b[:]), nil
+	}
+	return string(resp.Responses[0].GetResponseRange().GetKvs()[0].Value), nil
 }
 
 // applyEvents brings one watch response's events into the mirror: one
@@ -505,7 +577,15 @@ const resyncPage = 10_000
 // keys are read in pages at that revision and merged with the mirror's
 // (both in key order); only differences are applied, deletions included.
 func (e *Etcd) resync(ctx context.Context) error {
-	head, err := e.cli.Get(ctx, e.o.Prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	inc, err := e.incarnation(ctx)
+	if err != nil {
+		return err
+	}
+	var head *clientv3.GetResponse
+	err = e.call(ctx, func(ctx context.Context) (err error) {
+		head, err = e.cli.Get(ctx, e.o.Prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -514,8 +594,12 @@ func (e *Etcd) resync(ctx context.Context) error {
 	from := e.o.Prefix
 	var lastKey string // the mirror is in step below here
 	for {
-		resp, err := e.cli.Get(ctx, from, clientv3.WithRange(end), clientv3.WithRev(rev), clientv3.WithLimit(resyncPage),
-			clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+		var resp *clientv3.GetResponse
+		err := e.call(ctx, func(ctx context.Context) (err error) {
+			resp, err = e.cli.Get(ctx, from, clientv3.WithRange(end), clientv3.WithRev(rev), clientv3.WithLimit(resyncPage),
+				clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -539,8 +623,7 @@ func (e *Etcd) resync(ctx context.Context) error {
 		lastKey = upTo
 		from = e.o.Prefix + upTo
 	}
-	id := strconv.FormatUint(head.Header.ClusterId, 10)
-	if err := e.mirror.applyRev(rev, nil, map[string][]byte{metaCluster: []byte(id)}); err != nil {
+	if err := e.mirror.applyRev(rev, nil, map[string][]byte{metaIncarnation: []byte(inc)}); err != nil {
 		return err
 	}
 	e.mu.Lock()
@@ -574,4 +657,73 @@ func (e *Etcd) diff(from, upTo string, kvs []*mvccpb.KeyValue) ([]Change, error)
 		changes = append(changes, Change{Key: string(kvs[i].Key[len(e.o.Prefix):]), Value: kvs[i].Value})
 	}
 	return changes, err
+}
+
+// tokenCreds attaches the token of etcd's authentication to every call.
+// The client's own handling is not used: after etcd restarts, its
+// in-memory ("simple") tokens are gone, and etcd 3.4 then refuses the
+// stale token the client keeps sending, for good. Here a call refused so
+// authenticates again (call) and is retried.
+type tokenCreds struct{ tok atomic.Pointer[string] }
+
+func (c *tokenCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	if t := c.tok.Load(); t != nil && *t != "" {
+		return map[string]string{rpctypes.TokenFieldNameGRPC: *t}, nil
+	}
+	return nil, nil
+}
+
+func (c *tokenCreds) RequireTransportSecurity() bool { return false }
+
+// authError reports whether etcd refused a call's token.
+func authError(err error) bool {
+	return errors.Is(err, rpctypes.ErrInvalidAuthToken) || errors.Is(err, rpctypes.ErrAuthOldRevision) ||
+		status.Code(err) == codes.Unauthenticated && !errors.Is(err, rpctypes.ErrAuthFailed)
+}
+
+// authenticate gets a new token, on a connection of its own that sends
+// none (a stale one would be refused first).
+func (e *Etcd) authenticate(ctx context.Context) error {
+	if e.o.Username == "" {
+		return nil
+	}
+	e.authMu.Lock()
+	defer e.authMu.Unlock()
+	c, err := clientv3.New(clientv3.Config{Endpoints: e.o.Endpoints, TLS: e.o.TLS, DialTimeout: e.o.Timeout, Logger: zap.NewNop()})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	actx, cancel := context.WithTimeout(ctx, e.o.Timeout)
+	defer cancel()
+	resp, err := c.Authenticate(actx, e.o.Username, e.o.Password)
+	if err != nil {
+		return err
+	}
+	e.creds.tok.Store(&resp.Token)
+	return nil
+}
+
+// call runs fn, authenticating first when there is no token yet, and once
+// more when etcd refuses the token.
+func (e *Etcd) call(ctx context.Context, fn func(ctx context.Context) error) error {
+	if e.o.Username != "" && e.creds.tok.Load() == nil {
+		if err := e.authenticate(ctx); err != nil {
+			return err
+		}
+	}
+	err := fn(ctx)
+	if err != nil && e.o.Username != "" && authError(err) {
+		if aerr := e.authenticate(ctx); aerr != nil {
+			return aerr
+		}
+		err = fn(ctx)
+	}
+	return err
+}
+
+// Call runs fn with the cluster store's etcd client, re-authenticating
+// when etcd refuses its token (for the cluster's leases).
+func (e *Etcd) Call(ctx context.Context, fn func(ctx context.Context, cli *clientv3.Client) error) error {
+	return e.call(ctx, func(ctx context.Context) error { return fn(ctx, e.cli) })
 }
