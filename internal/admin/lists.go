@@ -68,11 +68,20 @@ func (h *Handler) addList(l lists.List) func(c *call) (any, error) {
 		} else {
 			c.params = map[string]any{"entry": auditEntry(entries[0])}
 		}
-		b, res, err := h.d.Lists.Add(c.ctx, c.reader(), l, entries, bulk)
-		if err != nil {
-			return nil, err
+		var res lists.AddResult
+		if bulk && c.txn == nil {
+			// A bulk import commits itself, all or nothing, within the
+			// store's limits (as a generation when it needs many batches),
+			// taking effect on condition that no transaction is open.
+			res, err = h.d.Lists.Import(c.ctx, l, entries, noTxn)
+			err = c.refusedByTxn(err)
+		} else {
+			var b store.Batch
+			if b, res, err = h.d.Lists.Add(c.ctx, c.reader(), l, entries, bulk); err == nil {
+				err = c.commit(b)
+			}
 		}
-		if err := c.commit(b); err != nil {
+		if err != nil {
 			return nil, err
 		}
 		if !bulk {
@@ -94,9 +103,11 @@ func (h *Handler) deleteList(l lists.List) func(c *call) (any, error) {
 				return nil, err
 			}
 			c.params = map[string]any{"tag": tag[0]}
-			b, err := h.d.Lists.Clear(c.ctx, c.reader(), l, t)
+			// Past one batch of the store, Clear commits the leading ones
+			// itself, each on condition that no transaction is open.
+			b, err := h.d.Lists.Clear(c.ctx, c.reader(), l, t, noTxn)
 			if err != nil {
-				return nil, err
+				return nil, c.refusedByTxn(err)
 			}
 			if err := c.commit(b); err != nil {
 				return nil, err
@@ -216,6 +227,7 @@ func (h *Handler) setDetected(c *call) (any, error) {
 		if on {
 			return store.Batch{}, nil
 		}
-		return h.d.Lists.RemoveDetected(c.ctx, c.reader())
+		b, err := h.d.Lists.RemoveDetected(c.ctx, c.reader(), noTxn)
+		return b, c.refusedByTxn(err)
 	})
 }

@@ -20,8 +20,9 @@ import (
 // the deny list matches every identity the attacker presented, so the
 // next request is refused. The entries are then made durable by a group
 // commit: a background loop takes everything reported meanwhile and
-// writes it in one store batch. A crash between the two loses at most the
-// reports of that window (one commit's time, milliseconds).
+// writes it in batches within the store's limits. A crash between the two
+// loses at most the reports of that window (one commit's time,
+// milliseconds).
 //
 // Until its commit is applied, an entry is pending: it is in the in-memory
 // sets (so it counts against attack_list_memory) and in det.pending. The
@@ -282,7 +283,7 @@ func (l *Lists) Flush(ctx context.Context) error {
 	}
 }
 
-// commitLoop writes the pending entries, in one batch per round: while a
+// commitLoop writes the pending entries, one round at a time: while a
 // round commits, the next one gathers.
 func (l *Lists) commitLoop(ctx context.Context) {
 	defer l.done.Done()
@@ -333,8 +334,9 @@ type detItem struct {
 	drop  bool // the store holds a live entry of its own: leave it
 }
 
-// commitRound writes every entry pending and not yet taken, in one batch,
-// and reports whether there was anything to write.
+// commitRound writes every entry pending and not yet taken, in batches
+// within the store's limits, and reports whether there was anything to
+// write.
 func (l *Lists) commitRound(ctx context.Context) (bool, error) {
 	d := &l.det
 	d.mu.Lock()
@@ -374,28 +376,42 @@ func (l *Lists) commitRound(ctx context.Context) (bool, error) {
 			break
 		}
 	}
-	for attempt := 0; err == nil && attempt < 4; attempt++ {
-		b := store.Batch{Conds: make([]store.Cond, 0, len(items)), Ops: make([]store.Op, 0, len(items))}
-		for _, it := range items {
-			if !it.drop {
-				b.Conds = append(b.Conds, it.cond)
-				b.Ops = append(b.Ops, store.Put(it.key, it.value))
+	// In batches within the store's limits, each written on its own: a
+	// batch not written leaves its entries pending for the next round.
+	lim := l.st.Limits()
+	for start, attempt := 0, 0; err == nil && start < len(items); {
+		f := newFiller(lim, room{})
+		b := store.Batch{}
+		end := start
+		for ; end < len(items); end++ {
+			it := &items[end]
+			if it.drop {
+				continue
 			}
+			if !f.take(1, 1, 2*len(it.key)+len(it.value)+len(it.cond.Value)) {
+				break
+			}
+			b.Conds = append(b.Conds, it.cond)
+			b.Ops = append(b.Ops, store.Put(it.key, it.value))
 		}
 		if len(b.Ops) == 0 {
 			break
 		}
 		_, err = l.st.Commit(ctx, b)
 		var conflict *store.ConflictError
-		if !errors.As(err, &conflict) {
+		if err == nil {
+			start, attempt = end, 0
+			continue
+		}
+		if !errors.As(err, &conflict) || attempt == 3 {
 			break
 		}
 		// A key changed since it was reported (an operator's entry, a
-		// sweep): read them all again and retry.
-		for i := range items {
-			if err = l.resolve(ctx, &items[i]); err != nil {
-				break
-			}
+		// sweep): read the batch's keys again and retry.
+		attempt++
+		err = nil
+		for i := start; i < end && err == nil; i++ {
+			err = l.resolve(ctx, &items[i])
 		}
 	}
 	if err != nil && errors.As(err, new(*store.ConflictError)) {
@@ -440,10 +456,11 @@ func (l *Lists) resolve(ctx context.Context, it *detItem) error {
 	if err != nil {
 		return err
 	}
-	if _, e, err := parseStored(it.key, v); err == nil && (e.Expires.IsZero() || l.now().Before(e.Expires)) {
+	if _, e, err := parseStored(it.key, v); err == nil && (e.Expires.IsZero() || l.now().Before(e.Expires)) && l.enforced(v) {
 		it.drop = true
 		return nil
 	}
+	// Absent, expired, or an entry of a bulk import not live: replaced.
 	it.cond, it.drop = store.Unchanged(it.key, v), false
 	return nil
 }

@@ -383,7 +383,9 @@ func isName(s string) bool {
 // Store layout: "list/deny/<kind>/<identity>" and "list/allow/...". The
 // identity of a named entry is name NUL value (neither may hold a NUL).
 // The value is the tag byte and the expiry in Unix milliseconds (0 for
-// never), big-endian.
+// never), big-endian; an entry written by a bulk import as a generation
+// carries the generation's id after them (gen.go, with the keys under
+// "list/_", which are not entries).
 const (
 	Prefix      = "list/"
 	denyPrefix  = "list/deny/"
@@ -414,13 +416,15 @@ func (e Entry) StoreKey(l List) string {
 }
 
 // storeValue encodes e's tag and expiry.
-func (e Entry) storeValue() []byte {
-	v := make([]byte, 9)
-	v[0] = byte(e.Tag)
+func (e Entry) storeValue() []byte { return e.appendValue(make([]byte, 0, valueLen)) }
+
+// appendValue appends e's stored value to dst.
+func (e Entry) appendValue(dst []byte) []byte {
+	var exp uint64
 	if !e.Expires.IsZero() {
-		binary.BigEndian.PutUint64(v[1:], uint64(e.Expires.UnixMilli()))
+		exp = uint64(e.Expires.UnixMilli())
 	}
-	return v
+	return binary.BigEndian.AppendUint64(append(dst, byte(e.Tag)), exp)
 }
 
 // parseStored decodes a stored key and value back into an entry.
@@ -437,7 +441,7 @@ func parseStored(key string, value []byte) (List, Entry, error) {
 	}
 	kindName, ident, ok := strings.Cut(rest, "/")
 	kind, known := parseKind(kindName)
-	if !ok || !known || len(value) != 9 || Tag(value[0]) >= numTags {
+	if !ok || !known || len(value) != valueLen && len(value) != genValueLen || Tag(value[0]) >= numTags {
 		return 0, Entry{}, fmt.Errorf("lists: malformed stored entry %q", key)
 	}
 	e := Entry{Kind: kind, Value: ident, Tag: Tag(value[0])}

@@ -6,15 +6,19 @@
 package lists
 
 import (
+	"bytes"
 	"container/heap"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/netip"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ase-project/ase/internal/store"
@@ -70,6 +74,17 @@ type Lists struct {
 	// sweepHook, when set (by tests), runs in ExpireDue between the check
 	// of an entry in memory and the read of its stored value.
 	sweepHook func()
+
+	// Bulk imports written as generations (gen.go).
+	genMu   sync.Mutex
+	gens    map[uint64]*generation
+	open    atomic.Int64 // generations known that are not live
+	genWake chan struct{}
+	node    string
+	genTTL  time.Duration
+	// importHook, when set (by tests), runs before each batch of a
+	// generation's entries; an error fails the import there.
+	importHook func(batch int) error
 }
 
 // Options configure Open.
@@ -77,6 +92,12 @@ type Options struct {
 	Limit int64            // attack_list_memory, in bytes
 	Now   func() time.Time // the clock; time.Now if nil
 	Log   *slog.Logger
+	// Node names this node among those sharing the store, the same across
+	// its restarts: a bulk import it left unfinished is cleaned up when it
+	// starts again (others' only once their deadline passed). Empty when
+	// the store has one node (the embedded store): every unfinished import
+	// found at start is its own.
+	Node string
 }
 
 // Open loads both lists from st, drops entries that expired while ASE was
@@ -89,12 +110,35 @@ func Open(ctx context.Context, st store.Store, o Options) (*Lists, error) {
 		log: o.Log, now: o.Now, h: newHasher(), limit: o.Limit, st: st,
 		sets: [2]*Set{newSet(), newSet()},
 		wake: make(chan struct{}, 1),
+		gens: map[uint64]*generation{}, genWake: make(chan struct{}, 1), node: o.Node, genTTL: genTTL,
 	}
 	l.det.init()
 	now := l.now().UnixMilli()
 	var cidrs [2][]Entry
 	var expired []string
+	var orphans []store.Cond // entries of an import whose marker is gone
+	refs := map[uint64]int{}
+	// The import markers sort before the entries: each entry's generation
+	// is known when it is loaded.
 	stop, err := st.Subscribe(ctx, Prefix, func(key string, value []byte) error {
+		if strings.HasPrefix(key, metaPrefix) {
+			if g, ok := parseGenKey(key); ok {
+				l.setGen(g, value)
+			}
+			return nil
+		}
+		if g := valueGen(value); g != 0 {
+			gen := l.gens[g]
+			switch {
+			case gen == nil:
+				orphans = append(orphans, store.Unchanged(key, bytes.Clone(value)))
+				return nil
+			case gen.state != genLive:
+				gen.held[key] = bytes.Clone(value)
+				return nil
+			}
+			refs[g]++
+		}
 		list, e, err := parseStored(key, value)
 		if err != nil {
 			l.log.Error("ignoring a malformed list entry in the store", "key", key, "error", err)
@@ -127,17 +171,63 @@ func Open(ctx context.Context, st store.Store, o Options) (*Lists, error) {
 		for i, k := range expired {
 			ops[i] = store.Delete(k)
 		}
-		if _, err := st.Commit(ctx, store.Batch{Ops: ops}); err != nil {
-			stop()
-			return nil, err
+		// In batches within the store's limits: each deletion stands alone.
+		for _, b := range split(st.Limits(), nil, ops, room{}) {
+			if _, err := st.Commit(ctx, b); err != nil {
+				stop()
+				return nil, err
+			}
 		}
+	}
+	if err := l.tidyGens(ctx, orphans, refs); err != nil {
+		stop()
+		return nil, err
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
-	l.done.Add(2)
+	l.done.Add(3)
 	go l.expireLoop(bg)
 	go l.commitLoop(bg)
+	go l.genLoop(bg)
 	return l, nil
+}
+
+// tidyGens, at start, deletes orphaned import entries, drops the markers
+// of live imports no entry refers to any more, and cleans up the imports
+// this node left unfinished.
+func (l *Lists) tidyGens(ctx context.Context, orphans []store.Cond, refs map[uint64]int) error {
+	conds := orphans
+	var mine []uint64
+	for g, gen := range l.gens {
+		switch {
+		case gen.state == genLive && refs[g] == 0:
+			conds = append(conds, store.Unchanged(genKey(g), gen.value))
+		case gen.state != genLive && gen.owner == l.node:
+			mine = append(mine, g)
+		}
+	}
+	if len(conds) > 0 {
+		ops := make([]store.Op, len(conds))
+		for i, c := range conds {
+			ops[i] = store.Delete(c.Key)
+		}
+		if _, err := l.commitEach(ctx, conds, ops); err != nil {
+			return err
+		}
+	}
+	for _, g := range mine {
+		n := 0
+		if gen := l.gens[g]; gen != nil {
+			n = len(gen.held)
+		}
+		if err := l.cleanupGen(ctx, g); err != nil {
+			// Never enforced; the cleanup is retried in the background.
+			l.log.Error("could not clean up a bulk import left unfinished; retrying", "import", genKey(g), "error", err)
+			continue
+		}
+		l.log.Warn("cleaned up a bulk import left unfinished by the last run: none of its entries were listed", "import", genKey(g), "entries", n)
+	}
+	return nil
 }
 
 // Load puts entries into list in memory only, without storing them: for
@@ -168,6 +258,30 @@ func (l *Lists) Close() {
 func (l *Lists) apply(ev store.Event) {
 	var cidrs [2][]Entry
 	for _, c := range ev.Changes {
+		if strings.HasPrefix(c.Key, metaPrefix) {
+			g, ok := parseGenKey(c.Key)
+			if !ok {
+				continue
+			}
+			l.genMu.Lock()
+			promoted := l.setGen(g, c.Value)
+			l.genMu.Unlock()
+			// An import turned live: every entry it wrote is enforced now,
+			// in this one event.
+			for k, v := range promoted {
+				l.enforce(k, v, &cidrs)
+			}
+			continue
+		}
+		if l.open.Load() > 0 || len(c.Value) > valueLen {
+			l.genMu.Lock()
+			now := l.admit(c.Key, c.Value)
+			l.genMu.Unlock()
+			if !now {
+				l.det.put(c.Key, c.Value)
+				continue // held aside until its import turns live
+			}
+		}
 		if c.Deleted {
 			list, e, err := parseKey(c.Key)
 			if err == nil {
@@ -176,19 +290,7 @@ func (l *Lists) apply(ev store.Event) {
 			continue
 		}
 		l.det.put(c.Key, c.Value)
-		list, e, err := parseStored(c.Key, c.Value)
-		if err != nil {
-			l.log.Error("ignoring a malformed list entry", "key", c.Key, "error", err)
-			continue
-		}
-		if e.Kind == IP && !e.Prefix.IsSingleIP() {
-			cidrs[list] = append(cidrs[list], e)
-		} else {
-			l.sets[list].put(l.h, e)
-		}
-		if !e.Expires.IsZero() {
-			l.schedule(e.Expires.UnixMilli(), c.Key)
-		}
+		l.enforce(c.Key, c.Value, &cidrs)
 	}
 	for list, es := range cidrs {
 		switch len(es) {
@@ -198,6 +300,23 @@ func (l *Lists) apply(ev store.Event) {
 		default:
 			l.sets[list].putCIDRs(es)
 		}
+	}
+}
+
+// enforce mirrors a stored entry in memory (ranges gathered in cidrs).
+func (l *Lists) enforce(key string, value []byte, cidrs *[2][]Entry) {
+	list, e, err := parseStored(key, value)
+	if err != nil {
+		l.log.Error("ignoring a malformed list entry", "key", key, "error", err)
+		return
+	}
+	if e.Kind == IP && !e.Prefix.IsSingleIP() {
+		cidrs[list] = append(cidrs[list], e)
+	} else {
+		l.sets[list].put(l.h, e)
+	}
+	if !e.Expires.IsZero() {
+		l.schedule(e.Expires.UnixMilli(), key)
 	}
 }
 
@@ -343,7 +462,7 @@ func (l *Lists) live(ctx context.Context, r store.Reader, key string) (bool, err
 	if err != nil {
 		return false, err
 	}
-	return e.Expires.IsZero() || l.now().Before(e.Expires), nil
+	return (e.Expires.IsZero() || l.now().Before(e.Expires)) && l.enforced(v), nil
 }
 
 // listed reports whether e is live in list as r sees it. Reading the live
@@ -409,7 +528,7 @@ func (l *Lists) CheckBudget(ctx context.Context, r store.Reader, b store.Batch) 
 	final := map[string][]byte{}
 	for _, op := range b.Ops {
 		switch {
-		case !strings.HasPrefix(op.Key, Prefix):
+		case !strings.HasPrefix(op.Key, Prefix) || strings.HasPrefix(op.Key, metaPrefix):
 		case op.Kind == store.OpPut:
 			final[op.Key] = op.Value
 		case op.Kind == store.OpDelete:
@@ -458,35 +577,73 @@ func (l *Lists) Remove(ctx context.Context, r store.Reader, list List, e Entry) 
 
 // Clear returns the batch that empties list, or only the entries with tag
 // when tag is not nil.
-func (l *Lists) Clear(ctx context.Context, r store.Reader, list List, tag *Tag) (store.Batch, error) {
+//
+// Clearing everything is one batch of two operations whatever the list
+// holds: one prefix deletion, and a new value for "list/_cleared/<list>",
+// which makes a bulk import in progress fail rather than become live with
+// only the entries written after the clear. Clearing by tag deletes the
+// entries one by one: when they do not fit one batch of the live store, the
+// leading batches are committed here, in key order, and the last is
+// returned (then an error part-way leaves the entries not reached yet,
+// and clearing again finishes); each batch committed here carries the
+// conditions guard (the management API's "no transaction is open").
+// Entries of an import not live yet are not part of the list and are left
+// alone.
+func (l *Lists) Clear(ctx context.Context, r store.Reader, list List, tag *Tag, guard ...store.Cond) (store.Batch, error) {
 	if err := l.Flush(ctx); err != nil {
 		return store.Batch{}, err
 	}
 	if tag == nil {
-		return store.Batch{Ops: []store.Op{store.DeletePrefix(ListPrefix(list))}}, nil
+		epoch := binary.BigEndian.AppendUint64(nil, rand.Uint64())
+		return store.Batch{Ops: []store.Op{store.Put(clearedKey(list), epoch), store.DeletePrefix(ListPrefix(list))}}, nil
 	}
-	return l.deleteWhere(ctx, r, list, func(t Tag) bool { return t == *tag })
+	return l.deleteWhere(ctx, r, list, func(t Tag) bool { return t == *tag }, guard)
 }
 
 // RemoveDetected returns the batch that deletes every deny-list entry put
 // there by ASE-detected attacks (disable_ase_detected_attack does this, as
-// the vendor's does).
-func (l *Lists) RemoveDetected(ctx context.Context, r store.Reader) (store.Batch, error) {
+// the vendor's does). Like clearing by tag, past one batch of the live
+// store it commits the leading batches itself and returns the last, with
+// room for the caller's switch: detections listed between the two stay.
+func (l *Lists) RemoveDetected(ctx context.Context, r store.Reader, guard ...store.Cond) (store.Batch, error) {
 	if err := l.Flush(ctx); err != nil {
 		return store.Batch{}, err
 	}
-	return l.deleteWhere(ctx, r, Deny, Tag.Detected)
+	return l.deleteWhere(ctx, r, Deny, Tag.Detected, guard)
 }
 
-func (l *Lists) deleteWhere(ctx context.Context, r store.Reader, list List, match func(Tag) bool) (store.Batch, error) {
+func (l *Lists) deleteWhere(ctx context.Context, r store.Reader, list List, match func(Tag) bool, guard []store.Cond) (store.Batch, error) {
 	var ops []store.Op
 	err := r.Scan(ctx, ListPrefix(list), func(key string, value []byte) error {
-		if len(value) == 9 && match(Tag(value[0])) {
+		if len(value) >= valueLen && match(Tag(value[0])) && l.enforced(value) {
 			ops = append(ops, store.Delete(key))
 		}
 		return nil
 	})
-	return store.Batch{Ops: ops}, err
+	if err != nil {
+		return store.Batch{}, err
+	}
+	if st, ok := r.(store.Store); !ok || st != l.st {
+		// Staged in a transaction: its commit writes them.
+		return store.Batch{Ops: ops}, nil
+	}
+	// Room for the guard and for what the caller commits with the last
+	// batch (a setting, its own guard).
+	n := 0
+	for _, c := range guard {
+		n += len(c.Key) + len(c.Value)
+	}
+	bs := split(l.st.Limits(), nil, ops, room{ops: 1, conds: len(guard) + 1, bytes: 1<<10 + 2*n})
+	if len(bs) <= 1 {
+		return store.Batch{Ops: ops}, nil
+	}
+	for _, b := range bs[:len(bs)-1] {
+		b.Conds = guard
+		if _, err := l.st.Commit(ctx, b); err != nil {
+			return store.Batch{}, err
+		}
+	}
+	return bs[len(bs)-1], nil
 }
 
 // View calls fn for each live entry of list (with tag, when not nil), in
@@ -497,11 +654,11 @@ func (l *Lists) View(ctx context.Context, r store.Reader, list List, tag *Tag, f
 	}
 	now := l.now()
 	return r.Scan(ctx, ListPrefix(list), func(key string, value []byte) error {
-		if tag != nil && (len(value) != 9 || Tag(value[0]) != *tag) {
+		if tag != nil && (len(value) < valueLen || Tag(value[0]) != *tag) {
 			return nil
 		}
 		_, e, err := parseStored(key, value)
-		if err != nil {
+		if err != nil || !l.enforced(value) {
 			return nil
 		}
 		if !e.Expires.IsZero() && !now.Before(e.Expires) {
@@ -513,7 +670,7 @@ func (l *Lists) View(ctx context.Context, r store.Reader, list List, tag *Tag, f
 
 // parseKey decodes a stored key alone (for deletions).
 func parseKey(key string) (List, Entry, error) {
-	return parseStored(key, make([]byte, 9))
+	return parseStored(key, make([]byte, valueLen))
 }
 
 // --- expiry ---
@@ -605,7 +762,7 @@ func (l *Lists) ExpireDue(ctx context.Context) int {
 		if err != nil {
 			continue
 		}
-		if _, se, err := parseStored(it.key, stored); err != nil || se.Expires.IsZero() || se.Expires.UnixMilli() > now {
+		if _, se, err := parseStored(it.key, stored); err != nil || se.Expires.IsZero() || se.Expires.UnixMilli() > now || !l.enforced(stored) {
 			continue
 		}
 		batch.Conds = append(batch.Conds, store.Unchanged(it.key, stored))
@@ -614,16 +771,13 @@ func (l *Lists) ExpireDue(ctx context.Context) int {
 	if len(batch.Ops) == 0 {
 		return 0
 	}
-	if _, err := l.st.Commit(ctx, batch); err != nil {
-		// A condition failed: an entry changed between the check and the
-		// commit. Delete the others one by one.
-		n := 0
-		for i := range batch.Ops {
-			if _, err := l.st.Commit(ctx, store.Batch{Conds: batch.Conds[i : i+1], Ops: batch.Ops[i : i+1]}); err == nil {
-				n++
-			}
-		}
-		return n
+	// In batches within the store's limits; a batch whose condition fails
+	// (an entry changed between the check and the commit) is retried one
+	// entry at a time. An entry not deleted (the store failing) is still
+	// refused by lookups, and deleted at the next start.
+	n, err := l.commitEach(ctx, batch.Conds, batch.Ops)
+	if err != nil && ctx.Err() == nil {
+		l.log.Error("could not delete expired list entries; they no longer match", "deleted", n, "due", len(batch.Ops), "error", err)
 	}
-	return len(batch.Ops)
+	return n
 }

@@ -105,10 +105,11 @@ func importAPIDir(ctx context.Context, st store.Store, dir string, log *slog.Log
 		return err
 	}
 
-	// One batch for all files: either every changed file is imported or
-	// none is. Checks run against the store as it will be, file by file.
+	// One batch for all files when it fits the store's limits: either
+	// every changed file is imported or none is. Checks run against the
+	// store as it will be, file by file.
 	view := newOverlay(st)
-	var batch store.Batch
+	var changed [][]store.Op // each changed file's operations, digest last
 	imported := 0
 	for _, f := range files {
 		key := importPrefix + f.api.ID
@@ -131,17 +132,51 @@ func importAPIDir(ctx context.Context, st store.Store, dir string, log *slog.Log
 		b.Conds = nil // the overlay already checked them against this batch
 		b.Ops = append(b.Ops, store.Put(key, []byte(f.digest)))
 		view.apply(b.Ops)
-		batch.Ops = append(batch.Ops, b.Ops...)
+		changed = append(changed, b.Ops)
 		imported++
 	}
 	if imported == 0 {
 		return nil
 	}
-	if _, err := st.Commit(ctx, batch); err != nil {
-		return fmt.Errorf("api_dir: %w", err)
+	batches := packFiles(st.Limits(), changed)
+	for i, batch := range batches {
+		if _, err := st.Commit(ctx, batch); err != nil {
+			if i > 0 {
+				return fmt.Errorf("api_dir: %w (%d of %d batches of definitions were stored; the next start imports the rest)", err, i, len(batches))
+			}
+			return fmt.Errorf("api_dir: %w", err)
+		}
 	}
-	log.Info("imported API definitions from api_dir", "dir", dir, "count", imported)
+	log.Info("imported API definitions from api_dir", "dir", dir, "count", imported, "batches", len(batches))
 	return nil
+}
+
+// packFiles groups the changed files' operations into batches within the
+// store's limits, whole files only, in api_id order. Past one batch (on
+// etcd, more than about 60 changed files at once) the import is no longer
+// all or nothing, and that is acceptable here: each file's definition is
+// stored with its digest in one batch, so a start that fails part-way has
+// stored whole files, each checked against the files before it (every
+// state in between is one the checks accepted), and the next start imports
+// only the files not stored yet. A file too large for one batch alone is
+// refused by the store (*store.TooLargeError), naming the limits.
+func packFiles(lim store.Limits, files [][]store.Op) []store.Batch {
+	var out []store.Batch
+	var cur store.Batch
+	size := 0
+	for _, ops := range files {
+		n := 0
+		for _, op := range ops {
+			n += len(op.Key) + len(op.Value)
+		}
+		if len(cur.Ops) > 0 && (lim.MaxOps > 0 && len(cur.Ops)+len(ops) > lim.MaxOps || lim.MaxBytes > 0 && size+n > lim.MaxBytes) {
+			out = append(out, cur)
+			cur, size = store.Batch{}, 0
+		}
+		cur.Ops = append(cur.Ops, ops...)
+		size += n
+	}
+	return append(out, cur)
 }
 
 // overlay is a store.Reader of a store plus puts not yet committed.

@@ -25,6 +25,7 @@ import (
 	"github.com/ase-project/ase/internal/admin"
 	"github.com/ase-project/ase/internal/audit"
 	"github.com/ase-project/ase/internal/catalog"
+	"github.com/ase-project/ase/internal/cluster"
 	"github.com/ase-project/ase/internal/config"
 	"github.com/ase-project/ase/internal/dataport"
 	"github.com/ase-project/ase/internal/engine"
@@ -78,6 +79,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		if err != nil {
 			return err
 		}
+		if err := testStoreLimits(bolt); err != nil {
+			bolt.Close()
+			return err
+		}
 		st = bolt
 	}
 	defer st.Close()
@@ -100,7 +105,15 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 	}
 	defer live.Close()
 
-	lst, err := lists.Open(ctx, st, lists.Options{Limit: int64(cfg.AttackListMemory), Log: log})
+	// In a cluster, a node tells its own unfinished bulk imports (cleaned up
+	// at its start) from other nodes' by its UUID.
+	listsNode := ""
+	if etcdStore != nil {
+		if listsNode, err = cluster.NodeUUID(cfg.DataDir); err != nil {
+			return err
+		}
+	}
+	lst, err := lists.Open(ctx, st, lists.Options{Limit: int64(cfg.AttackListMemory), Log: log, Node: listsNode})
 	if err != nil {
 		return err
 	}
@@ -436,4 +449,21 @@ func logDir(cfg *config.Config) string {
 		return cfg.LogDir
 	}
 	return filepath.Join(cfg.DataDir, "logs")
+}
+
+// testStoreLimits bounds the embedded store's batches as an etcd server's
+// are, when the test-only environment variable ASE_TEST_STORE_LIMITS says
+// so ("128,1048576": operations, bytes): the end-to-end tests run the
+// writers of lists and api_dir as they run on a cluster.
+func testStoreLimits(b *store.Bolt) error {
+	v := os.Getenv("ASE_TEST_STORE_LIMITS")
+	if v == "" {
+		return nil
+	}
+	var n, m int
+	if k, err := fmt.Sscanf(v, "%d,%d", &n, &m); k != 2 || err != nil || n < 0 || m < 0 {
+		return fmt.Errorf("ASE_TEST_STORE_LIMITS=%q: want operations,bytes", v)
+	}
+	b.SetLimits(store.Limits{MaxOps: n, MaxBytes: m})
+	return nil
 }

@@ -1,0 +1,773 @@
+package lists
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ase-project/ase/internal/store"
+)
+
+// Bulk imports on a store with limits, as generations.
+//
+// A store may bound one batch (etcd: 128 operations, 128 conditions,
+// about 1 MiB), and a bulk import of up to 100,000 entries must still
+// apply all or nothing. When an import does not fit one batch, it is
+// written as a generation:
+//
+//  1. A marker "list/_gen/<id>" is put, pending, with a deadline, the
+//     memory its entries will take (every node's budget check counts it
+//     while it is pending) and the importing node's name (conditional on
+//     the marker being absent).
+//  2. The entries are put at their own keys in batches, their values
+//     carrying the generation's id (17 bytes instead of 9). Each batch is
+//     conditional on the marker still being the pending one this import
+//     wrote, and each entry on its key being absent or holding an entry
+//     that is not enforced (expired, or of an abandoned import): an entry
+//     put meanwhile by an operator or a detection is never overwritten.
+//     Every few batches the marker's deadline is pushed back.
+//  3. One last small batch makes the marker live, conditional on it being
+//     unchanged, on the list not having been cleared since the import
+//     began ("list/_cleared/<list>", changed by every clear-all), and on
+//     the caller's conditions (no transaction open).
+//
+// Every subscriber (every node) holds an entry of a generation that is not
+// live aside, unenforced and out of views, until its marker turns live; then
+// it enforces all of them at once. An entry put over a held one (an
+// operator's, a detection's) replaces it, and a deleted one is dropped.
+// The markers sort before the entries, so a snapshot or a resynchronisation
+// in key order meets a marker before its entries. An entry keeps its
+// generation's id for good; its marker stays while any entry refers to it
+// and is dropped at the next start when none does.
+//
+// An import that fails is cleaned up at once by its node: the marker is
+// made aborted (so no batch of the import can land any more), every entry
+// it wrote that is still its own is deleted, then the marker. An import
+// abandoned half-way (the node died) is cleaned up the same way by its
+// node's next start, or by any node once the marker's deadline passed.
+
+const (
+	metaPrefix    = "list/_"         // keys that are not entries sort first
+	genPrefix     = "list/_gen/"     // + 16 hex digits: one import's marker
+	clearedPrefix = "list/_cleared/" // + the list's name: set by every clear-all
+
+	valueLen    = 9  // tag, expiry
+	genValueLen = 17 // tag, expiry, generation id
+)
+
+// genTTL is how long a pending import may go without progress before any
+// node may abandon it; the importer pushes its deadline back every
+// genTTL/4.
+const genTTL = 2 * time.Minute
+
+// genState is a generation's marker state.
+type genState byte
+
+const (
+	genPending genState = 'p'
+	genLive    genState = 'l'
+	genAborted genState = 'a'
+)
+
+// marker is a generation marker's value.
+type marker struct {
+	state    genState
+	list     List
+	deadline int64 // Unix ms: past it, any node may abandon the import
+	need     int64 // the memory its entries take: reserved while pending
+	owner    string
+}
+
+func (m marker) encode() []byte {
+	v := make([]byte, 18, 18+len(m.owner))
+	v[0], v[1] = byte(m.state), byte(m.list)
+	binary.BigEndian.PutUint64(v[2:], uint64(m.deadline))
+	binary.BigEndian.PutUint64(v[10:], uint64(m.need))
+	return append(v, m.owner...)
+}
+
+func decodeMarker(v []byte) (marker, bool) {
+	if len(v) < 18 {
+		return marker{}, false
+	}
+	m := marker{state: genState(v[0]), list: List(v[1]), deadline: int64(binary.BigEndian.Uint64(v[2:])),
+		need: int64(binary.BigEndian.Uint64(v[10:])), owner: string(v[18:])}
+	switch m.state {
+	case genPending, genLive, genAborted:
+		return m, m.list == Deny || m.list == Allow
+	}
+	return marker{}, false
+}
+
+func genKey(g uint64) string { return fmt.Sprintf("%s%016x", genPrefix, g) }
+
+func parseGenKey(key string) (uint64, bool) {
+	var g uint64
+	s := strings.TrimPrefix(key, genPrefix)
+	if len(s) != 16 {
+		return 0, false
+	}
+	if _, err := fmt.Sscanf(s, "%016x", &g); err != nil || g == 0 {
+		return 0, false
+	}
+	return g, true
+}
+
+func clearedKey(list List) string { return clearedPrefix + list.String() }
+
+// valueGen returns the generation of a stored value, 0 for none.
+func valueGen(v []byte) uint64 {
+	if len(v) == genValueLen {
+		return binary.BigEndian.Uint64(v[valueLen:])
+	}
+	return 0
+}
+
+// generation is a marker as this node knows it, with the entries it holds
+// aside while the generation is not live.
+type generation struct {
+	marker
+	value   []byte            // the marker as stored
+	held    map[string][]byte // key -> value written by the import
+	retryAt int64             // Unix ms: a failed cleanup waits until then
+}
+
+// setGen records a marker (nil value: deleted) and returns the entries to
+// enforce now: those held when it turns live. Under genMu.
+func (l *Lists) setGen(g uint64, value []byte) map[string][]byte {
+	gen := l.gens[g]
+	if value == nil {
+		if gen != nil && gen.state != genLive {
+			l.open.Add(-1)
+		}
+		delete(l.gens, g)
+		return nil
+	}
+	m, ok := decodeMarker(value)
+	if !ok {
+		l.log.Error("ignoring a malformed list import marker", "key", genKey(g))
+		return nil
+	}
+	if gen == nil {
+		gen = &generation{held: map[string][]byte{}}
+		l.gens[g] = gen
+		if m.state != genLive {
+			l.open.Add(1)
+		}
+	} else if gen.state != genLive && m.state == genLive {
+		l.open.Add(-1)
+	}
+	was := gen.state
+	gen.marker, gen.value, gen.retryAt = m, append([]byte(nil), value...), 0
+	if m.state != genLive {
+		select {
+		case l.genWake <- struct{}{}:
+		default:
+		}
+		return nil
+	}
+	if was == genLive {
+		return nil
+	}
+	held := gen.held
+	gen.held = nil
+	return held
+}
+
+// admit routes a put of an entry (value nil: a deletion): it drops the key
+// from every generation holding it under another value, and holds it if
+// its own generation is not live. It reports whether the entry is to be
+// enforced now. Under genMu.
+func (l *Lists) admit(key string, value []byte) bool {
+	g := valueGen(value)
+	if l.open.Load() > 0 {
+		for id, gen := range l.gens {
+			if id != g && gen.held != nil {
+				delete(gen.held, key)
+			}
+		}
+	}
+	if g == 0 {
+		return true
+	}
+	gen := l.gens[g]
+	switch {
+	case gen == nil:
+		return false // an orphan: its marker is gone; Open deletes it
+	case gen.state == genLive:
+		return true
+	}
+	gen.held[key] = value
+	return false
+}
+
+// enforced reports whether a stored entry's value counts: it is not of a
+// generation that is not live.
+func (l *Lists) enforced(value []byte) bool {
+	g := valueGen(value)
+	if g == 0 {
+		return true
+	}
+	l.genMu.Lock()
+	defer l.genMu.Unlock()
+	gen := l.gens[g]
+	return gen != nil && gen.state == genLive
+}
+
+// heldCost is the memory the imports in progress will take when they turn
+// live (as their markers say): an import's budget check counts it.
+func (l *Lists) heldCost() int64 {
+	if l.open.Load() == 0 {
+		return 0
+	}
+	l.genMu.Lock()
+	defer l.genMu.Unlock()
+	n := int64(0)
+	for _, gen := range l.gens {
+		if gen.state == genPending {
+			n += gen.need
+		}
+	}
+	return n
+}
+
+// heldBy returns the generation (and its state) holding key aside, if any.
+func (l *Lists) heldBy(key string) (uint64, genState, []byte) {
+	if l.open.Load() == 0 {
+		return 0, 0, nil
+	}
+	l.genMu.Lock()
+	defer l.genMu.Unlock()
+	for g, gen := range l.gens {
+		if v, ok := gen.held[key]; ok {
+			return g, gen.state, v
+		}
+	}
+	return 0, 0, nil
+}
+
+// --- batches within the store's limits ---
+
+// room is what a caller adds to a batch beside the changes counted.
+type room struct{ ops, conds, bytes int }
+
+// filler fills one batch within the store's limits.
+type filler struct {
+	lim                  store.Limits
+	n, ops, conds, bytes int
+}
+
+func newFiller(lim store.Limits, r room) filler {
+	return filler{lim: lim, ops: r.ops, conds: r.conds, bytes: r.bytes}
+}
+
+// take counts a change of ops operations, conds conditions and size bytes
+// if it fits beside what the batch holds, and reports whether it did. The
+// first change is always taken (alone past the limits, the store refuses
+// it with a *store.TooLargeError).
+func (f *filler) take(ops, conds, size int) bool {
+	if f.n > 0 && (f.lim.MaxOps > 0 && (f.ops+ops > f.lim.MaxOps || f.conds+conds > f.lim.MaxOps) ||
+		f.lim.MaxBytes > 0 && f.bytes+size > f.lim.MaxBytes) {
+		return false
+	}
+	f.n++
+	f.ops, f.conds, f.bytes = f.ops+ops, f.conds+conds, f.bytes+size
+	return true
+}
+
+// split cuts ops (and their conditions, one per op, when conds is not nil)
+// into batches within lim, each leaving r for the caller.
+func split(lim store.Limits, conds []store.Cond, ops []store.Op, r room) []store.Batch {
+	var out []store.Batch
+	for i := 0; i < len(ops); {
+		f := newFiller(lim, r)
+		j := i
+		for ; j < len(ops); j++ {
+			size, nc := len(ops[j].Key)+len(ops[j].Value), 0
+			if conds != nil {
+				size, nc = size+len(conds[j].Key)+len(conds[j].Value), 1
+			}
+			if !f.take(1, nc, size) {
+				break
+			}
+		}
+		b := store.Batch{Ops: ops[i:j:j]}
+		if conds != nil {
+			b.Conds = conds[i:j:j]
+		}
+		out = append(out, b)
+		i = j
+	}
+	return out
+}
+
+// commitEach commits conditional deletions (or puts) in batches within the
+// store's limits; a batch whose condition fails is retried one change at a
+// time, and changes whose condition still fails are left alone. It
+// returns how many changes applied.
+func (l *Lists) commitEach(ctx context.Context, conds []store.Cond, ops []store.Op) (int, error) {
+	n := 0
+	for _, b := range split(l.st.Limits(), conds, ops, room{}) {
+		_, err := l.st.Commit(ctx, b)
+		if err == nil {
+			n += len(b.Ops)
+			continue
+		}
+		if !errors.As(err, new(*store.ConflictError)) || b.Conds == nil {
+			return n, err
+		}
+		for i := range b.Ops {
+			_, err := l.st.Commit(ctx, store.Batch{Conds: b.Conds[i : i+1], Ops: b.Ops[i : i+1]})
+			switch {
+			case err == nil:
+				n++
+			case !errors.As(err, new(*store.ConflictError)):
+				return n, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// --- the import ---
+
+// importItem is one entry of a bulk import.
+type importItem struct {
+	key   string
+	value []byte // as stored: 9 bytes, or 17 with the generation
+	cond  store.Cond
+	cost  int64
+}
+
+// ErrImportAbandoned refuses an import whose marker was abandoned by
+// cleanup (it made no progress within its deadline) while it ran.
+var errImportAbandoned = errors.New("lists: the bulk import made no progress for too long and was abandoned; nothing was imported, retry")
+
+// busyError refuses an import holding an entry another import in progress
+// is adding.
+func busyError(key string) error {
+	what := key
+	if _, e, err := parseKey(key); err == nil {
+		what = e.Describe()
+	}
+	return fmt.Errorf("lists: another bulk import in progress is adding %s; nothing was imported, retry when it ends: %w",
+		what, &store.ConflictError{Cond: store.Absent(key)})
+}
+
+// Import adds entries to list as one bulk import, all or nothing, on the
+// live store (in a transaction, Add stages them instead). Entries already
+// listed, or repeated, are skipped and counted. The memory budget is
+// checked for all of them together (with the imports in progress), and
+// past it nothing is added (*MemoryError). When the import fits one batch
+// of the store it is one batch; otherwise it is a generation (see above).
+// Every entry's put is conditional on its key being absent or holding an
+// entry that is not enforced. The conditions final go with the batch that
+// makes the import take effect (the management API's "no transaction is
+// open"); when one fails, nothing is imported and the commit's
+// *store.ConflictError is returned.
+func (l *Lists) Import(ctx context.Context, list List, entries []Entry, final ...store.Cond) (AddResult, error) {
+	var res AddResult
+	now := l.now().UnixMilli()
+	seen := make(map[string]bool, len(entries))
+	items := make([]importItem, 0, len(entries))
+	values := make([]byte, 0, valueLen*len(entries)) // one allocation for all
+	need := int64(0)
+	for _, e := range entries {
+		if list == Allow {
+			e.Tag = Manual
+		}
+		key := e.StoreKey(list)
+		if seen[key] {
+			res.Skipped++
+			continue
+		}
+		seen[key] = true
+		at := len(values)
+		values = e.appendValue(values)
+		it := importItem{key: key, value: values[at:len(values):len(values)], cond: store.Absent(key), cost: cost(e)}
+		exp, ok := l.sets[list].expiry(l.h, e)
+		if ok && (exp == 0 || now < exp) {
+			res.Skipped++
+			continue
+		}
+		if g, state, v := l.heldBy(key); g != 0 {
+			if state == genPending {
+				return AddResult{}, busyError(key)
+			}
+			it.cond = store.Unchanged(key, v) // an abandoned import's
+		} else if ok {
+			// An expired entry, still stored: the put replaces it.
+			skip, err := l.resolveImport(ctx, &it, 0)
+			if err != nil {
+				return AddResult{}, err
+			}
+			if skip {
+				res.Skipped++
+				continue
+			}
+		}
+		need += it.cost
+		items = append(items, it)
+	}
+	if used := l.MemoryUsed() + l.heldCost(); used+need > l.limit && need > 0 {
+		return AddResult{}, &MemoryError{Configured: l.limit, Used: used, Need: need}
+	}
+	if len(items) == 0 {
+		return res, nil
+	}
+	// Sorted keys fill the store's pages sequentially.
+	slices.SortFunc(items, func(a, b importItem) int { return strings.Compare(a.key, b.key) })
+	lim := l.st.Limits()
+	fb := 0
+	for _, c := range final {
+		fb += len(c.Key) + len(c.Value)
+	}
+	f := newFiller(lim, room{conds: len(final), bytes: fb})
+	one := true
+	for i := range items {
+		if !f.take(1, 1, itemSize(&items[i])) {
+			one = false
+			break
+		}
+	}
+	if one {
+		added, err := l.importOne(ctx, items, final)
+		res.Added, res.Skipped = added, res.Skipped+len(items)-added
+		return res, err
+	}
+	added, err := l.importGen(ctx, list, items, need, final)
+	if err != nil {
+		return AddResult{}, err
+	}
+	res.Added, res.Skipped = added, res.Skipped+len(items)-added
+	return res, nil
+}
+
+func itemSize(it *importItem) int {
+	return 2*len(it.key) + len(it.value) + len(it.cond.Value)
+}
+
+// resolveImport reads it's key and sets what its put is conditional on;
+// it reports whether the key holds an enforced entry (skip it). own is the
+// import's generation.
+func (l *Lists) resolveImport(ctx context.Context, it *importItem, own uint64) (bool, error) {
+	v, err := l.st.Get(ctx, it.key)
+	if errors.Is(err, store.ErrNotFound) {
+		it.cond = store.Absent(it.key)
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if g := valueGen(v); g != 0 && g != own {
+		l.genMu.Lock()
+		gen := l.gens[g]
+		state := genState(0)
+		if gen != nil {
+			state = gen.state
+		}
+		l.genMu.Unlock()
+		switch state {
+		case genPending:
+			return false, busyError(it.key)
+		case genLive:
+		default: // abandoned, or an orphan: not enforced
+			it.cond = store.Unchanged(it.key, v)
+			return false, nil
+		}
+	}
+	if _, e, err := parseStored(it.key, v); err == nil && (e.Expires.IsZero() || l.now().Before(e.Expires)) {
+		return true, nil
+	}
+	it.cond = store.Unchanged(it.key, v)
+	return false, nil
+}
+
+// importOne writes an import that fits one batch, and returns how many
+// entries it added.
+func (l *Lists) importOne(ctx context.Context, items []importItem, final []store.Cond) (int, error) {
+	for attempt := 0; ; attempt++ {
+		b := store.Batch{Conds: make([]store.Cond, len(items), len(items)+len(final)), Ops: make([]store.Op, len(items))}
+		for i := range items {
+			b.Conds[i], b.Ops[i] = items[i].cond, store.Put(items[i].key, items[i].value)
+		}
+		b.Conds = append(b.Conds, final...)
+		_, err := l.st.Commit(ctx, b)
+		var conflict *store.ConflictError
+		if err == nil || !errors.As(err, &conflict) || attempt == 3 || isFinal(conflict, final) {
+			return len(items), err
+		}
+		// A key changed since it was read (a detection, a sweep, another
+		// node): read them again.
+		if items, err = l.resolveAll(ctx, items, 0); err != nil {
+			return 0, err
+		}
+		if len(items) == 0 {
+			return 0, nil
+		}
+	}
+}
+
+func isFinal(c *store.ConflictError, final []store.Cond) bool {
+	for _, f := range final {
+		if f.Key == c.Cond.Key {
+			return true
+		}
+	}
+	return false
+}
+
+// resolveAll re-reads every item and returns those still to write.
+func (l *Lists) resolveAll(ctx context.Context, items []importItem, own uint64) ([]importItem, error) {
+	out := items[:0]
+	for i := range items {
+		it := items[i]
+		skip, err := l.resolveImport(ctx, &it, own)
+		if err != nil {
+			return nil, err
+		}
+		if !skip {
+			out = append(out, it)
+		}
+	}
+	return out, nil
+}
+
+// importGen writes an import as a generation and returns how many entries
+// it added. On any failure nothing becomes live and what it wrote is
+// deleted.
+func (l *Lists) importGen(ctx context.Context, list List, items []importItem, need int64, final []store.Cond) (int, error) {
+	g := rand.Uint64()
+	for g == 0 {
+		g = rand.Uint64()
+	}
+	values := make([]byte, genValueLen*len(items))
+	for i := range items {
+		v := values[i*genValueLen : (i+1)*genValueLen : (i+1)*genValueLen]
+		copy(v, items[i].value)
+		binary.BigEndian.PutUint64(v[valueLen:], g)
+		items[i].value = v
+	}
+	mk := genKey(g)
+	cleared := store.Absent(clearedKey(list))
+	if v, err := l.st.Get(ctx, clearedKey(list)); err == nil {
+		cleared = store.Unchanged(clearedKey(list), v)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return 0, err
+	}
+	m := marker{state: genPending, list: list, deadline: l.now().Add(l.genTTL).UnixMilli(), need: need, owner: l.node}
+	cur := m.encode()
+	if _, err := l.st.Commit(ctx, store.Batch{Conds: []store.Cond{store.Absent(mk)}, Ops: []store.Op{store.Put(mk, cur)}}); err != nil {
+		return 0, err
+	}
+	added, err := l.writeGen(ctx, g, items, &m, &cur, append([]store.Cond{cleared}, final...))
+	if err == nil {
+		return added, nil
+	}
+	// Whatever failed (the request's context included), clean up now; what
+	// cannot be cleaned now is cleaned by the deadline or the next start.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if cerr := l.cleanupGen(cctx, g); cerr != nil {
+		l.log.Error("a failed bulk import could not be cleaned up yet; it never becomes live and is cleaned up later", "import", mk, "error", cerr)
+	}
+	l.genMu.Lock()
+	live := l.gens[g] != nil && l.gens[g].state == genLive
+	l.genMu.Unlock()
+	if live { // the last commit reported an error but did apply
+		return added, nil
+	}
+	return 0, err
+}
+
+// writeGen writes the entries of generation g in batches, then makes it
+// live.
+func (l *Lists) writeGen(ctx context.Context, g uint64, items []importItem, m *marker, cur *[]byte, final []store.Cond) (int, error) {
+	mk := genKey(g)
+	lim := l.st.Limits()
+	refreshed := l.now()
+	added := 0
+	for i, chunk, attempt := 0, 0, 0; i < len(items); {
+		// Room for the marker's condition and, now and then, its new
+		// deadline.
+		r := room{ops: 1, conds: 1, bytes: 2*len(mk) + 2*len(*cur) + 8}
+		f := newFiller(lim, r)
+		j := i
+		for j < len(items) && f.take(1, 1, itemSize(&items[j])) {
+			j++
+		}
+		b := store.Batch{Conds: make([]store.Cond, 0, j-i+1), Ops: make([]store.Op, 0, j-i+1)}
+		b.Conds = append(b.Conds, store.Unchanged(mk, *cur))
+		for k := i; k < j; k++ {
+			b.Conds = append(b.Conds, items[k].cond)
+			b.Ops = append(b.Ops, store.Put(items[k].key, items[k].value))
+		}
+		nm, refresh := *m, false
+		if now := l.now(); now.Sub(refreshed) >= l.genTTL/4 {
+			nm.deadline, refresh = now.Add(l.genTTL).UnixMilli(), true
+			b.Ops = append(b.Ops, store.Put(mk, nm.encode()))
+		}
+		if l.importHook != nil {
+			if err := l.importHook(chunk); err != nil {
+				return 0, err
+			}
+		}
+		_, err := l.st.Commit(ctx, b)
+		var conflict *store.ConflictError
+		switch {
+		case err == nil:
+			if refresh {
+				*m, *cur, refreshed = nm, nm.encode(), l.now()
+			}
+			added += j - i
+			i, chunk, attempt = j, chunk+1, 0
+			continue
+		case !errors.As(err, &conflict):
+			return 0, err
+		case conflict.Cond.Key == mk:
+			return 0, errImportAbandoned
+		case attempt == 3:
+			return 0, err
+		}
+		// An entry was put meanwhile (an operator's, a detection): read the
+		// batch's keys again, leave the enforced ones and retry.
+		attempt++
+		rest, err := l.resolveAll(ctx, append([]importItem(nil), items[i:j]...), g)
+		if err != nil {
+			return 0, err
+		}
+		items = append(append(items[:i:i], rest...), items[j:]...)
+	}
+	live := *m
+	live.state = genLive
+	_, err := l.st.Commit(ctx, store.Batch{
+		Conds: append([]store.Cond{store.Unchanged(mk, *cur)}, final...),
+		Ops:   []store.Op{store.Put(mk, live.encode())},
+	})
+	var conflict *store.ConflictError
+	if errors.As(err, &conflict) && conflict.Cond.Key == final[0].Key {
+		return 0, fmt.Errorf("lists: the %s was cleared during the bulk import; nothing was imported: %w", m.list, err)
+	}
+	if errors.As(err, &conflict) && conflict.Cond.Key == mk {
+		return 0, errImportAbandoned
+	}
+	return added, err
+}
+
+// cleanupGen abandons generation g unless it is live: its marker is made
+// aborted (no batch of the import can land after), the entries it holds
+// aside are deleted where they are still its own, then the marker.
+func (l *Lists) cleanupGen(ctx context.Context, g uint64) error {
+	mk := genKey(g)
+	l.genMu.Lock()
+	gen := l.gens[g]
+	if gen == nil || gen.state == genLive {
+		l.genMu.Unlock()
+		return nil
+	}
+	m, val := gen.marker, gen.value
+	l.genMu.Unlock()
+	if m.state == genPending {
+		m.state, m.deadline = genAborted, l.now().Add(l.genTTL).UnixMilli()
+		next := m.encode()
+		_, err := l.st.Commit(ctx, store.Batch{Conds: []store.Cond{store.Unchanged(mk, val)}, Ops: []store.Op{store.Put(mk, next)}})
+		if errors.As(err, new(*store.ConflictError)) {
+			return nil // it changed (progress, live, or someone else aborted it): looked at again later
+		}
+		if err != nil {
+			return err
+		}
+		val = next
+	}
+	// Committed before the abort, every entry of the import has reached this
+	// node: the generation holds them all.
+	l.genMu.Lock()
+	var conds []store.Cond
+	var ops []store.Op
+	if gen := l.gens[g]; gen != nil {
+		keys := make([]string, 0, len(gen.held))
+		for k := range gen.held {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			conds = append(conds, store.Unchanged(k, gen.held[k]))
+			ops = append(ops, store.Delete(k))
+		}
+	}
+	l.genMu.Unlock()
+	if _, err := l.commitEach(ctx, conds, ops); err != nil {
+		return err
+	}
+	_, err := l.st.Commit(ctx, store.Batch{Conds: []store.Cond{store.Unchanged(mk, val)}, Ops: []store.Op{store.Delete(mk)}})
+	if errors.As(err, new(*store.ConflictError)) {
+		return nil
+	}
+	return err
+}
+
+// cleanupDue abandons the imports whose deadline passed (and finishes the
+// cleanups abandoned half-way), and returns when the next one is due
+// (Unix ms, 0 for none).
+func (l *Lists) cleanupDue(ctx context.Context) int64 {
+	now := l.now().UnixMilli()
+	var due []uint64
+	next := int64(0)
+	l.genMu.Lock()
+	for g, gen := range l.gens {
+		if gen.state == genLive {
+			continue
+		}
+		at := max(gen.deadline, gen.retryAt)
+		if at <= now {
+			due = append(due, g)
+		} else if next == 0 || at < next {
+			next = at
+		}
+	}
+	l.genMu.Unlock()
+	for _, g := range due {
+		if err := l.cleanupGen(ctx, g); err != nil {
+			if ctx.Err() != nil {
+				return 0
+			}
+			l.log.Error("could not clean up an abandoned bulk import yet; it never becomes live, retrying", "import", genKey(g), "error", err)
+			at := l.now().Add(retryEvery).UnixMilli()
+			l.genMu.Lock()
+			if gen := l.gens[g]; gen != nil {
+				gen.retryAt = at
+			}
+			l.genMu.Unlock()
+			if next == 0 || at < next {
+				next = at
+			}
+		}
+	}
+	return next
+}
+
+// genLoop cleans up abandoned imports as their deadlines pass.
+func (l *Lists) genLoop(ctx context.Context) {
+	defer l.done.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		wait := time.Hour
+		if next := l.cleanupDue(ctx); next != 0 {
+			wait = max(time.Duration(next-l.now().UnixMilli())*time.Millisecond, 0)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-l.genWake:
+		case <-timer.C:
+		}
+	}
+}
