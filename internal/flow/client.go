@@ -61,6 +61,7 @@ type Clients struct {
 	now    func() int64 // Unix ns
 	seed   maphash.Seed
 	seed2  maphash.Seed
+	cl     *clientCluster // cluster mode (Node.Clients); nil standalone
 	shards [numShards]clientShard
 	count  atomic.Int64
 }
@@ -121,6 +122,9 @@ func (c *Clients) Allow(api *apidef.API, id lists.Identity, now int64) (bool, ti
 	r := api.FlowControl.ClientSpikeThreshold
 	if r.IsZero() {
 		return true, 0
+	}
+	if c.cl != nil {
+		return c.allowCluster(api.ID, &id, max(int64(r.Per.Duration())/int64(r.Count), 1), now)
 	}
 	k := c.key(api.ID, &id)
 	g := newGCRA(r)

@@ -36,6 +36,7 @@ type Gate struct {
 	servers []gateServer
 	next    int
 	queue   []*waiter
+	cl      *gateCluster // cluster mode; nil standalone
 }
 
 type gateServer struct {
@@ -43,6 +44,16 @@ type gateServer struct {
 	spike    gcra
 	tat      int64
 	inflight int
+	sent     uint32 // requests since the last cluster tick
+	// This node's part of Quota that it may use now (Quota itself
+	// standalone) and the requests the other nodes last reported in
+	// flight, plus a margin (0 standalone). Cluster mode: alloc is its
+	// part once the others have let go of theirs.
+	quota, others, alloc int
+	// Cluster mode: the spike threshold's own interval, the cluster's
+	// bucket for payback, the server's name in summaries.
+	base, ctat int64
+	key        uint64
 }
 
 type waiter struct {
@@ -58,6 +69,12 @@ type GateOptions struct {
 	MaxQueue int           // server_queue_size
 	MaxWait  time.Duration // server_queue_timeout
 	Now      func() int64  // Unix ns; time.Now when nil
+	// Cluster makes the servers' limits hold for the whole cluster: this
+	// gate takes its node's part of each (nil: standalone, the limits are
+	// this gate's alone). API names the gate's API (its api_id) among
+	// the nodes.
+	Cluster *Node
+	API     string
 }
 
 // NewGate returns a gate over servers.
@@ -69,9 +86,15 @@ func NewGate(servers []ServerLimits, o GateOptions) *Gate {
 	g.servers = make([]gateServer, len(servers))
 	for i, s := range servers {
 		g.servers[i].ServerLimits = s
+		g.servers[i].quota = s.Quota
 		if !s.Spike.IsZero() {
 			g.servers[i].spike = newGCRA(s.Spike)
 		}
+	}
+	if o.Cluster != nil {
+		g.cl = &gateCluster{node: o.Cluster}
+		g.joinLocked(o)
+		o.Cluster.addGate(g)
 	}
 	return g
 }
@@ -90,15 +113,30 @@ func (g *Gate) Update(servers []ServerLimits, o GateOptions) {
 	next := make([]gateServer, len(servers))
 	for i, s := range servers {
 		next[i].ServerLimits = s
+		next[i].quota = s.Quota
 		if !s.Spike.IsZero() {
 			next[i].spike = newGCRA(s.Spike)
 		}
 		if prev, ok := old[s.Addr]; ok {
 			next[i].inflight, next[i].tat = prev.inflight, prev.tat
+			next[i].sent, next[i].ctat = prev.sent, prev.ctat
+			if g.cl != nil && !s.Spike.IsZero() && !prev.Spike.IsZero() {
+				next[i].spike.interval = prev.spike.interval // rescaled from by joinLocked
+			}
 		}
 	}
 	g.servers = next
 	g.queueing, g.maxQueue, g.maxWait = o.Queueing, o.MaxQueue, o.MaxWait
+	switch {
+	case o.Cluster == nil:
+		g.cl = nil
+	case g.cl == nil:
+		g.cl = &gateCluster{node: o.Cluster}
+		g.joinLocked(o)
+		o.Cluster.addGate(g)
+	default:
+		g.joinLocked(o)
+	}
 	if g.next >= len(next) {
 		g.next = 0
 	}
@@ -122,7 +160,11 @@ func (g *Gate) eligible(i int, now int64) bool {
 	if s.Up != nil && !s.Up.Load() {
 		return false
 	}
-	if s.Quota > 0 && s.inflight >= s.Quota {
+	// At its part of the quota, a server is full for this node; a node
+	// whose part is none may still send one request while the others
+	// report room (standalone: quota is Quota, and this is the plain
+	// check).
+	if s.Quota > 0 && s.inflight >= s.quota && (s.inflight > 0 || s.others >= s.Quota) {
 		return false
 	}
 	if !s.Spike.IsZero() {
@@ -137,6 +179,7 @@ func (g *Gate) eligible(i int, now int64) bool {
 func (g *Gate) take(i int, now int64) {
 	s := &g.servers[i]
 	s.inflight++
+	s.sent++
 	if !s.Spike.IsZero() {
 		s.tat, _, _ = s.spike.admit(s.tat, now)
 	}
@@ -168,6 +211,12 @@ func (g *Gate) pick(prefer int, skip uint64, now int64) int {
 func (g *Gate) Acquire(prefer int, skip uint64) (int, error) {
 	now := g.now()
 	g.mu.Lock()
+	if g.cl != nil {
+		if g.cl.offered == 0 {
+			g.cl.first = now
+		}
+		g.cl.offered++
+	}
 	// Nobody overtakes the queue: while it holds waiters, new requests
 	// join it.
 	if len(g.queue) == 0 {
