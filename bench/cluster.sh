@@ -51,5 +51,6 @@ echo "== join ($JOIN entries in etcd)"
 start=$(date +%s.%N)
 read -r _ mgmtD < <(node d)
 ready=$(date +%s.%N)
-count=$(curl -s "http://127.0.0.1:$mgmtD/metrics" | awk '/^ase_list_entries\{/ && /list="deny"/ {s+=$2} END {print s}')
+grep "in step with etcd" "$work/d.log" || true
+count=$(curl -s -H 'x-ase-access-key: admin' -H 'x-ase-secret-key: admin' "http://127.0.0.1:$mgmtD/v5/ase/metrics" | awk '/^ase_list_entries\{/ && /list="blacklist"/ {s+=$2} END {print s}')
 echo "a new node served $count deny entries $(awk -v a="$start" -v b="$ready" 'BEGIN {printf "%.2f", b-a}') s after its start"

@@ -189,35 +189,51 @@ func (s *Bolt) Commit(ctx context.Context, b Batch) (int64, error) {
 	return rev, nil
 }
 
+// revChanges are the changes of one revision made elsewhere.
+type revChanges struct {
+	rev     int64
+	changes []Change
+}
+
 // applyRev writes changes made elsewhere (the cluster store's etcd, as
 // its watch reports them) at revision rev, without conditions, and gives
 // them to subscribers as a local commit does; rev 0 keeps the revision.
 // The cluster store's mirror is written only so.
 func (s *Bolt) applyRev(rev int64, changes []Change, meta map[string][]byte) error {
+	return s.applyRevs([]revChanges{{rev: rev, changes: changes}}, meta)
+}
+
+// applyRevs writes several revisions' changes in one transaction (one
+// fsync for a watch response that brings many), then gives subscribers
+// each revision's changes as its own event, in order.
+func (s *Bolt) applyRevs(revs []revChanges, meta map[string][]byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return ErrClosed
 	}
-	if rev == 0 {
-		rev = s.rev.Load()
-	}
-	var done []Change
+	rev := s.rev.Load()
+	done := make([][]Change, len(revs))
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		kv := tx.Bucket(bucketKV)
-		done = make([]Change, 0, len(changes))
-		for _, c := range changes {
-			if c.Deleted {
-				if kv.Get([]byte(c.Key)) == nil {
-					continue
-				}
-				if err := kv.Delete([]byte(c.Key)); err != nil {
+		for i, rc := range revs {
+			done[i] = make([]Change, 0, len(rc.changes))
+			for _, c := range rc.changes {
+				if c.Deleted {
+					if kv.Get([]byte(c.Key)) == nil {
+						continue
+					}
+					if err := kv.Delete([]byte(c.Key)); err != nil {
+						return err
+					}
+				} else if err := kv.Put([]byte(c.Key), c.Value); err != nil {
 					return err
 				}
-			} else if err := kv.Put([]byte(c.Key), c.Value); err != nil {
-				return err
+				done[i] = append(done[i], c)
 			}
-			done = append(done, c)
+			if rc.rev != 0 {
+				rev = rc.rev
+			}
 		}
 		mb := tx.Bucket(bucketMeta)
 		for k, v := range meta {
@@ -232,12 +248,19 @@ func (s *Bolt) applyRev(rev int64, changes []Change, meta map[string][]byte) err
 	if err != nil {
 		return s.wrap(err)
 	}
-	s.rev.Store(rev)
-	for _, sub := range s.subs {
-		if cs := filter(done, sub.prefix); len(cs) > 0 {
-			sub.onEvent(Event{Rev: rev, Changes: cs})
+	for i, rc := range revs {
+		r := rc.rev
+		if r == 0 {
+			r = s.rev.Load()
+		}
+		s.rev.Store(r)
+		for _, sub := range s.subs {
+			if cs := filter(done[i], sub.prefix); len(cs) > 0 {
+				sub.onEvent(Event{Rev: r, Changes: cs})
+			}
 		}
 	}
+	s.rev.Store(rev)
 	return nil
 }
 

@@ -245,7 +245,12 @@ func (e *Etcd) Commit(ctx context.Context, b Batch) (int64, error) {
 		return 0, &ConflictError{Cond: b.Conds[0]}
 	}
 	rev := resp.Header.Revision
-	if err := e.waitApplied(tctx, rev); err != nil {
+	// Made: now this node must hold it before it is acknowledged. A mirror
+	// busy with a large import elsewhere may lag behind; that is not an
+	// outage, so the wait is longer than a commit's.
+	wctx, wcancel := context.WithTimeout(ctx, applyWait)
+	defer wcancel()
+	if err := e.waitApplied(wctx, rev); err != nil {
 		return 0, fmt.Errorf("%w: the change was made in etcd (revision %d) but has not reached this node yet", ErrUnavailable, rev)
 	}
 	return rev, nil
@@ -386,6 +391,9 @@ func (e *Etcd) Close() error {
 	e.cli.Close()
 	return e.mirror.Close()
 }
+
+// applyWait bounds the wait for a change made to reach this node's mirror.
+const applyWait = time.Minute
 
 // Watch progress: a watch that has brought nothing (no event, no progress
 // notice) for stallAfter is replaced; progress is asked for every
@@ -541,42 +549,50 @@ func (e *Etcd) incarnation(ctx context.Context) (string, error) {
 	return string(resp.Responses[0].GetResponseRange().GetKvs()[0].Value), nil
 }
 
-// applyEvents brings one watch response's events into the mirror: one
-// mirror commit per etcd revision (one etcd transaction).
+// applyEvents brings one watch response's events into the mirror in one
+// mirror transaction, given to subscribers as one event per etcd revision
+// (one etcd transaction).
 func (e *Etcd) applyEvents(events []*clientv3.Event) error {
+	var revs []revChanges
 	for len(events) > 0 {
 		rev := events[0].Kv.ModRevision
 		n := 1
 		for n < len(events) && events[n].Kv.ModRevision == rev {
 			n++
 		}
-		changes := make([]Change, 0, n)
-		for _, ev := range events[:n] {
-			k := string(ev.Kv.Key[len(e.o.Prefix):])
-			if ev.Type == clientv3.EventTypeDelete {
-				changes = append(changes, Change{Key: k, Deleted: true})
-			} else {
-				changes = append(changes, Change{Key: k, Value: ev.Kv.Value})
-			}
-		}
 		if rev > e.mirror.Rev() {
-			if err := e.mirror.applyRev(rev, changes, nil); err != nil {
-				return err
+			changes := make([]Change, 0, n)
+			for _, ev := range events[:n] {
+				k := string(ev.Kv.Key[len(e.o.Prefix):])
+				if ev.Type == clientv3.EventTypeDelete {
+					changes = append(changes, Change{Key: k, Deleted: true})
+				} else {
+					changes = append(changes, Change{Key: k, Value: ev.Kv.Value})
+				}
 			}
-			e.advanced()
+			revs = append(revs, revChanges{rev: rev, changes: changes})
 		}
 		events = events[n:]
 	}
+	if len(revs) == 0 {
+		return nil
+	}
+	if err := e.mirror.applyRevs(revs, nil); err != nil {
+		return err
+	}
+	e.advanced()
 	return nil
 }
 
 // resyncPage is how many keys a resynchronisation reads at a time.
-const resyncPage = 10_000
+const resyncPage = 20_000
 
 // resync makes the mirror exactly etcd's state at one revision: etcd's
 // keys are read in pages at that revision and merged with the mirror's
 // (both in key order); only differences are applied, deletions included.
 func (e *Etcd) resync(ctx context.Context) error {
+	began := time.Now()
+	read, changed := 0, 0
 	inc, err := e.incarnation(ctx)
 	if err != nil {
 		return err
@@ -590,28 +606,56 @@ func (e *Etcd) resync(ctx context.Context) error {
 		return err
 	}
 	rev := head.Header.Revision
-	end := clientv3.GetPrefixRangeEnd(e.o.Prefix)
-	from := e.o.Prefix
+	// Pages are read ahead of the mirror's writes: one fetch in flight
+	// while the previous page is compared and applied.
+	type page struct {
+		kvs  []*mvccpb.KeyValue
+		more bool
+		err  error
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pages := make(chan page, 1)
+	go func() {
+		defer close(pages)
+		end := clientv3.GetPrefixRangeEnd(e.o.Prefix)
+		from := e.o.Prefix
+		for {
+			var resp *clientv3.GetResponse
+			err := e.call(pctx, func(ctx context.Context) (err error) {
+				resp, err = e.cli.Get(ctx, from, clientv3.WithRange(end), clientv3.WithRev(rev), clientv3.WithLimit(resyncPage),
+					clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+				return err
+			})
+			if err != nil {
+				pages <- page{err: err}
+				return
+			}
+			select {
+			case pages <- page{kvs: resp.Kvs, more: resp.More && len(resp.Kvs) > 0}:
+			case <-pctx.Done():
+				return
+			}
+			if !resp.More || len(resp.Kvs) == 0 {
+				return
+			}
+			from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+		}
+	}()
 	var lastKey string // the mirror is in step below here
-	for {
-		var resp *clientv3.GetResponse
-		err := e.call(ctx, func(ctx context.Context) (err error) {
-			resp, err = e.cli.Get(ctx, from, clientv3.WithRange(end), clientv3.WithRev(rev), clientv3.WithLimit(resyncPage),
-				clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
-			return err
-		})
-		if err != nil {
-			return err
+	for p := range pages {
+		if p.err != nil {
+			return p.err
 		}
-		kvs := resp.Kvs
 		upTo := "" // this page covers the mirror's keys below upTo ("" = all the rest)
-		if resp.More && len(kvs) > 0 {
-			upTo = string(kvs[len(kvs)-1].Key[len(e.o.Prefix):]) + "\x00"
+		if p.more {
+			upTo = string(p.kvs[len(p.kvs)-1].Key[len(e.o.Prefix):]) + "\x00"
 		}
-		changes, err := e.diff(lastKey, upTo, kvs)
+		changes, err := e.diff(lastKey, upTo, p.kvs)
 		if err != nil {
 			return err
 		}
+		read, changed = read+len(p.kvs), changed+len(changes)
 		if len(changes) > 0 {
 			if err := e.mirror.applyRev(0, changes, nil); err != nil {
 				return err
@@ -621,7 +665,6 @@ func (e *Etcd) resync(ctx context.Context) error {
 			break
 		}
 		lastKey = upTo
-		from = e.o.Prefix + upTo
 	}
 	if err := e.mirror.applyRev(rev, nil, map[string][]byte{metaIncarnation: []byte(inc)}); err != nil {
 		return err
@@ -630,6 +673,7 @@ func (e *Etcd) resync(ctx context.Context) error {
 	e.syncs++
 	e.applied.Broadcast()
 	e.mu.Unlock()
+	e.log.Info("the cluster store's mirror is in step with etcd", "revision", rev, "keys", read, "changed", changed, "took", time.Since(began).Round(time.Millisecond))
 	return nil
 }
 
