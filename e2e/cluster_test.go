@@ -451,3 +451,43 @@ func TestClusterScript(t *testing.T) {
 	})
 	eventually(t, "node 1 lets the client through", func() bool { return mgmt(1).Data("GET", "/", "", nil).Code == 200 })
 }
+
+// TestClusterFlowControl: a client's client_spike_threshold holds for the
+// whole cluster, wherever its requests land: a client at three times its
+// threshold (10/second), round-robin over three nodes, is admitted at
+// about the threshold; standalone nodes would admit all of it (each sees
+// only its own third). The accuracy figures are bench/cluster.sh's.
+func TestClusterFlowControl(t *testing.T) {
+	e := startEtcd(t)
+	b := newBackend(t, "b", false)
+	nodes := startCluster(t, e, 3, nil)
+	wantJSON(t, nodes[0].Do("POST", "/v5/ase/api?api_id=api", apiDoc("/", servers(b)+`, "flow_control": {"client_spike_threshold": "10/second"}`), nil), 200, ok)
+	for _, n := range nodes {
+		eventually(t, "the API on every node", func() bool { return n.Do("GET", "/v5/ase/api?api_id=api", "", nil).Code == 200 })
+	}
+	admitted, sent := 0, 0
+	start := time.Now()
+	next := start
+	for time.Since(start) < 8*time.Second {
+		switch r := nodes[sent%3].Data("GET", "/x", "", nil); r.Code {
+		case 200:
+			admitted++
+		case 429:
+		default:
+			t.Fatalf("request %d: %d %s", sent, r.Code, r.Body)
+		}
+		sent++
+		next = next.Add(time.Second / 30)
+		time.Sleep(time.Until(next))
+	}
+	secs := time.Since(start).Seconds()
+	t.Logf("offered %.1f/s, admitted %.1f/s (threshold 10/s over three nodes)", float64(sent)/secs, float64(admitted)/secs)
+	// The first second may pass up to twice the threshold before the nodes
+	// know of each other's requests; then each admits its share.
+	if max := 10*secs*1.2 + 10; float64(admitted) > max {
+		t.Fatalf("admitted %d in %.1f s: more than the cluster's threshold allows (%.0f)", admitted, secs, max)
+	}
+	if float64(sent)/secs >= 20 && float64(admitted) < 10*secs*0.7 {
+		t.Fatalf("admitted %d in %.1f s: well under the threshold", admitted, secs)
+	}
+}

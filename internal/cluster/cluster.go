@@ -19,6 +19,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -82,13 +84,16 @@ func NodeUUID(dataDir string) (string, error) {
 
 // Node is this node's membership, kept alive until Leave.
 type Node struct {
-	st     *store.Etcd
-	self   Member
-	ttl    time.Duration
-	log    *slog.Logger
-	cancel context.CancelFunc
-	done   chan struct{}
-	lease  chan clientv3.LeaseID // the current lease, for Leave
+	st      *store.Etcd
+	self    Member
+	ttl     time.Duration
+	log     *slog.Logger
+	cancel  context.CancelFunc
+	done    chan struct{}
+	lease   chan clientv3.LeaseID // the current lease, for Leave
+	cur     atomic.Int64          // the current lease's ID; 0 while there is none
+	mu      sync.Mutex
+	onLease func() // called when a new lease is in place
 }
 
 // Join records the node as a member and keeps its liveness key alive
@@ -142,11 +147,16 @@ func (n *Node) keepAlive(ctx context.Context) {
 		default:
 		}
 		n.lease <- lease.ID
+		n.cur.Store(int64(lease.ID))
+		if f := n.onLeaseFunc(); f != nil {
+			f()
+		}
 		ka, err := cli.KeepAlive(ctx, lease.ID)
 		if err == nil {
 			for range ka {
 			}
 		}
+		n.cur.Store(0)
 		if ctx.Err() == nil {
 			n.log.Warn("the cluster lease of this node was lost; renewing", "uuid", n.self.UUID)
 			n.pause(ctx, time.Second)
@@ -159,6 +169,27 @@ func (n *Node) pause(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-time.After(d):
 	}
+}
+
+// Lease returns the node's current lease (0 while it has none): keys
+// attached to it go with the node.
+func (n *Node) Lease() clientv3.LeaseID { return clientv3.LeaseID(n.cur.Load()) }
+
+// OnLease calls f whenever the node has a new lease (its keys attached
+// to the old one are gone with it).
+func (n *Node) OnLease(f func()) {
+	n.mu.Lock()
+	n.onLease = f
+	n.mu.Unlock()
+	if n.Lease() != 0 {
+		f()
+	}
+}
+
+func (n *Node) onLeaseFunc() func() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.onLease
 }
 
 // Leave revokes the node's lease: it shows inactive at once.

@@ -54,6 +54,9 @@ type Options struct {
 	// Clock is what WebSocket byte throttling reads; the wall clock if nil.
 	Clock   flow.Clock
 	Metrics *metrics.Metrics
+	// Flow, in cluster mode, makes the servers' quotas and spike
+	// thresholds hold for the whole cluster; nil standalone.
+	Flow *flow.Node
 }
 
 // Proxy is the inline handler.
@@ -172,7 +175,8 @@ func (p *Proxy) sync(snap *catalog.Snapshot) {
 			pl.backends = append(pl.backends, b)
 			limits = append(limits, flow.ServerLimits{Addr: b.addr, Quota: s.ConnectionQuota, Spike: s.SpikeThreshold, Up: b.up})
 		}
-		opts := flow.GateOptions{Queueing: a.FlowControl.ServerConnectionQueueing, MaxQueue: p.o.QueueSize, MaxWait: p.o.QueueWait}
+		opts := flow.GateOptions{Queueing: a.FlowControl.ServerConnectionQueueing, MaxQueue: p.o.QueueSize, MaxWait: p.o.QueueWait,
+			Cluster: p.o.Flow, API: id}
 		if g := p.gates[id]; g != nil {
 			g.Update(limits, opts) // in-flight counts carry over
 			pl.gate = g

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ase-project/ase/internal/cluster"
 	"github.com/ase-project/ase/internal/config"
+	"github.com/ase-project/ase/internal/flow"
 	"github.com/ase-project/ase/internal/store"
 	"github.com/ase-project/ase/internal/wire"
 )
@@ -111,4 +112,22 @@ func clusterFunc(cfg *config.Config, st *store.Etcd) func(ctx context.Context) (
 		return nil
 	}
 	return clusterView(cfg, st)
+}
+
+// clusterFlow starts cluster-wide flow control: summaries of this node's
+// load, exchanged through etcd.
+func clusterFlow(ctx context.Context, cfg *config.Config, st *store.Etcd, log *slog.Logger) (*flow.Node, *cluster.FlowPeers, error) {
+	id, err := cluster.NodeUUID(cfg.DataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	seed, err := cluster.FlowSeed(ctx, st)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster flow control: %w", err)
+	}
+	peers, err := cluster.NewFlowPeers(ctx, st, id, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return flow.NewNode(peers, flow.Options{ID: id, Seed: seed}), peers, nil
 }

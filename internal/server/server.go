@@ -125,6 +125,19 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 	}
 	defer sba.Close()
 	clients := flow.NewClients(nil)
+	// In a cluster, flow-control limits hold for the whole cluster: the
+	// nodes exchange summaries of their load through etcd (no request
+	// waits for the network).
+	var flowNode *flow.Node
+	var flowPeers *cluster.FlowPeers
+	if etcdStore != nil {
+		var err error
+		if flowNode, flowPeers, err = clusterFlow(ctx, cfg, etcdStore, log); err != nil {
+			return err
+		}
+		defer flowPeers.Close()
+		clients = flowNode.Clients()
+	}
 	sweepStop := make(chan struct{})
 	defer close(sweepStop)
 	go clients.Run(10*time.Second, sweepStop)
@@ -225,6 +238,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 			return err
 		}
 		defer node.Leave()
+		flowPeers.Attach(node)
+		// The others' summaries are in: shares from the first request.
+		flowNode.Tick()
+		go flowNode.Run(sweepStop)
 	}
 	if accts.DefaultPasswordInUse() {
 		log.Warn("the admin password is still the default; change it with `ase update_password`")
@@ -259,7 +276,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		px := proxy.New(proxy.Options{
 			Engine: eng, Live: live, Health: checker, Log: access, Logger: log,
 			TrustXFF: cfg.EnableXFF, BackendTLS: backendTLS, Timeout: cfg.BackendTimeout.Std(),
-			QueueSize: cfg.ServerQueueSize, QueueWait: cfg.ServerQueueTimeout.Std(), Metrics: mx,
+			QueueSize: cfg.ServerQueueSize, QueueWait: cfg.ServerQueueTimeout.Std(), Metrics: mx, Flow: flowNode,
 		})
 		sources.Backends, sources.WebSockets = px.Backends, px.WebSockets
 		mx.SetSources(sources)
