@@ -195,6 +195,11 @@ func TestClusterThroughEtcdOutages(t *testing.T) {
 		}
 	}
 	wantStatus(t, bb.Do("POST", "/v5/ase/firewall/blacklist", `{"type": "ip", "value": "10.1.1.1"}`, nil), 503, "fail", "the cluster store (etcd) cannot be reached*")
+	// A node restarted during the outage starts from its mirror.
+	bb.Restart()
+	if !denied(t, bb) {
+		t.Fatal("a node restarted during the outage does not enforce its last state")
+	}
 	e.Start()
 	if r := bb.Do("GET", "/v5/ase/firewall/blacklist", "", nil); strings.Contains(string(r.Body), "10.1.1.1") {
 		t.Fatalf("a refused write changed something: %s", r.Body)

@@ -87,7 +87,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 	}
 	defer st.Close()
 
-	if err := importAPIDir(ctx, st, cfg.APIDir, log); err != nil {
+	if err := importAPIDir(ctx, st, cfg.APIDir, log); errors.Is(err, store.ErrUnavailable) {
+		// A cluster node restarted during an etcd outage serves its last
+		// state; the files are imported at its next start.
+		log.Warn("api_dir not imported: etcd cannot be reached; the files are imported at the next start", "error", err)
+	} else if err != nil {
 		return err
 	}
 	accts, err := accounts.Open(ctx, st, log)

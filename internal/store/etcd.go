@@ -83,6 +83,10 @@ type Etcd struct {
 	done   chan struct{}
 	// syncs counts full resynchronisations (for tests and the status).
 	syncs int
+	// offline: etcd could not be reached lately (set by a failed contact,
+	// cleared by the watch's first answer): commits fail at once rather
+	// than after their timeout.
+	offline atomic.Bool
 }
 
 // OpenEtcd connects to etcd, brings the local mirror up to date (a full
@@ -144,6 +148,7 @@ func OpenEtcd(ctx context.Context, o EtcdOptions) (*Etcd, error) {
 		cancel()
 	}
 	if err != nil {
+		e.offline.Store(true)
 		if mirror.Rev() == 0 {
 			e.cancel()
 			cli.Close()
@@ -198,6 +203,9 @@ func (e *Etcd) Commit(ctx context.Context, b Batch) (int64, error) {
 	if err := checkLimits(e.Limits(), &b); err != nil {
 		return 0, err
 	}
+	if e.offline.Load() {
+		return 0, fmt.Errorf("%w (no answer since the last attempt): the change was not made; retry when etcd is back", ErrUnavailable)
+	}
 	cmps := make([]clientv3.Cmp, 0, len(b.Conds))
 	for _, c := range b.Conds {
 		k := e.key(c.Key)
@@ -228,6 +236,9 @@ func (e *Etcd) Commit(ctx context.Context, b Batch) (int64, error) {
 		return err
 	})
 	if err != nil {
+		if ctx.Err() == nil && !errors.Is(err, context.Canceled) {
+			e.offline.Store(true)
+		}
 		return 0, e.unavailable(err)
 	}
 	if !resp.Succeeded {
@@ -472,6 +483,7 @@ func (e *Etcd) watch() error {
 				return errors.New("the watch channel closed")
 			}
 			last = time.Now()
+			e.offline.Store(false)
 			if resp.CompactRevision != 0 {
 				return &resyncNeeded{why: "revision " + strconv.FormatInt(from, 10) + " was compacted in etcd"}
 			}
@@ -509,8 +521,12 @@ func (e *Etcd) checkRevision() error {
 		return err
 	})
 	if err != nil {
+		if e.ctx.Err() == nil {
+			e.offline.Store(true)
+		}
 		return err
 	}
+	e.offline.Store(false)
 	if resp.Header.Revision < e.mirror.Rev() {
 		return &resyncNeeded{why: fmt.Sprintf("etcd's revision %d is behind this node's %d: etcd was rebuilt", resp.Header.Revision, e.mirror.Rev())}
 	}
