@@ -408,6 +408,11 @@ func freeRun(t *testing.T, n int) int {
 			ln.Close()
 		}
 		if ok {
+			handedOut.Lock()
+			for k := 1; k <= n; k++ {
+				handedOut.m[p+k] = true
+			}
+			handedOut.Unlock()
 			return p
 		}
 	}
