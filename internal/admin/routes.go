@@ -136,7 +136,10 @@ func (h *Handler) listServers(c *call) (any, error) {
 	list := wire.ServerList{APIID: id, ServerCount: len(a.Servers), Server: []wire.Server{}}
 	for _, s := range a.Servers {
 		ws := a.WireServer(s)
-		ws.HealthStatus = h.d.Health(id, s)
+		ws.HealthStatus = wire.HealthUp // health_check off: always Up
+		if a.HealthCheck {
+			ws.HealthStatus = h.d.Health(id, s) // Unknown until the first probe answers
+		}
 		list.Server = append(list.Server, ws)
 	}
 	return list, nil

@@ -44,7 +44,7 @@ type apiStats struct {
 // Backend describes one backend server for the backend metrics.
 type Backend struct {
 	APIID, Server string
-	Up            bool
+	Health        string // "Up", "Down" or "Unknown" (health_check on, not probed yet)
 	InFlight      int64
 }
 
@@ -167,7 +167,7 @@ type collector struct{ m *Metrics }
 
 var (
 	descRequests  = prometheus.NewDesc("ase_requests_total", "Data-path requests by API, protocol, decision and reason.", []string{"api_id", "protocol", "decision", "reason"}, nil)
-	descBackendUp = prometheus.NewDesc("ase_backend_up", "Whether a backend server is healthy (1) or down (0).", []string{"api_id", "server"}, nil)
+	descBackendUp = prometheus.NewDesc("ase_backend_up", "Whether a backend server is known healthy (1) or not (0: down, or not probed yet).", []string{"api_id", "server"}, nil)
 	descInFlight  = prometheus.NewDesc("ase_backend_in_flight", "Requests in flight at a backend server.", []string{"api_id", "server"}, nil)
 	descEntries   = prometheus.NewDesc("ase_list_entries", "Entries of the deny and allow lists by kind.", []string{"list", "kind"}, nil)
 	descMemory    = prometheus.NewDesc("ase_list_memory_bytes", "Memory of the lists: used (estimated upper bound) and configured (attack_list_memory).", []string{"state"}, nil)
@@ -178,8 +178,12 @@ var (
 	descPending   = prometheus.NewDesc("ase_detections_pending", "Deny-list entries of detected attackers enforced in memory and not yet written to the store.", nil, nil)
 )
 
+// descBackendHealth is a state set: one series per state, 1 for the
+// server's current one.
+var descBackendHealth = prometheus.NewDesc("ase_backend_health", "A backend server's health: 1 for its current state (up, down, or unknown until the first probe answers), 0 for the others.", []string{"api_id", "server", "state"}, nil)
+
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descBackendUp, descInFlight, descEntries, descMemory, descWS, descDropped, descClients, descDetected, descPending} {
+	for _, d := range []*prometheus.Desc{descRequests, descBackendUp, descBackendHealth, descInFlight, descEntries, descMemory, descWS, descDropped, descClients, descDetected, descPending} {
 		ch <- d
 	}
 }
@@ -201,11 +205,16 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	src := c.m.src
 	if src.Backends != nil {
 		for _, b := range src.Backends() {
-			up := 0.0
-			if b.Up {
-				up = 1
+			for _, st := range [...][2]string{{"Up", "up"}, {"Down", "down"}, {"Unknown", "unknown"}} {
+				v := 0.0
+				if b.Health == st[0] {
+					v = 1
+				}
+				if st[0] == "Up" {
+					ch <- prometheus.MustNewConstMetric(descBackendUp, prometheus.GaugeValue, v, b.APIID, b.Server)
+				}
+				ch <- prometheus.MustNewConstMetric(descBackendHealth, prometheus.GaugeValue, v, b.APIID, b.Server, st[1])
 			}
-			ch <- prometheus.MustNewConstMetric(descBackendUp, prometheus.GaugeValue, up, b.APIID, b.Server)
 			ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(b.InFlight), b.APIID, b.Server)
 		}
 	}

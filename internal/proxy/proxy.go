@@ -248,7 +248,7 @@ func (p *Proxy) Backends() []metrics.Backend {
 	var out []metrics.Backend
 	for id, pl := range *p.pools.Load() {
 		for _, b := range pl.backends {
-			out = append(out, metrics.Backend{APIID: id, Server: b.addr, Up: b.up.Load(), InFlight: b.inflight.Load()})
+			out = append(out, metrics.Backend{APIID: id, Server: b.addr, Health: p.o.Health.Health(id, b.addr), InFlight: b.inflight.Load()})
 		}
 	}
 	return out
