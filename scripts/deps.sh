@@ -25,3 +25,14 @@ if [ ${#need[@]} -gt 0 ]; then
 	$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null
 	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" </dev/null
 fi
+
+# Redocly CLI: the strict OpenAPI linter the suite runs on the management
+# API's description (e2e TestOpenAPIPassesStrictLint). From the npm
+# registry, pinned, into the user's cache (outside the repository), once.
+redocly_version=2.77.0
+redocly_dir="${XDG_CACHE_HOME:-$HOME/.cache}/ase-test-tools/redocly"
+if ! grep -qs "\"version\": \"$redocly_version\"" "$redocly_dir/node_modules/@redocly/cli/package.json"; then
+	command -v npm >/dev/null 2>&1 || { echo "npm is needed to install the Redocly CLI (Node.js >= 20.19)" >&2; exit 1; }
+	mkdir -p "$redocly_dir"
+	npm install --prefix "$redocly_dir" --no-audit --no-fund --no-save --loglevel=error "@redocly/cli@$redocly_version" </dev/null
+fi

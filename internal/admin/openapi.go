@@ -1,7 +1,11 @@
 package admin
 
 import (
+	"fmt"
+	"net/http"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -14,7 +18,7 @@ func OpenAPI(version string) map[string]any {
 			if paths[p] == nil {
 				paths[p] = map[string]any{}
 			}
-			paths[p][strings.ToLower(rt.Method)] = operation(rt)
+			paths[p][strings.ToLower(rt.Method)] = operation(rt, p)
 		}
 	}
 	return map[string]any{
@@ -49,16 +53,33 @@ func OpenAPI(version string) map[string]any {
 	}
 }
 
-func operation(rt Route) map[string]any {
+func operation(rt Route, fullPath string) map[string]any {
+	okCode, okType := "200", "application/json"
+	if created[rt.Method+" "+rt.Path] {
+		okCode = "201"
+	}
+	if rt.Path == "/metrics" {
+		okType = "text/plain"
+	}
+	responses := map[string]any{
+		okCode: map[string]any{"description": "success", "content": map[string]any{okType: map[string]any{}}},
+		"default": map[string]any{"description": "unknown error (500): logged on the server", "content": map[string]any{"application/json": map[string]any{
+			"schema": map[string]string{"$ref": errorSchema(rt)},
+		}}},
+	}
+	for code, why := range errorResponses(rt) {
+		r := map[string]any{"description": strings.Join(why, "; "), "content": map[string]any{"application/json": map[string]any{
+			"schema": map[string]string{"$ref": errorSchema(rt)},
+		}}}
+		if code == http.StatusTooManyRequests {
+			r["headers"] = map[string]any{"Retry-After": map[string]any{"description": "seconds until the address may try again", "schema": map[string]string{"type": "integer"}}}
+		}
+		responses[strconv.Itoa(code)] = r
+	}
 	op := map[string]any{
 		"summary":     rt.Summary,
-		"operationId": operationID(rt),
-		"responses": map[string]any{
-			"200": map[string]any{"description": "success", "content": map[string]any{"application/json": map[string]any{}}},
-			"default": map[string]any{"description": "an error", "content": map[string]any{"application/json": map[string]any{
-				"schema": map[string]string{"$ref": errorSchema(rt)},
-			}}},
-		},
+		"operationId": operationID(rt, fullPath),
+		"responses":   responses,
 	}
 	var params []map[string]any
 	for _, q := range rt.Query {
@@ -72,16 +93,111 @@ func operation(rt Route) map[string]any {
 	if len(params) > 0 {
 		op["parameters"] = params
 	}
-	if rt.Method == "POST" || rt.Method == "PUT" || rt.Method == "DELETE" {
+	if takesBody(rt) {
 		op["requestBody"] = map[string]any{"required": false, "content": map[string]any{"application/json": map[string]any{}}}
 	}
 	if rt.Public {
 		op["security"] = []any{}
+		if rt.Method == "GET" && rt.Path == "/api/authentication" {
+			// The login itself: HTTP Basic, or a TLS client certificate
+			// (which OpenAPI 3.0 cannot name) with type=x509.
+			op["security"] = []any{map[string][]string{"basic": {}}, map[string][]string{}}
+		}
 	}
 	if rt.Write() {
 		op["x-ase-audit-action"] = rt.Action
 	}
 	return op
+}
+
+func takesBody(rt Route) bool {
+	return rt.Method == "POST" || rt.Method == "PUT" || rt.Method == "DELETE"
+}
+
+// created are the routes whose success is 201 Created.
+var created = map[string]bool{
+	"POST /api/configuration/aaa/local_database/users":                 true,
+	"POST /api/configuration/aaa/local_database/api_keys":              true,
+	"POST /api/configuration/aaa/local_database/users/{name}/api_keys": true,
+}
+
+// errorResponses returns the error statuses a route can answer, each with
+// its reasons. Most follow from the route's attributes, because one
+// adapter (ServeHTTP and serve) enforces them for every route: framing,
+// lockout, authentication, roles, query parameters, the body's type and
+// size, transactions and the store. routeErrors adds what single
+// handlers answer. A 500 is the "default" response.
+func errorResponses(rt Route) map[int][]string {
+	e := map[int][]string{}
+	add := func(code int, why string) { e[code] = append(e[code], why) }
+	add(http.StatusBadRequest, "ambiguous request framing (Content-Length with Transfer-Encoding, or a body that cannot be delimited), or a body that could not be read")
+	switch {
+	case rt.Public:
+	case rt.Abs:
+		add(http.StatusUnauthorized, "no credentials, wrong ones, or an expired session")
+	default:
+		add(http.StatusForbidden, "x-ase-access-key or x-ase-secret-key header missing, authorization failure (wrong credentials, API key or session), or a credential given twice")
+	}
+	if rt.Write() && !rt.AnyRole {
+		add(http.StatusForbidden, "permission_denied: API keys are read-only and the read role changes nothing")
+	} else if rt.Write() {
+		add(http.StatusForbidden, "permission_denied: API keys are read-only")
+	}
+	if rt.AdminOnly {
+		add(http.StatusForbidden, "permission_denied: this needs the admin role")
+	}
+	add(http.StatusForbidden, "validation_error: an unknown or repeated query parameter")
+	if takesBody(rt) {
+		add(http.StatusForbidden, "content-type header missing (a body that is not application/json), json parsing error, or validation_error naming the field")
+		add(http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is over %d bytes", rt.MaxBody))
+	}
+	if slices.Contains(rt.Query, "api_id") && !(rt.Method == "POST" && rt.Path == "/api") {
+		add(http.StatusNotFound, "api_not_found")
+	}
+	if strings.Contains(rt.Path, "{") {
+		add(http.StatusNotFound, "no such "+strings.Join(pathParams(rt.Path), " or "))
+	}
+	if rt.Write() {
+		add(http.StatusConflict, "transaction_in_progress: another user's transaction is open, or the configuration was changed by someone else meanwhile (retry)")
+		add(http.StatusRequestEntityTooLarge, "the change is larger than the store takes in one transaction")
+		add(http.StatusServiceUnavailable, "cluster mode: this node cannot reach etcd; nothing was changed")
+	}
+	add(http.StatusTooManyRequests, "too many failed authentications from this address")
+	for code, why := range routeErrors[rt.Method+" "+rt.Path] {
+		add(code, why)
+	}
+	return e
+}
+
+// routeErrors are the error statuses particular handlers answer, beyond
+// those every route of their kind does (errorResponses).
+var routeErrors = map[string]map[int]string{
+	"GET /cluster":                      {http.StatusNotFound: "no_cluster_mode: ase is not in cluster mode"},
+	"GET /metrics":                      {http.StatusNotFound: "metrics are not enabled"},
+	"DELETE /server":                    {http.StatusNotFound: "server_not_found"},
+	"POST /firewall/blacklist":          {http.StatusInsufficientStorage: "attack_list_memory is full: nothing was added"},
+	"POST /firewall/whitelist":          {http.StatusInsufficientStorage: "attack_list_memory is full: nothing was added"},
+	"DELETE /firewall/blacklist":        {http.StatusNotFound: "the entry is not listed"},
+	"DELETE /firewall/whitelist":        {http.StatusNotFound: "the entry is not listed"},
+	"DELETE /sideband/token":            {http.StatusNotFound: "no such token"},
+	"PUT /sideband/secret":              {http.StatusNotFound: "no such shared secret"},
+	"DELETE /sideband/secret":           {http.StatusNotFound: "no such shared secret"},
+	"GET /api/authentication":           {http.StatusUnauthorized: "wrong user name or password, or a certificate of no user", http.StatusServiceUnavailable: "cluster mode: the session cannot be stored (etcd unreachable)"},
+	"DELETE /api/authentication":        {http.StatusServiceUnavailable: "cluster mode: the session cannot be ended (etcd unreachable)"},
+	"POST /api/transaction":             {http.StatusConflict: "TransactionInProgress: a transaction is open already", http.StatusLengthRequired: "no body and no Content-Length", http.StatusServiceUnavailable: "cluster mode: etcd unreachable"},
+	"PUT /api/transaction":              {http.StatusNotFound: "NoTransaction", http.StatusConflict: "another session's transaction, it ended, or a staged change conflicts", http.StatusServiceUnavailable: "cluster mode: etcd unreachable"},
+	"DELETE /api/transaction":           {http.StatusNotFound: "NoTransaction", http.StatusConflict: "another session's transaction", http.StatusServiceUnavailable: "cluster mode: etcd unreachable"},
+	"POST /firewall/flowcontrol/server": {http.StatusNotFound: "server_not_found"},
+}
+
+func pathParams(path string) []string {
+	var out []string
+	for _, seg := range strings.Split(path, "/") {
+		if strings.HasPrefix(seg, "{") {
+			out = append(out, strings.Trim(seg, "{}"))
+		}
+	}
+	return out
 }
 
 func errorSchema(rt Route) string {
@@ -91,7 +207,10 @@ func errorSchema(rt Route) string {
 	return "#/components/schemas/Status"
 }
 
-func operationID(rt Route) string {
+// operationID names an operation after its method and path; the same
+// route under /v4/ase gets a "v4_" prefix, so every id is unique and the
+// /v5/ase ones stay as they were.
+func operationID(rt Route, fullPath string) string {
 	name := strings.ToLower(rt.Method)
 	for _, seg := range strings.Split(rt.Path, "/") {
 		seg = strings.Trim(seg, "{}")
@@ -99,6 +218,9 @@ func operationID(rt Route) string {
 			continue
 		}
 		name += "_" + strings.ReplaceAll(seg, "-", "_")
+	}
+	if prefix := strings.TrimSuffix(fullPath, rt.Path); !rt.Abs && prefix != Prefixes[len(Prefixes)-1] {
+		name = strings.Split(strings.Trim(prefix, "/"), "/")[0] + "_" + name
 	}
 	return name
 }
