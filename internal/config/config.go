@@ -16,6 +16,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -56,6 +57,12 @@ type Config struct {
 	EnableAudit                  bool       // enable_audit, default true
 	EnableAccessLog              bool       // enable_access_log, default true
 	EnableASEHealth              bool       // enable_ase_health, default false
+	// TrustedProxies is trusted_proxies, default none: the ranges whose
+	// forwarding fields are believed, walked recursively (nginx's
+	// set_real_ip_from with real_ip_recursive on). Inline it narrows
+	// enable_xff to these peers; in sideband it applies to forward-auth.
+	// Parsed once here; IPv4-mapped ranges are kept as IPv4.
+	TrustedProxies []netip.Prefix
 
 	Timezone string // timezone, default utc; also local or an IANA name such as Europe/Paris
 	// Location is Timezone resolved once at load time; default time.UTC.
@@ -337,6 +344,14 @@ func warnings(c *Config) []string {
 	}
 	if c.Mode == ModeSideband && c.EnableXFF {
 		w = append(w, "enable_xff=true has no effect in sideband mode: the gateway reports the client address")
+	}
+	if c.Mode == ModeInline && !c.EnableXFF && len(c.TrustedProxies) > 0 {
+		w = append(w, "trusted_proxies has no effect in inline mode without enable_xff=true: the client is the TCP peer")
+	}
+	for _, p := range c.TrustedProxies {
+		if p.Bits() == 0 {
+			w = append(w, fmt.Sprintf("trusted_proxies contains %s: every peer of that family is trusted, so its client is the left-most X-Forwarded-For address, which the client itself writes", p))
+		}
 	}
 	if !c.EnableCluster && (c.ClusterID != "" || len(c.EtcdEndpoints) > 0) {
 		w = append(w, "cluster_id and etcd_endpoints are ignored without enable_cluster=true")

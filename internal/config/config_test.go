@@ -36,7 +36,7 @@ func TestDefault(t *testing.T) {
 		"mode": "inline", "http_ws_port": "8000", "https_wss_port": "8443", "management_port": "8010",
 		"listen_address": "0.0.0.0", "management_address": "127.0.0.1", "data_dir": "./data", "api_dir": "",
 		"enable_firewall": "true", "enable_ase_detected_attack": "false", "enable_sideband_authentication": "false",
-		"enable_sideband_keepalive": "false", "enable_xff": "false", "attack_list_memory": "128mb",
+		"enable_sideband_keepalive": "false", "enable_xff": "false", "trusted_proxies": "", "attack_list_memory": "128mb",
 		"enable_audit": "true", "enable_access_log": "true", "enable_ase_health": "false", "timezone": "utc",
 		"admin_log_level": "4", "session_timeout": "20m", "tls_cert_file": "", "tls_key_file": "",
 		"management_tls_cert_file": "", "management_tls_key_file": "", "client_ca_file": "",

@@ -67,6 +67,24 @@ var keys = []key{
 	boolKey("enable_sideband_authentication", "require a token from sideband gateways", func(c *Config) *bool { return &c.EnableSidebandAuthentication }),
 	boolKey("enable_sideband_keepalive", "keep sideband connections open", func(c *Config) *bool { return &c.EnableSidebandKeepalive }),
 	boolKey("enable_xff", "take the client address from X-Real-IP or X-Forwarded-For (inline)", func(c *Config) *bool { return &c.EnableXFF }),
+	{
+		name: "trusted_proxies", doc: "comma-separated addresses and CIDR ranges of trusted proxies; X-Forwarded-For is walked past them", text: true,
+		set: func(c *Config, v string) error {
+			ps, err := parseProxies(v)
+			if err != nil {
+				return err
+			}
+			c.TrustedProxies = ps
+			return nil
+		},
+		get: func(c *Config) string {
+			s := make([]string, len(c.TrustedProxies))
+			for i, p := range c.TrustedProxies {
+				s[i] = p.String()
+			}
+			return strings.Join(s, ",")
+		},
+	},
 	sizeKey("attack_list_memory", "memory for the lists of attacking clients", func(c *Config) *units.Size { return &c.AttackListMemory }),
 	boolKey("enable_audit", "write the audit log of configuration changes", func(c *Config) *bool { return &c.EnableAudit }),
 	boolKey("enable_access_log", "write the access log", func(c *Config) *bool { return &c.EnableAccessLog }),
@@ -333,4 +351,44 @@ func parseEndpoints(v string) ([]string, error) {
 		eps = append(eps, e)
 	}
 	return eps, nil
+}
+
+// parseProxies reads trusted_proxies: addresses (a host range) and CIDR
+// ranges, comma-separated. A range with bits set past its length is
+// refused rather than masked (10.0.0.1/8 is more likely a typo for /32
+// than a wish to trust 16 million addresses), and so are zones and empty
+// entries; an IPv4-mapped range becomes its IPv4 range, since peers are
+// compared unmapped.
+func parseProxies(v string) ([]netip.Prefix, error) {
+	if strings.TrimSpace(v) == "" {
+		return nil, nil
+	}
+	var out []netip.Prefix
+	for _, e := range strings.Split(v, ",") {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			return nil, fmt.Errorf("%q has an empty entry", v)
+		}
+		var p netip.Prefix
+		if strings.IndexByte(e, '/') >= 0 {
+			var err error
+			if p, err = netip.ParsePrefix(e); err != nil {
+				return nil, fmt.Errorf("%q is not an IP address or CIDR range", e)
+			}
+			if m := p.Masked(); m != p {
+				return nil, fmt.Errorf("%q has bits set past its length (%s or %s?)", e, m, netip.PrefixFrom(p.Addr(), p.Addr().BitLen()))
+			}
+		} else {
+			a, err := netip.ParseAddr(e)
+			if err != nil || a.Zone() != "" {
+				return nil, fmt.Errorf("%q is not an IP address or CIDR range", e)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }

@@ -12,7 +12,8 @@ import (
 // Door reads, routes and decides the inline requests of both engines.
 type Door struct {
 	Engine   *engine.Engine
-	TrustXFF bool // enable_xff
+	TrustXFF bool    // enable_xff
+	Trusted  Proxies // trusted_proxies: when set, TrustXFF holds for these peers only
 }
 
 // Inline is one inline request on its way through the door: what an
@@ -60,7 +61,7 @@ func (d *Door) Decide(x *Inline, rec *accesslog.Record, upgrade, handoff func(*a
 		return Handoff, Reply{}
 	}
 	rec.APIID = api.ID
-	id, f := Identify(api, x.Fields, rd.Query, &Client{Peer: x.Peer, TrustProxy: d.TrustXFF})
+	id, f := Identify(api, x.Fields, rd.Query, &Client{Peer: x.Peer, TrustProxy: d.TrustXFF, Trusted: d.Trusted})
 	if f != OK {
 		rd.Why = "more than one X-Real-IP"
 		return refuse(rec, f)

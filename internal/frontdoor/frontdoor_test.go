@@ -378,3 +378,197 @@ func BenchmarkInline(b *testing.B) {
 		buf = AppendHead(buf[:0], &rd, &Head{Method: r.Method, Fields: fs, API: api, Peer: id.IP})
 	}
 }
+
+// testProxies is trusted_proxies=127.0.0.0/8,10.0.0.0/8,2001:db8::/32.
+var testProxies = Proxies{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")}
+
+func TestProxiesClientIP(t *testing.T) {
+	lb := netip.MustParseAddr("127.0.0.1")
+	tests := []struct {
+		name, peer, xReal, xff, want string
+	}{
+		{"untrusted peer is the client", "198.51.100.1", "203.0.113.9", "203.0.113.9", "198.51.100.1"},
+		{"untrusted mapped peer", "::ffff:198.51.100.1", "203.0.113.9", "", "198.51.100.1"},
+		{"trusted mapped peer", "::ffff:10.0.0.2", "", "203.0.113.9", "203.0.113.9"},
+		{"no fields", "", "", "", "127.0.0.1"},
+		{"one hop", "", "", "203.0.113.9", "203.0.113.9"},
+		{"past a trusted hop", "", "", "203.0.113.9, 10.1.2.3", "203.0.113.9"},
+		{"spoofed left part", "", "", "198.51.100.7, 203.0.113.9, 10.1.2.3", "203.0.113.9"},
+		{"every hop trusted", "", "", "10.9.9.9, 127.0.0.5", "10.9.9.9"},
+		{"ports and v6", "", "", "[2001:db8::7]:1, 203.0.113.9:80, [2001:db8::1]:443", "203.0.113.9"},
+		{"untrusted v6", "", "", "203.0.113.9, 2001:db9::1, 10.0.0.1", "2001:db9::1"},
+		{"x-real-ip untrusted wins", "", "203.0.113.9", "198.51.100.7", "203.0.113.9"},
+		{"x-real-ip trusted walks on", "", "10.1.2.3", "198.51.100.7, 203.0.113.9", "203.0.113.9"},
+		{"x-real-ip garbage ignored", "", "nope", "203.0.113.9", "203.0.113.9"},
+		{"garbage stops at the last address", "", "", "203.0.113.9, junk, 10.1.2.3", "10.1.2.3"},
+		{"empty entry stops", "", "", "203.0.113.9, , 10.1.2.3", "10.1.2.3"},
+		{"garbage right-most keeps the peer", "", "", "203.0.113.9, junk", "127.0.0.1"},
+		{"zone is garbage", "", "", "203.0.113.9, fe80::1%eth0", "127.0.0.1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			peer := lb
+			if tt.peer != "" {
+				peer = netip.MustParseAddr(tt.peer)
+			}
+			if got := testProxies.ClientIP(peer, tt.xReal, tt.xff); got.String() != tt.want {
+				t.Fatalf("got %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestIdentifyTrustedProxies(t *testing.T) {
+	api := identityAPI(t)
+	lb := netip.MustParseAddr("127.0.0.1")
+	c := &Client{Peer: lb, TrustProxy: true, Trusted: testProxies}
+	for _, tt := range []struct {
+		name  string
+		lines []string
+		want  string
+	}{
+		{"one field per hop", []string{"X-Forwarded-For: 198.51.100.7", "X-Forwarded-For: 203.0.113.9", "X-Forwarded-For: 10.1.2.3"}, "203.0.113.9"},
+		{"a proxy's own field after a list", []string{"X-Forwarded-For: 198.51.100.7, 203.0.113.9", "Cookie: SID=1", "X-Forwarded-For: 10.1.2.3, 127.0.0.9"}, "203.0.113.9"},
+		{"all trusted across fields", []string{"X-Forwarded-For: 10.0.0.1, 10.0.0.2", "X-Forwarded-For: 10.0.0.3"}, "10.0.0.1"},
+		{"x-real-ip before the fields", []string{"X-Forwarded-For: 198.51.100.7", "X-Forwarded-For: 10.0.0.3", "X-Real-IP: 10.0.0.4"}, "198.51.100.7"},
+		{"empty field stops", []string{"X-Forwarded-For: 203.0.113.9", "X-Forwarded-For: ", "X-Forwarded-For: 10.0.0.3"}, "10.0.0.3"},
+	} {
+		fs := fields(t, tt.lines...)
+		id, f := Identify(api, fs, "", c)
+		if f != OK || id.IP.String() != tt.want {
+			t.Errorf("%s: got %v %v, want %s", tt.name, id.IP, f, tt.want)
+		}
+		if got := c.IP(fs); got != id.IP {
+			t.Errorf("%s: Client.IP %v, Identify %v", tt.name, got, id.IP)
+		}
+	}
+	// Without enable_xff nothing is read, whatever the ranges.
+	fs := fields(t, "X-Forwarded-For: 203.0.113.9", "X-Real-IP: 203.0.113.9", "X-Real-IP: 203.0.113.8")
+	if id, f := Identify(api, fs, "", &Client{Peer: lb, Trusted: testProxies}); f != OK || id.IP != lb {
+		t.Errorf("enable_xff off: got %v %v, want the peer", id.IP, f)
+	}
+	// An untrusted peer's fields are not read, so its repeated X-Real-IP
+	// is no reason to refuse it.
+	other := netip.MustParseAddr("198.51.100.1")
+	if id, f := Identify(api, fs, "", &Client{Peer: other, TrustProxy: true, Trusted: testProxies}); f != OK || id.IP != other {
+		t.Errorf("untrusted peer: got %v %v, want the peer", id.IP, f)
+	}
+	if _, f := Identify(api, fs, "", c); f != BadRequest {
+		t.Errorf("trusted peer, two X-Real-IP: got %v, want BadRequest", f)
+	}
+	// Allocation-free with the ranges too, several fields included.
+	fs = fields(t, "X-Forwarded-For: 198.51.100.7, 203.0.113.9", "Cookie: a=b; SID=s1", "X-Forwarded-For: 10.1.2.3", "X-API-Key: k1")
+	if n := testing.AllocsPerRun(100, func() { Identify(api, fs, "a=1", c) }); n != 0 {
+		t.Fatalf("Identify with trusted proxies allocates %v times", n)
+	}
+}
+
+// clientIPBefore is ClientIP as it was before trusted_proxies: the
+// reference that the default reading stays the same.
+func clientIPBefore(peer netip.Addr, xRealIP, xff string) netip.Addr {
+	if a, ok := parseHostAddr(xRealIP); ok {
+		return a
+	}
+	if xff != "" {
+		last := xff
+		if i := strings.LastIndexByte(xff, ','); i >= 0 {
+			last = xff[i+1:]
+		}
+		if a, ok := parseHostAddr(last); ok {
+			return a
+		}
+	}
+	return peer.Unmap()
+}
+
+// FuzzClientIP checks the reading of X-Forwarded-For = left, right with
+// trusted_proxies set: when right holds an untrusted address, nothing
+// only the left part (what a client behind it wrote) names can be the
+// client; a peer outside the ranges is the client; the result is always
+// the peer or an address of the fields; Identify reads the two parts as
+// two fields the same; and without ranges the reading is the one before
+// trusted_proxies existed.
+func FuzzClientIP(f *testing.F) {
+	f.Add("203.0.113.9", "198.51.100.7, 10.1.2.3", "", uint8(0))
+	f.Add("198.51.100.7, 203.0.113.9", "10.1.2.3, 127.0.0.2", "10.0.0.1", uint8(1))
+	f.Add("10.0.0.1", "junk, 203.0.113.9", "", uint8(2))
+	f.Add("[2001:db8::1]:80", "2001:db9::1, [2001:db8::2]:1", "x", uint8(3))
+	f.Add("", "", "203.0.113.9", uint8(4))
+	peers := []netip.Addr{
+		netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("10.2.3.4"), netip.MustParseAddr("::ffff:10.0.0.1"),
+		netip.MustParseAddr("2001:db8::5"), netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("::1"),
+	}
+	items := func(s string) []netip.Addr {
+		var out []netip.Addr
+		for _, it := range strings.Split(s, ",") {
+			if a, ok := parseHostAddr(it); ok {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	f.Fuzz(func(t *testing.T, left, right, xri string, p uint8) {
+		peer := peers[int(p)%len(peers)]
+		xff := left + "," + right
+		got := testProxies.ClientIP(peer, xri, xff)
+		if !testProxies.Trusts(peer.Unmap()) {
+			if got != peer.Unmap() {
+				t.Fatalf("untrusted peer %v: got %v", peer, got)
+			}
+			return
+		}
+		r := items(right)
+		xr, xriOK := parseHostAddr(xri)
+		if got != peer.Unmap() && !(xriOK && got == xr) && !slices.Contains(items(xff), got) {
+			t.Fatalf("%v is neither the peer, X-Real-IP nor in %q", got, xff)
+		}
+		if slices.ContainsFunc(r, func(a netip.Addr) bool { return !testProxies.Trusts(a) }) {
+			if got != peer.Unmap() && !(xriOK && got == xr) && !slices.Contains(r, got) {
+				t.Fatalf("X-Forwarded-For %q: got %v from the left part, right of which is an untrusted address", xff, got)
+			}
+		}
+		// The same as two fields, in Identify and Client.IP.
+		fs := []Field{{Name: []byte("X-Forwarded-For"), Value: []byte(left)}, {Name: []byte("x-forwarded-for"), Value: []byte(right)}}
+		if xri != "" {
+			fs = append(fs, Field{Name: []byte("X-Real-IP"), Value: []byte(xri)})
+		}
+		c := &Client{Peer: peer, TrustProxy: true, Trusted: testProxies}
+		if id, _ := Identify(nil, fs, "", c); id.IP != got {
+			t.Fatalf("fields %q, %q: Identify read %v, the joined list %v", left, right, id.IP, got)
+		}
+		if ip := c.IP(fs); ip != got {
+			t.Fatalf("fields %q, %q: Client.IP read %v, the joined list %v", left, right, ip, got)
+		}
+		// Without ranges, as before.
+		if got, want := Proxies(nil).ClientIP(peer, xri, xff), clientIPBefore(peer, xri, xff); got != want {
+			t.Fatalf("no trusted_proxies: got %v, before %v", got, want)
+		}
+		if got, want := ClientIP(peer, xri, xff, true), clientIPBefore(peer, xri, xff); got != want {
+			t.Fatalf("ClientIP: got %v, before %v", got, want)
+		}
+	})
+}
+
+// BenchmarkIdentifyXFF is Identify's reading of a request that came
+// through a CDN and a load balancer: one X-Forwarded-For field, then one
+// per hop, without and with trusted_proxies.
+func BenchmarkIdentifyXFF(b *testing.B) {
+	api := identityAPI(b)
+	for _, bc := range []struct {
+		name  string
+		lines []string
+		c     *Client
+	}{
+		{"enable_xff", []string{"X-Forwarded-For: 198.51.100.7, 203.0.113.9, 10.1.2.3"}, &Client{Peer: netip.MustParseAddr("127.0.0.1"), TrustProxy: true}},
+		{"trusted_proxies", []string{"X-Forwarded-For: 198.51.100.7, 203.0.113.9, 10.1.2.3"}, &Client{Peer: netip.MustParseAddr("127.0.0.1"), TrustProxy: true, Trusted: testProxies}},
+		{"trusted_proxies/fields", []string{"X-Forwarded-For: 198.51.100.7, 203.0.113.9", "X-Forwarded-For: 10.1.2.3"}, &Client{Peer: netip.MustParseAddr("127.0.0.1"), TrustProxy: true, Trusted: testProxies}},
+	} {
+		fs := fields(b, append([]string{"Host: shop.example.com", "User-Agent: bench/1.0", "Cookie: SID=clean-session", "X-API-Key: clean-key"}, bc.lines...)...)
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				Identify(api, fs, "", bc.c)
+			}
+		})
+	}
+}

@@ -17,7 +17,31 @@ type Client struct {
 	// the last X-Forwarded-For field (the one the trusted proxy in front
 	// appended), else the peer.
 	TrustProxy bool
-	Usernames  []string // sideband user_info
+	// Trusted (trusted_proxies), when not empty, narrows TrustProxy to a
+	// peer in these ranges and walks past the proxies it lists: see
+	// Proxies.ClientIP.
+	Trusted   Proxies
+	Usernames []string // sideband user_info
+}
+
+// Proxies is the set of ranges of trusted proxies (trusted_proxies), as
+// parsed at load time: masked, IPv4 ranges as IPv4. A handful of ranges is
+// the usual size, so a linear scan beats a trie.
+type Proxies []netip.Prefix
+
+// Trusts says whether a (unmapped) is in one of the ranges.
+func (p Proxies) Trusts(a netip.Addr) bool {
+	for _, r := range p {
+		if r.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// believes says whether c's forwarding fields name the client.
+func (c *Client) believes() bool {
+	return c.TrustProxy && (len(c.Trusted) == 0 || c.Trusted.Trusts(c.Peer.Unmap()))
 }
 
 // Identify reads every identity of a request to api (SPEC section 5) from
@@ -29,18 +53,20 @@ type Client struct {
 func Identify(api *apidef.API, fields []Field, query string, c *Client) (lists.Identity, Failure) {
 	var id lists.Identity
 	var xri, xff []byte
-	nXRI := 0
+	nXRI, nXFF := 0, 0
+	believe := c.believes()
 	for i := range fields {
 		name, value := fields[i].Name, fields[i].Value
 		switch classify(name) {
 		case fXRealIP:
-			if c.TrustProxy {
+			if believe {
 				xri = value
 				nXRI++
 			}
 		case fXForwardedFor:
-			if c.TrustProxy {
+			if believe {
 				xff = value
+				nXFF++
 			}
 		case fCookie:
 			if api != nil && api.Cookie != "" {
@@ -68,7 +94,7 @@ func Identify(api *apidef.API, fields []Field, query string, c *Client) (lists.I
 	if nXRI > 1 {
 		return id, BadRequest
 	}
-	id.IP = ClientIP(c.Peer, b2s(xri), b2s(xff), c.TrustProxy)
+	id.IP = c.resolve(believe, fields, b2s(xri), b2s(xff), nXFF)
 	if api != nil && api.APIKeyQS != "" && query != "" {
 		queryValues(&id, api.APIKeyQS, api.APIKeyQSLC, query)
 	}
@@ -76,6 +102,46 @@ func Identify(api *apidef.API, fields []Field, query string, c *Client) (lists.I
 		add(&id, lists.Username, "", u)
 	}
 	return id, OK
+}
+
+// IP is the client's address read from a request's header fields, as
+// Identify reads it (the last X-Real-IP: Identify refuses more than one).
+func (c *Client) IP(fields []Field) netip.Addr {
+	believe := c.believes()
+	var xri, xff []byte
+	nXFF := 0
+	for i := 0; believe && i < len(fields); i++ {
+		switch classify(fields[i].Name) {
+		case fXRealIP:
+			xri = fields[i].Value
+		case fXForwardedFor:
+			xff = fields[i].Value
+			nXFF++
+		}
+	}
+	return c.resolve(believe, fields, b2s(xri), b2s(xff), nXFF)
+}
+
+// resolve finds the client from what the field loop found: X-Real-IP,
+// the last X-Forwarded-For field and how many there are.
+func (c *Client) resolve(believe bool, fields []Field, xri, xff string, nXFF int) netip.Addr {
+	if !believe {
+		return c.Peer.Unmap()
+	}
+	if nXFF <= 1 {
+		return c.Trusted.ClientIP(c.Peer, xri, xff)
+	}
+	// Several fields are one list (RFC 9110 section 5.3): a proxy that
+	// adds a field of its own rather than appending to the last one
+	// (HAProxy's option forwardfor) writes the right-most part.
+	w := walk{trusted: c.Trusted, addr: c.Peer.Unmap()}
+	w.realIP(xri)
+	for i := len(fields) - 1; i >= 0 && !w.done; i-- {
+		if classify(fields[i].Name) == fXForwardedFor {
+			w.list(b2s(fields[i].Value))
+		}
+	}
+	return w.addr
 }
 
 // add records one value of an identity: the first in the Identity's own
@@ -231,21 +297,83 @@ func nextItem(list []byte) (item, rest []byte) {
 // left are whatever the client claimed); otherwise, and when neither is
 // usable, the peer.
 func ClientIP(peer netip.Addr, xRealIP, xff string, trustProxy bool) netip.Addr {
-	if trustProxy {
-		if a, ok := parseHostAddr(xRealIP); ok {
-			return a
+	if !trustProxy {
+		return peer.Unmap()
+	}
+	return Proxies(nil).ClientIP(peer, xRealIP, xff)
+}
+
+// ClientIP returns the client's address when forwarding fields are read
+// (enable_xff inline, forward-auth always), as nginx's realip module with
+// set_real_ip_from p and real_ip_recursive on.
+//
+// With no ranges, every peer is believed: the client is X-Real-IP if
+// valid, else the right-most X-Forwarded-For address (the one the proxy in
+// front appended), else the peer.
+//
+// With ranges, a peer outside them is the client, its fields ignored. A
+// peer inside them is believed, and its fields are walked from the right,
+// X-Real-IP (when valid: what the peer itself saw) before X-Forwarded-For:
+// each address in a trusted range is a proxy and the walk goes on to its
+// left; the first address outside them is the client; when every address
+// is trusted, the left-most is. An entry that is not an address (empty,
+// garbage) stops the walk at the last address read, as nginx does: what
+// lies to its left was not written by a proxy that can be vouched for. So
+// an address the client wrote to the left of the first untrusted one is
+// never taken.
+func (p Proxies) ClientIP(peer netip.Addr, xRealIP, xff string) netip.Addr {
+	peer = peer.Unmap()
+	if len(p) > 0 && !p.Trusts(peer) {
+		return peer
+	}
+	w := walk{trusted: p, addr: peer}
+	w.realIP(xRealIP)
+	if !w.done && xff != "" {
+		w.list(xff)
+	}
+	return w.addr
+}
+
+// walk goes through the forwarding fields of a believed peer from the
+// right. addr is the client so far: the last address read.
+type walk struct {
+	trusted Proxies
+	addr    netip.Addr
+	done    bool
+}
+
+// realIP takes X-Real-IP as the right-most hop when it is an address, and
+// ignores it otherwise (an absent or unusable X-Real-IP defers to
+// X-Forwarded-For).
+func (w *walk) realIP(v string) {
+	if a, ok := parseHostAddr(v); ok {
+		w.hop(a)
+	}
+}
+
+// list walks one X-Forwarded-For value from the right.
+func (w *walk) list(v string) {
+	for !w.done {
+		item := v
+		i := strings.LastIndexByte(v, ',')
+		if i >= 0 {
+			item, v = v[i+1:], v[:i]
 		}
-		if xff != "" {
-			last := xff
-			if i := strings.LastIndexByte(xff, ','); i >= 0 {
-				last = xff[i+1:]
-			}
-			if a, ok := parseHostAddr(last); ok {
-				return a
-			}
+		a, ok := parseHostAddr(item)
+		if !ok {
+			w.done = true
+			return
+		}
+		w.hop(a)
+		if i < 0 {
+			return
 		}
 	}
-	return peer.Unmap()
+}
+
+func (w *walk) hop(a netip.Addr) {
+	w.addr = a
+	w.done = !w.trusted.Trusts(a)
 }
 
 // parseHostAddr parses an address as proxies write it: bare, or with a

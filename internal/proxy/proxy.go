@@ -57,6 +57,9 @@ type Options struct {
 	// Flow, in cluster mode, makes the servers' quotas and spike
 	// thresholds hold for the whole cluster; nil standalone.
 	Flow *flow.Node
+	// TrustedProxies is trusted_proxies: when set, TrustXFF holds for
+	// these peers only, and X-Forwarded-For is walked past them.
+	TrustedProxies []netip.Prefix
 }
 
 // Proxy is the inline handler.
@@ -111,7 +114,7 @@ func New(o Options) *Proxy {
 	if o.Clock == nil {
 		o.Clock = flow.RealClock
 	}
-	p := &Proxy{o: o, door: frontdoor.Door{Engine: o.Engine, TrustXFF: o.TrustXFF}, clients: map[clientKey]*fasthttp.HostClient{}, gates: map[string]*flow.Gate{}, inflight: map[string]*atomic.Int64{},
+	p := &Proxy{o: o, door: frontdoor.Door{Engine: o.Engine, TrustXFF: o.TrustXFF, Trusted: o.TrustedProxies}, clients: map[clientKey]*fasthttp.HostClient{}, gates: map[string]*flow.Gate{}, inflight: map[string]*atomic.Int64{},
 		seed: maphash.MakeSeed(), stop: make(chan struct{})}
 	empty := map[string]*pool{}
 	p.pools.Store(&empty)

@@ -273,7 +273,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 	}
 	var handler fasthttp.RequestHandler
 	if cfg.Mode == config.ModeSideband {
-		sb := &sideband.Handler{Engine: eng, Auth: sba, Live: live, Log: access, KeepAlive: cfg.EnableSidebandKeepalive, IdentityHeaders: true, Metrics: mx}
+		sb := &sideband.Handler{Engine: eng, Auth: sba, Live: live, Log: access, KeepAlive: cfg.EnableSidebandKeepalive, IdentityHeaders: true, Metrics: mx,
+			TrustedProxies: cfg.TrustedProxies}
 		dataOpts.KeepAlive = cfg.EnableSidebandKeepalive
 		handler = sb.Serve
 	} else {
@@ -281,6 +282,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 			Engine: eng, Live: live, Health: checker, Log: access, Logger: log,
 			TrustXFF: cfg.EnableXFF, BackendTLS: backendTLS, Timeout: cfg.BackendTimeout.Std(),
 			QueueSize: cfg.ServerQueueSize, QueueWait: cfg.ServerQueueTimeout.Std(), Metrics: mx, Flow: flowNode,
+			TrustedProxies: cfg.TrustedProxies,
 		})
 		sources.Backends, sources.WebSockets = px.Backends, px.WebSockets
 		mx.SetSources(sources)

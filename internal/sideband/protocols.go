@@ -96,7 +96,10 @@ func (h *Handler) authorizeResponse(ctx *fasthttp.RequestCtx, start time.Time) {
 // from X-Forwarded-Method/-Proto/-Host/-Uri (Traefik, Caddy),
 // X-Original-Method/-URI (nginx), or the path below /ase/authz with the
 // call's own method (Envoy ext_authz); the client is X-Real-IP or the
-// right-most X-Forwarded-For, else the peer. The identities are read from
+// right-most X-Forwarded-For, else the peer (the gateway), and with
+// trusted_proxies set, as frontdoor.Proxies.ClientIP reads it: the
+// gateway's fields are believed only when it is in those ranges, and
+// walked past the proxies in front of it. The identities are read from
 // the call's header section (the client's headers, which the gateway
 // passes on) by the same front door as inline.
 func (h *Handler) forwardAuth(ctx *fasthttp.RequestCtx, start time.Time) {
@@ -150,9 +153,8 @@ func (h *Handler) forwardAuth(ctx *fasthttp.RequestCtx, start time.Time) {
 		hostField = "x-forwarded-host"
 	}
 	scheme := strings.ToLower(string(hd.Peek("X-Forwarded-Proto")))
-	xff := c.last("x-forwarded-for")
-	xri, _ := c.count("x-real-ip")
-	client := frontdoor.ClientIP(peer(ctx), xri, xff, true)
+	who := &frontdoor.Client{Peer: peer(ctx), TrustProxy: true, Trusted: h.TrustedProxies}
+	client := who.IP(fields)
 	rec.Method, rec.Path, rec.ClientIP = method, str(frontdoor.RawPath(bytesOf(uri))), client
 	rd := &c.reading
 	f := frontdoor.BadRequest
@@ -174,7 +176,7 @@ func (h *Handler) forwardAuth(ctx *fasthttp.RequestCtx, start time.Time) {
 	}
 	var id lists.Identity
 	if f == frontdoor.OK {
-		id, f = frontdoor.Identify(api, fields, rd.Query, &frontdoor.Client{Peer: peer(ctx), TrustProxy: true})
+		id, f = frontdoor.Identify(api, fields, rd.Query, who)
 	}
 	if f != frontdoor.OK {
 		rec.Decision, rec.Reason = "block", reasonBadRequest

@@ -48,6 +48,9 @@ type Handler struct {
 	// forward-auth allows, for the gateway to copy upstream.
 	IdentityHeaders bool
 	Metrics         *metrics.Metrics
+	// TrustedProxies is trusted_proxies: when set, forward-auth believes
+	// the forwarding fields of these gateways only, walked past them.
+	TrustedProxies frontdoor.Proxies
 
 	parsers fastjson.ParserPool
 }
