@@ -11,6 +11,11 @@ need=()
 # nginx: the real gateway of the forward-auth (auth_request) tests and the
 # baseline of the inline benchmarks.
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+# caddy: the real gateway of the Caddy forward_auth guide's test
+# (e2e/caddy_test.go runs docs/sideband-caddy.md against it). Where systemd
+# runs, the package also starts a system Caddy on port 80; the test never
+# uses it (its own listens on a free loopback port).
+command -v caddy >/dev/null 2>&1 || [ -x /usr/bin/caddy ] || need+=(caddy)
 # etcd: the real etcd of the cluster-mode tests, run by them as a process of
 # its own (e2e/etcd_test.go); etcdctl (etcd-client) for docs/cluster.md and
 # for looking into a test's etcd by hand. Debian bookworm ships 3.4.23. Where
