@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"github.com/ase-project/ase/internal/jsondoc"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/ase-project/ase/internal/units"
@@ -56,6 +57,8 @@ type API struct {
 	LoginURL                 string
 	EnableBlocking           bool
 	InternalURL              string
+	UsernameHeader           string // username_header: the request header that carries the username; "" = none
+	JWT                      JWT
 	Enforcement              Enforcement
 	FlowControl              FlowControl
 	APIMemorySize            units.Size
@@ -68,9 +71,36 @@ type API struct {
 	Decoy                    Decoy
 
 	// Derived once at decode time for the data path.
-	APIKeyHeaderLC string // APIKeyHeader in lower case: list entries match header names without case
-	APIKeyQSLC     string // APIKeyQS in lower case
+	APIKeyHeaderLC   string // APIKeyHeader in lower case: list entries match header names without case
+	APIKeyQSLC       string // APIKeyQS in lower case
+	UsernameHeaderLC string // UsernameHeader in lower case
+
+	// Ignored lists the vendor fields this document set that change
+	// nothing in ASE, each as "<JSON path>: ignored: <why>", like the
+	// ignored ase.conf keys: accepted so that the vendor's files load
+	// unchanged, and for whoever loads the document to report once (they
+	// are not stored: the definition reads back without them).
+	Ignored []string
 }
+
+// JWT is the jwt object: where requests carry a JSON Web Token, and the
+// names of the payload's claims that hold the username and the client id.
+// ASE decodes the payload and never validates the token (nor does the
+// vendor's ASE): the signature is the backend's, or a gateway's, to check.
+type JWT struct {
+	Location string // as written: "h:authorization:bearer", "h:X-Identity", "qs:access_token"; "" = none
+	Username string // claim name; "" = the username is not read
+	ClientID string // claim name (jwt.clientid); "" = the client id is not read
+
+	// Derived once at decode time for the data path, set only when a JWT
+	// is read (Location and at least one claim are set).
+	Header string // lower-case name of the header that carries the JWT
+	Scheme string // "bearer" or "mac": the header's authorization scheme; "" = the JWT alone
+	Query  string // name of the query parameter that carries the JWT
+}
+
+// On reports whether the API's requests' JWTs are read.
+func (j *JWT) On() bool { return j.Header != "" || j.Query != "" }
 
 // Enforcement is api_pattern_enforcement.
 type Enforcement struct {
@@ -203,6 +233,16 @@ func decodeMetadata(w *jsondoc.Walker, md *jsondoc.Fields) *API {
 	mapping := w.Object(md.At("api_mapping"), mustGet(md, "api_mapping"), false)
 	a.InternalURL = checkPath(w, mapping.At("internal_url"), mapping.Str("internal_url", ""), true)
 	mapping.Close()
+	a.UsernameHeader = checkToken(w, md.At("username_header"), md.Str("username_header", ""), "a header name")
+	a.UsernameHeaderLC = strings.ToLower(a.UsernameHeader)
+	a.JWT = decodeJWT(w, md.At("jwt"), mustGet(md, "jwt"), &a.Ignored)
+	if _, given := md.Get("is_token_mandatory"); given {
+		if md.Bool("is_token_mandatory", false) {
+			w.Fail(md.At("is_token_mandatory"), "true asks ASE to block requests without a token and deny-list their address, which ASE does not do: write false (or remove the field), and have the backend or a gateway in front require the token")
+		} else {
+			a.Ignored = append(a.Ignored, md.At("is_token_mandatory")+": ignored: false asks for nothing (ASE never blocks a request for lacking a token)")
+		}
+	}
 
 	a.Enforcement = decodeEnforcement(w, w.Object(md.At("api_pattern_enforcement"), mustGet(md, "api_pattern_enforcement"), false), a.Protocol)
 
@@ -226,6 +266,73 @@ func decodeMetadata(w *jsondoc.Walker, md *jsondoc.Fields) *API {
 	}
 	md.Close()
 	return a
+}
+
+// decodeJWT reads the jwt object. A JWT is read when location and at
+// least one claim are set (the vendor's ASE needs location and username;
+// a client id alone is logged here too); a jwt object that reads nothing
+// is accepted and reported in ignored.
+func decodeJWT(w *jsondoc.Walker, path string, v any, ignored *[]string) JWT {
+	f := w.Object(path, v, false)
+	j := JWT{}
+	j.Location = f.Str("location", "")
+	j.Username = checkClaim(w, f.At("username"), f.Str("username", ""))
+	j.ClientID = checkClaim(w, f.At("clientid"), f.Str("clientid", ""))
+	f.Close()
+	if j.Username != "" && j.Username == j.ClientID {
+		w.Fail(f.At("clientid"), "names the claim %q, as jwt.username does: the two must differ (leave clientid empty to log no client id)", j.ClientID)
+	}
+	if j.Location == "" {
+		if j.Username != "" || j.ClientID != "" {
+			*ignored = append(*ignored, path+": ignored: jwt.location is empty, so no JWT is read")
+		}
+		return j
+	}
+	const want = `"h:<header>:bearer" (such as "h:authorization:bearer"), "h:<header>:mac", "h:<header>" (the header carries the JWT alone) or "qs:<query parameter>"`
+	kind, rest, _ := strings.Cut(j.Location, ":")
+	switch strings.ToLower(kind) {
+	case "qs":
+		if rest == "" {
+			w.Fail(f.At("location"), "names no query parameter: write %s", want)
+			return j
+		}
+		if checkQueryName(w, f.At("location"), rest) == "" {
+			return j
+		}
+		j.Query = rest
+	case "h":
+		name, scheme, hasScheme := strings.Cut(rest, ":")
+		if !isToken(name) {
+			w.Fail(f.At("location"), "must name a header, got %q: write %s", j.Location, want)
+			return j
+		}
+		j.Header = strings.ToLower(name)
+		if hasScheme {
+			j.Scheme = strings.ToLower(scheme)
+			if j.Scheme != "bearer" && j.Scheme != "mac" {
+				w.Fail(f.At("location"), "reads the authorization scheme %q, which ASE does not read a JWT from: write %s", scheme, want)
+				j.Header, j.Scheme = "", ""
+				return j
+			}
+		}
+	default:
+		w.Fail(f.At("location"), "must be %s, got %q", want, j.Location)
+		return j
+	}
+	if j.Username == "" && j.ClientID == "" {
+		*ignored = append(*ignored, path+": ignored: neither jwt.username nor jwt.clientid names a claim to read")
+		j.Header, j.Scheme, j.Query = "", "", ""
+	}
+	return j
+}
+
+// checkClaim validates the name of a JWT claim.
+func checkClaim(w *jsondoc.Walker, path, s string) string {
+	if len(s) > 256 || !isPrintable(s) {
+		w.Fail(path, "must be a claim name of at most 256 printable characters")
+		return ""
+	}
+	return s
 }
 
 func decodeEnforcement(w *jsondoc.Walker, f *jsondoc.Fields, p Protocol) Enforcement {
@@ -478,12 +585,31 @@ func subpathReadings(base, sub string) []string {
 
 func duration(w *jsondoc.Walker, f *jsondoc.Fields, key string, def units.Duration) units.Duration {
 	s := f.Str(key, def.String())
-	d, err := units.ParseDuration(s)
+	d, err := units.ParseDuration(vendorDays(s))
 	if err != nil || d == 0 {
-		w.Fail(f.At(key), "must be a duration such as 200m (a whole number greater than 0 and s, m, h or d), got %q", s)
+		w.Fail(f.At(key), "must be a duration such as 200m (a whole number greater than 0 and s, m, h, d, w, mnt or yr), got %q", s)
 		return def
 	}
 	return d
+}
+
+// vendorDays writes the vendor's week, month and year units (2w, 1mnt,
+// 1yr) in days, a month being 30 days and a year 365; the definition reads
+// back in days.
+func vendorDays(s string) string {
+	for _, u := range [...]struct {
+		suffix string
+		days   uint64
+	}{{"mnt", 30}, {"yr", 365}, {"w", 7}} {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			n, err := strconv.ParseUint(num, 10, 32)
+			if err != nil {
+				return s
+			}
+			return strconv.FormatUint(n*u.days, 10) + "d"
+		}
+	}
+	return s
 }
 
 func size(w *jsondoc.Walker, f *jsondoc.Fields, key string, def units.Size) units.Size {
@@ -585,6 +711,7 @@ func (a *API) Clone() *API {
 	c.Servers = append([]Server{}, a.Servers...)
 	c.Decoy.Subpaths = append([]string{}, a.Decoy.Subpaths...)
 	c.Decoy.Paths = append([]string{}, a.Decoy.Paths...)
+	c.Ignored = append([]string(nil), a.Ignored...)
 	return &c
 }
 

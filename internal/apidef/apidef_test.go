@@ -351,3 +351,114 @@ func TestDecoySubpaths(t *testing.T) {
 		})
 	}
 }
+
+// TestVendorFiles loads the vendor's complete API JSON files unchanged
+// (testdata/vendor, sources in its README): their username fields are
+// read, the fields with no effect here are reported, and each reads back
+// as a definition that decodes to the same API.
+func TestVendorFiles(t *testing.T) {
+	tests := []struct {
+		file                 string
+		header               string
+		jwt                  JWT
+		ignored              []string
+		wantJWTOn, wantRound bool
+	}{
+		{"inline_rest_api.json", "x-username-header", JWT{Location: "h:authorization:bearer", Username: "username", ClientID: "client_id", Header: "authorization", Scheme: "bearer"},
+			[]string{"api_metadata.is_token_mandatory: ignored: false asks for nothing (ASE never blocks a request for lacking a token)"}, true, true},
+		{"sideband_api.json", "", JWT{Location: "h:authorization:bearer", Username: "username", ClientID: "client_id", Header: "authorization", Scheme: "bearer"},
+			[]string{"api_metadata.is_token_mandatory: ignored: false asks for nothing (ASE never blocks a request for lacking a token)"}, true, true},
+		{"sideband_pingfederate.json", "", JWT{}, nil, false, true},
+		{"sideband_nginx_plus_identity.json", "", JWT{Location: "h:X-Identity", Username: "username", ClientID: "client_id", Header: "x-identity"}, nil, true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			a, err := Decode("vendor", readSeed(t, "vendor/"+tt.file))
+			if err != nil {
+				t.Fatalf("vendor file refused: %v", err)
+			}
+			if a.UsernameHeaderLC != tt.header || a.JWT != tt.jwt || a.JWT.On() != tt.wantJWTOn {
+				t.Errorf("got username header %q, jwt %+v; want %q, %+v", a.UsernameHeaderLC, a.JWT, tt.header, tt.jwt)
+			}
+			if !reflect.DeepEqual(a.Ignored, tt.ignored) {
+				t.Errorf("got ignored %q, want %q", a.Ignored, tt.ignored)
+			}
+			b, err := Decode("vendor", a.Encode())
+			if err != nil || !Equal(a, b) || b.JWT != a.JWT || b.UsernameHeader != a.UsernameHeader || len(b.Ignored) != 0 {
+				t.Fatalf("read-back %s decodes to %+v, %v", a.Encode(), b, err)
+			}
+		})
+	}
+}
+
+func TestUsernameFields(t *testing.T) {
+	doc := func(extra string) string { return `{"api_metadata":{"url":"/",` + extra + `}}` }
+	ok := []struct {
+		name, extra string
+		want        JWT
+		ignored     string
+	}{
+		{"query", `"jwt":{"location":"qs:access_token","username":"sub"}`, JWT{Location: "qs:access_token", Username: "sub", Query: "access_token"}, ""},
+		{"mac", `"jwt":{"location":"H:Authorization:MAC","username":"sub"}`, JWT{Location: "H:Authorization:MAC", Username: "sub", Header: "authorization", Scheme: "mac"}, ""},
+		{"client id alone", `"jwt":{"location":"h:x-token","clientid":"azp"}`, JWT{Location: "h:x-token", ClientID: "azp", Header: "x-token"}, ""},
+		{"all empty", `"jwt":{"location":"","username":"","clientid":""}`, JWT{}, ""},
+		{"null", `"jwt":null`, JWT{}, ""},
+		{"no location", `"jwt":{"location":"","username":"username","clientid":"client_id"}`, JWT{Username: "username", ClientID: "client_id"},
+			"api_metadata.jwt: ignored: jwt.location is empty, so no JWT is read"},
+		{"no claim", `"jwt":{"location":"h:authorization:bearer"}`, JWT{Location: "h:authorization:bearer"},
+			"api_metadata.jwt: ignored: neither jwt.username nor jwt.clientid names a claim to read"},
+	}
+	for _, tt := range ok {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := Decode("a", []byte(doc(tt.extra)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.JWT != tt.want {
+				t.Errorf("got %+v, want %+v", a.JWT, tt.want)
+			}
+			if got := strings.Join(a.Ignored, "; "); got != tt.ignored {
+				t.Errorf("got ignored %q, want %q", got, tt.ignored)
+			}
+		})
+	}
+	bad := []struct{ name, extra, want string }{
+		{"header name", `"username_header":"x user"`, "api_metadata.username_header: must be a header name"},
+		{"location kind", `"jwt":{"location":"c:session","username":"sub"}`, `api_metadata.jwt.location: must be "h:<header>:bearer" (such as "h:authorization:bearer"), "h:<header>:mac", "h:<header>" (the header carries the JWT alone) or "qs:<query parameter>", got "c:session"`},
+		{"location scheme", `"jwt":{"location":"h:authorization:basic","username":"sub"}`, `api_metadata.jwt.location: reads the authorization scheme "basic", which ASE does not read a JWT from: write "h:<header>:bearer"`},
+		{"location header", `"jwt":{"location":"h:","username":"sub"}`, `api_metadata.jwt.location: must name a header, got "h:"`},
+		{"location three parts", `"jwt":{"location":"h:a:bearer:x","username":"sub"}`, `the authorization scheme "bearer:x"`},
+		{"location query", `"jwt":{"location":"qs:","username":"sub"}`, "api_metadata.jwt.location: names no query parameter"},
+		{"location query name", `"jwt":{"location":"qs:a&b","username":"sub"}`, "api_metadata.jwt.location: must be a query parameter name"},
+		{"same claims", `"jwt":{"location":"qs:t","username":"sub","clientid":"sub"}`, `api_metadata.jwt.clientid: names the claim "sub", as jwt.username does: the two must differ`},
+		{"claim", `"jwt":{"location":"qs:t","username":"a\nb"}`, "api_metadata.jwt.username: must be a claim name"},
+		{"jwt type", `"jwt":"h:authorization:bearer"`, "api_metadata.jwt: must be an object, got a string"},
+		{"jwt typo", `"jwt":{"locaton":"qs:t"}`, `api_metadata.jwt.locaton: unknown field (did you mean "location"?)`},
+		{"token mandatory", `"is_token_mandatory":true`, "api_metadata.is_token_mandatory: true asks ASE to block requests without a token and deny-list their address, which ASE does not do: write false (or remove the field)"},
+		{"token mandatory type", `"is_token_mandatory":"no"`, "api_metadata.is_token_mandatory: must be true or false"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Decode("a", []byte(doc(tt.extra)))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestVendorDurations: cookie_idle_timeout takes the vendor's w, mnt and
+// yr units, read back in days.
+func TestVendorDurations(t *testing.T) {
+	for in, want := range map[string]string{"2w": "14d", "1mnt": "30d", "1yr": "365d", "200m": "200m"} {
+		a, err := Decode("a", []byte(`{"api_metadata":{"url":"/","cookie_idle_timeout":"`+in+`"}}`))
+		if err != nil || a.CookieIdleTimeout.String() != want {
+			t.Errorf("%s: got %v, %v; want %s", in, a, err, want)
+		}
+	}
+	for _, in := range []string{"w", "0w", "-1w", "+1w", "1 w", "101yr", "99999999999yr", "1mn"} {
+		if _, err := Decode("a", []byte(`{"api_metadata":{"url":"/","cookie_idle_timeout":"`+in+`"}}`)); err == nil || !strings.Contains(err.Error(), "s, m, h, d, w, mnt or yr") {
+			t.Errorf("%s: got %v, want a duration error", in, err)
+		}
+	}
+}

@@ -29,6 +29,8 @@ type wireMetadata struct {
 	LoginURL                 string           `json:"login_url"`
 	EnableBlocking           bool             `json:"enable_blocking"`
 	APIMapping               wireMapping      `json:"api_mapping"`
+	UsernameHeader           string           `json:"username_header,omitempty"`
+	JWT                      *wireJWT         `json:"jwt,omitempty"`
 	Enforcement              wireEnforcement  `json:"api_pattern_enforcement"`
 	FlowControl              wire.FlowControl `json:"flow_control"`
 	APIMemorySize            string           `json:"api_memory_size"`
@@ -43,6 +45,14 @@ type wireMetadata struct {
 
 type wireMapping struct {
 	InternalURL string `json:"internal_url"`
+}
+
+// wireJWT is the jwt object, read back only when the definition sets it
+// (as username_header): the vendor's own read-back omits both.
+type wireJWT struct {
+	Location string `json:"location"`
+	Username string `json:"username"`
+	ClientID string `json:"clientid"`
 }
 
 type wireEnforcement struct {
@@ -75,6 +85,10 @@ func (a *API) wire() wireDoc {
 	if e.Redirect.Code != 0 {
 		redirectCode = strconv.Itoa(e.Redirect.Code)
 	}
+	var jwt *wireJWT
+	if a.JWT.Location != "" || a.JWT.Username != "" || a.JWT.ClientID != "" {
+		jwt = &wireJWT{Location: a.JWT.Location, Username: a.JWT.Username, ClientID: a.JWT.ClientID}
+	}
 	servers := make([]wire.Server, len(a.Servers))
 	for i, s := range a.Servers {
 		servers[i] = a.WireServer(s)
@@ -93,6 +107,8 @@ func (a *API) wire() wireDoc {
 		LoginURL:                 a.LoginURL,
 		EnableBlocking:           a.EnableBlocking,
 		APIMapping:               wireMapping{InternalURL: a.InternalURL},
+		UsernameHeader:           a.UsernameHeader,
+		JWT:                      jwt,
 		Enforcement: wireEnforcement{
 			ProtocolAllowed:    strings.Join(e.ProtocolAllowed, ","),
 			HTTPRedirect:       wireRedirect{ResponseCode: redirectCode, ResponseDef: e.Redirect.Def, HTTPSURL: e.Redirect.HTTPSURL},
