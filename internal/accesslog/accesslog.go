@@ -22,6 +22,8 @@ type Record struct {
 	Protocol      string // inline, ase, authorize, forward_auth
 	APIID         string
 	ClientIP      netip.Addr
+	Username      string // the request's username (username_header, a JWT, sideband user_info); "" = none
+	ClientID      string // the client id claim of the request's JWT; "" = none
 	Method        string
 	Path          string
 	Status        int
@@ -160,7 +162,16 @@ func (r *Record) append(b []byte, st *stamp, loc *time.Location) []byte {
 	if r.ClientIP.IsValid() {
 		b = r.ClientIP.AppendTo(b)
 	}
-	b = append(b, `","method":`...)
+	b = append(b, '"')
+	if r.Username != "" {
+		b = append(b, `,"username":`...)
+		b = appendString(b, r.Username)
+	}
+	if r.ClientID != "" {
+		b = append(b, `,"client_id":`...)
+		b = appendString(b, r.ClientID)
+	}
+	b = append(b, `,"method":`...)
 	b = appendString(b, r.Method)
 	b = append(b, `,"path":`...)
 	b = appendString(b, r.Path)

@@ -2,6 +2,10 @@ package frontdoor
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -9,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ase-project/ase/internal/accesslog"
 	"github.com/ase-project/ase/internal/apidef"
 	"github.com/ase-project/ase/internal/lists"
 )
@@ -568,6 +573,236 @@ func BenchmarkIdentifyXFF(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				Identify(api, fs, "", bc.c)
+			}
+		})
+	}
+}
+
+// token returns a JWT whose payload is claims, as the encoder writes it
+// (base64url, no padding); ASE never looks at the signature.
+func token(claims string) string {
+	enc := base64.RawURLEncoding
+	return enc.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc.EncodeToString([]byte(claims)) + ".c2ln"
+}
+
+func usernameAPI(t testing.TB, location string) *apidef.API {
+	t.Helper()
+	api, err := apidef.Decode("u", []byte(`{"api_metadata": {"url": "/", "username_header": "X-User",
+		"jwt": {"location": "`+location+`", "username": "username", "clientid": "client_id"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api
+}
+
+// TestIdentifyUsername: every value of the username header, and the
+// username claim of every JWT at the API's location, is a username the
+// lists check; the client id is the first JWT's.
+func TestIdentifyUsername(t *testing.T) {
+	alice, bob, eve := token(`{"username":"alice","client_id":"app-1"}`), token(`{"username":["bob","x"],"client_id":"app-2"}`), token(`{"username":"eve"}`)
+	tests := []struct {
+		name, location string
+		lines          []string
+		query          string
+		users          []string
+		clientID       string
+	}{
+		{"header", "h:authorization:bearer", []string{"X-User: u1", "x-user: u2, u3"}, "", []string{"u1", "u2, u3", "u2", "u3"}, ""},
+		{"bearer", "h:authorization:bearer", []string{"Authorization: Bearer " + alice, "authorization: bearer " + bob, "Authorization: Bearer not-a-jwt"}, "", []string{"alice", "bob"}, "app-1"},
+		{"bearer list", "h:authorization:bearer", []string{"Authorization: Bearer " + eve + ", Bearer " + alice}, "", []string{"eve", "alice"}, "app-1"},
+		{"bearer only", "h:authorization:bearer", []string{"Authorization: " + alice}, "", nil, ""},
+		{"mac", "h:Authorization:mac", []string{`Authorization: MAC id="` + alice + `", nonce="n", mac="m"`}, "", []string{"alice"}, "app-1"},
+		{"alone", "h:X-Identity", []string{"X-Identity:  " + bob + " ", "Authorization: Bearer " + alice}, "", []string{"bob"}, "app-2"},
+		{"query", "qs:access_token", []string{"Authorization: Bearer " + alice}, "access_token=" + bob + "&ACCESS_TOKEN=" + eve + ";access%5Ftoken=" + alice, []string{"bob", "eve", "alice"}, "app-2"},
+		{"header and jwt", "h:authorization:bearer", []string{"Authorization: Bearer " + eve, "X-User: u1"}, "", []string{"eve", "u1"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			api := usernameAPI(t, tt.location)
+			fs := fields(t, tt.lines...)
+			id, f := Identify(api, fs, tt.query, &Client{Peer: netip.MustParseAddr("10.0.0.1"), Usernames: nil})
+			if f != OK {
+				t.Fatal(f)
+			}
+			got := values(&id, lists.Username)
+			if len(tt.users) == 0 && len(got) == 1 && got[0] == "" {
+				got = nil
+			}
+			if !slices.Equal(got, tt.users) {
+				t.Errorf("usernames: got %q, want %q", got, tt.users)
+			}
+			if got := ClientID(api, fs, tt.query); got != tt.clientID {
+				t.Errorf("client id: got %q, want %q", got, tt.clientID)
+			}
+			var rec accesslog.Record
+			LogUser(&rec, api, &id, fs, tt.query)
+			if rec.Username != id.Username || rec.ClientID != tt.clientID {
+				t.Errorf("logged %q %q", rec.Username, rec.ClientID)
+			}
+		})
+	}
+	// Without the features, nothing is read.
+	none, _ := apidef.Decode("b", []byte(`{"api_metadata": {"url": "/"}}`))
+	fs := fields(t, "X-User: u1", "Authorization: Bearer "+alice)
+	if id, _ := Identify(none, fs, "access_token="+alice, &Client{}); id.Username != "" || len(id.More) != 0 || ClientID(none, fs, "") != "" {
+		t.Fatalf("usernames read for an API that names none: %+v", id)
+	}
+}
+
+func TestJWTClaim(t *testing.T) {
+	tests := []struct {
+		name, token, claim string
+		array              bool
+		want               string
+	}{
+		{"string", token(`{"sub":"1","username":"alice"}`), "username", true, "alice"},
+		{"number as written", token(`{"username":1.50e3}`), "username", true, "1.50e3"},
+		{"array", token(`{"username":[ "bob" ,"x"]}`), "username", true, "bob"},
+		{"array of numbers", token(`{"username":[7]}`), "username", true, "7"},
+		{"array not read", token(`{"client_id":["a"]}`), "client_id", false, ""},
+		{"empty array", token(`{"username":[]}`), "username", true, ""},
+		{"nested array", token(`{"username":[["a"]]}`), "username", true, ""},
+		{"escapes", token(`{"user\u006eame":"mal\u006cory \"x\""}`), "username", true, `mallory "x"`},
+		{"other types", token(`{"username":true}`), "username", true, ""},
+		{"object", token(`{"username":{"name":"a"}}`), "username", true, ""},
+		{"nested key not read", token(`{"a":{"username":"x"},"b":["username"]}`), "username", true, ""},
+		{"after nesting", token(`{"a":{"b":[1,{"c":"}"}]},"username":"z"}`), "username", true, "z"},
+		{"case", token(`{"Username":"a"}`), "username", true, ""},
+		{"twice", token(`{"username":"a","username":"b"}`), "username", true, ""},
+		{"padded", strings.Replace(token(`{"username":"ab"}`), ".c2ln", "==.c2ln", 1), "username", true, "ab"},
+		{"standard alphabet", "a." + base64.StdEncoding.EncodeToString([]byte(`{"username":"???>>>"}`)) + ".s", "username", true, ""},
+		{"not an object", token(`["username"]`), "username", true, ""},
+		{"invalid json", token(`{"username":"a",}`), "username", true, ""},
+		{"trailing data", token(`{"username":"a"} x`), "username", true, ""},
+		{"two segments", strings.TrimSuffix(token(`{"username":"a"}`), ".c2ln"), "username", true, ""},
+		{"four segments", token(`{"username":"a"}`) + ".x", "username", true, ""},
+		{"unsigned", strings.TrimSuffix(token(`{"username":"a"}`), "c2ln"), "username", true, "a"},
+		{"not base64", "a.b!c.d", "username", true, ""},
+		{"large payload", token(`{"pad":"` + strings.Repeat("x", 5000) + `","username":"big"}`), "username", true, "big"},
+		{"invalid utf-8", token("{\"username\":\"a\xffb\"}"), "username", true, "a\ufffdb"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := jwtClaim(tt.token, tt.claim, tt.array); got != tt.want {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// referenceClaim is the straightforward reading jwtClaim must agree with:
+// encoding/base64, then encoding/json into a map.
+func referenceClaim(token, name string, array bool) (string, bool) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return "", false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return "", false
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var m map[string]any
+	if dec.Decode(&m) != nil {
+		return "", false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return "", false
+	}
+	v := m[name]
+	if a, ok := v.([]any); ok && array && len(a) > 0 {
+		v = a[0]
+	}
+	switch v := v.(type) {
+	case string:
+		return v, true
+	case json.Number:
+		return string(v), true
+	}
+	return "", false
+}
+
+// claimCount counts the top-level members called name of a JSON object.
+func claimCount(payload []byte, name string) int {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return 0
+	}
+	n := 0
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return n
+		}
+		if k == name {
+			n++
+		}
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return n
+		}
+	}
+	return n
+}
+
+// FuzzJWTClaim checks jwtClaim against the straightforward reading: what it
+// returns is exactly the claim encoding/base64 and encoding/json read, and
+// it returns that claim whenever they read one, unless the payload names
+// the claim twice (ambiguous: jwtClaim reads nothing).
+func FuzzJWTClaim(f *testing.F) {
+	f.Add(token(`{"username":"alice","client_id":"app"}`), "username", true)
+	f.Add(token(`{"username":["bob",1],"x":{"username":"no"}}`), "username", true)
+	f.Add(token(`{"u\u0073er":"\ud83d\ude00","user":2}`), "user", false)
+	f.Add(token(`{"client_id":-0.5e-3}`), "client_id", false)
+	f.Add("e30.eyJhIjoiYiJ9.", "a", false)
+	f.Fuzz(func(t *testing.T, tok, name string, array bool) {
+		got := jwtClaim(tok, name, array)
+		want, ok := referenceClaim(tok, name, array)
+		if got != "" && got != want {
+			t.Fatalf("jwtClaim(%q, %q) = %q; encoding/json reads %q", tok, name, got, want)
+		}
+		if got == "" && ok && want != "" && name != "" {
+			parts := strings.Split(tok, ".")
+			b, _ := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+			if claimCount(b, name) < 2 && len(b) <= maxJWTPayload {
+				t.Fatalf("jwtClaim(%q, %q) read nothing; encoding/json reads %q", tok, name, want)
+			}
+		}
+	})
+}
+
+// TestIdentifyWithUsernamesAllocates bounds what the username features
+// cost: a username header is read without allocating, a JWT's claim costs
+// its string.
+func TestIdentifyUsernameAllocs(t *testing.T) {
+	api := usernameAPI(t, "h:authorization:bearer")
+	c := &Client{Peer: netip.MustParseAddr("10.0.0.1")}
+	hdr := fields(t, "X-User: alice")
+	if n := testing.AllocsPerRun(100, func() { Identify(api, hdr, "", c) }); n != 0 {
+		t.Errorf("Identify with a username header allocates %v times", n)
+	}
+	jwt := fields(t, "Authorization: Bearer "+token(`{"sub":"1","username":"alice","client_id":"app"}`))
+	if n := testing.AllocsPerRun(100, func() { Identify(api, jwt, "", c) }); n > 1 {
+		t.Errorf("Identify with a JWT allocates %v times", n)
+	}
+}
+
+// BenchmarkIdentifyUsername is Identify's cost on a request carrying a
+// username header and a bearer JWT, against the same request to an API
+// that reads neither.
+func BenchmarkIdentifyUsername(b *testing.B) {
+	fs := fields(b, "Host: shop.example.com", "User-Agent: bench/1.0", "X-User: alice",
+		"Authorization: Bearer "+token(`{"iss":"https://idp.example","sub":"248289761001","aud":"s6BhdRkqt3","exp":1311281970,"iat":1311280970,"username":"alice","client_id":"app-7"}`))
+	c := &Client{Peer: netip.MustParseAddr("198.51.100.7")}
+	for _, tt := range []struct {
+		name string
+		api  *apidef.API
+	}{{"without", identityAPI(b)}, {"header", usernameAPI(b, "")}, {"header+jwt", usernameAPI(b, "h:authorization:bearer")}} {
+		b.Run(tt.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				Identify(tt.api, fs, "", c)
 			}
 		})
 	}

@@ -2,10 +2,15 @@ package frontdoor
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"net/netip"
 	"net/url"
 	"strings"
+	"unicode/utf8"
+	"unsafe"
 
+	"github.com/ase-project/ase/internal/accesslog"
 	"github.com/ase-project/ase/internal/apidef"
 	"github.com/ase-project/ase/internal/lists"
 )
@@ -77,18 +82,19 @@ func Identify(api *apidef.API, fields []Field, query string, c *Client) (lists.I
 				add(&id, lists.Token, "", BearerToken(b2s(value)))
 			}
 		}
-		// Any field may carry the API's key, Authorization included.
-		if api != nil && api.APIKeyHeader != "" && equalFold(name, api.APIKeyHeaderLC) {
-			v := b2s(value)
-			add(&id, lists.APIKey, api.APIKeyHeaderLC, v)
-			if strings.IndexByte(v, ',') >= 0 {
-				// The same as that many fields to a reader that splits it.
-				for len(value) > 0 {
-					var item []byte
-					item, value = nextItem(value)
-					add(&id, lists.APIKey, api.APIKeyHeaderLC, b2s(item))
-				}
-			}
+		// Any field may carry the API's key, the username or the JWT,
+		// Authorization included.
+		if api == nil {
+			continue
+		}
+		if api.APIKeyHeader != "" && equalFold(name, api.APIKeyHeaderLC) {
+			(&sink{kind: lists.APIKey, name: api.APIKeyHeaderLC}).putList(&id, value)
+		}
+		if api.UsernameHeader != "" && equalFold(name, api.UsernameHeaderLC) {
+			(&sink{kind: lists.Username}).putList(&id, value)
+		}
+		if api.JWT.Header != "" && api.JWT.Username != "" && equalFold(name, api.JWT.Header) {
+			(&sink{kind: lists.Username, claim: api.JWT.Username, scheme: api.JWT.Scheme, array: true}).putList(&id, value)
 		}
 	}
 	if nXRI > 1 {
@@ -96,7 +102,10 @@ func Identify(api *apidef.API, fields []Field, query string, c *Client) (lists.I
 	}
 	id.IP = c.resolve(believe, fields, b2s(xri), b2s(xff), nXFF)
 	if api != nil && api.APIKeyQS != "" && query != "" {
-		queryValues(&id, api.APIKeyQS, api.APIKeyQSLC, query)
+		queryValues(&id, &sink{kind: lists.APIKey, name: api.APIKeyQSLC}, api.APIKeyQS, query)
+	}
+	if api != nil && api.JWT.Query != "" && api.JWT.Username != "" && query != "" {
+		queryValues(&id, &sink{kind: lists.Username, claim: api.JWT.Username, array: true}, api.JWT.Query, query)
 	}
 	for _, u := range c.Usernames {
 		add(&id, lists.Username, "", u)
@@ -223,10 +232,42 @@ func cookies(id *lists.Identity, name string, header []byte) {
 	}
 }
 
+// sink records in an Identity the values an identity's field or query
+// parameter carries, as values of kind named name, or, with claim set,
+// each value as the JWT whose claim it records.
+type sink struct {
+	kind   lists.Kind
+	name   string // the API key's lower-case name
+	claim  string // the values are JWTs: record this claim of theirs
+	scheme string // the JWTs' authorization scheme (apidef.JWT.Scheme)
+	array  bool   // the claim may be an array: its first element counts
+}
+
+func (s *sink) put(id *lists.Identity, v string) {
+	if s.claim != "" {
+		v = jwtClaim(jwtToken(v, s.scheme), s.claim, s.array)
+	}
+	add(id, s.kind, s.name, v)
+}
+
+// putList records a header field's value, and each item of it when it is
+// a comma-separated list: the same as that many fields to a reader that
+// splits it.
+func (s *sink) putList(id *lists.Identity, value []byte) {
+	s.put(id, b2s(value))
+	if bytes.IndexByte(value, ',') >= 0 {
+		for len(value) > 0 {
+			var item []byte
+			item, value = nextItem(value)
+			s.put(id, b2s(item))
+		}
+	}
+}
+
 // queryValues records every value of the query parameter called name (in
 // any case, its name and value decoded; "&" and ";" both separate
 // parameters, as some servers read them).
-func queryValues(id *lists.Identity, name, lcName, q string) {
+func queryValues(id *lists.Identity, s *sink, name, q string) {
 	for q != "" {
 		i := 0
 		for i < len(q) && q[i] != '&' && q[i] != ';' {
@@ -245,11 +286,11 @@ func queryValues(id *lists.Identity, name, lcName, q string) {
 		}
 		if strings.ContainsAny(v, "%+") {
 			if uv, err := url.QueryUnescape(v); err == nil {
-				add(id, lists.APIKey, lcName, uv)
+				s.put(id, uv)
 			}
 			// The raw form too: a reader that does not decode sees it.
 		}
-		add(id, lists.APIKey, lcName, v)
+		s.put(id, v)
 	}
 }
 
@@ -258,7 +299,7 @@ func queryValues(id *lists.Identity, name, lcName, q string) {
 // simple backend does; Identify reads every value.
 func QueryValue(rawQuery, name string) string {
 	var id lists.Identity
-	queryValues(&id, name, name, rawQuery)
+	queryValues(&id, &sink{kind: lists.APIKey, name: name}, name, rawQuery)
 	return id.APIKey
 }
 
@@ -401,4 +442,219 @@ func BearerToken(authorization string) string {
 		return ""
 	}
 	return strings.TrimSpace(s[len(scheme):])
+}
+
+// ClientID returns the client id a request to api names: the jwt.clientid
+// claim of the first JWT it carries at the API's jwt.location (header
+// fields in order, then the query), or "". The access log records it; no
+// list has client ids (the vendor's have none), so it identifies nobody.
+func ClientID(api *apidef.API, fields []Field, query string) string {
+	if api == nil || api.JWT.ClientID == "" || !api.JWT.On() {
+		return ""
+	}
+	var id lists.Identity
+	s := sink{kind: lists.Username, claim: api.JWT.ClientID, scheme: api.JWT.Scheme}
+	for i := 0; api.JWT.Header != "" && i < len(fields) && id.Username == ""; i++ {
+		if equalFold(fields[i].Name, api.JWT.Header) {
+			s.putList(&id, fields[i].Value)
+		}
+	}
+	if id.Username == "" && api.JWT.Query != "" && query != "" {
+		queryValues(&id, &s, api.JWT.Query, query)
+	}
+	return id.Username
+}
+
+// LogUser records in the access log record who a request to api (read
+// into id from fields and query) says it is: its first username, and the
+// client id of its JWT. The strings are copied: the record may be written
+// after the request's buffers are reused.
+func LogUser(rec *accesslog.Record, api *apidef.API, id *lists.Identity, fields []Field, query string) {
+	rec.Username = strings.Clone(id.Username)
+	rec.ClientID = ClientID(api, fields, query)
+}
+
+// jwtToken returns the JWT a header field or query value carries: the
+// value itself (scheme ""), the token of "Bearer <token>", or the id of
+// `MAC id="<token>", ...` (schemes in any case).
+func jwtToken(v, scheme string) string {
+	switch scheme {
+	case "bearer":
+		return BearerToken(v)
+	case "mac":
+		return macID(v)
+	}
+	return strings.TrimSpace(v)
+}
+
+// macID returns the id parameter of an "Authorization: MAC id=..., ..."
+// value (OAuth 2.0 MAC tokens), or "".
+func macID(v string) string {
+	const scheme = "mac "
+	s := strings.TrimLeft(v, " ")
+	if len(s) <= len(scheme) || !strings.EqualFold(s[:len(scheme)], scheme) {
+		return ""
+	}
+	for rest := s[len(scheme):]; rest != ""; {
+		var param string
+		param, rest, _ = strings.Cut(rest, ",")
+		k, val, ok := strings.Cut(param, "=")
+		if ok && strings.EqualFold(strings.TrimSpace(k), "id") {
+			val = strings.TrimSpace(val)
+			if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
+				val = val[1 : len(val)-1]
+			}
+			return val
+		}
+	}
+	return ""
+}
+
+// maxJWTPayload bounds the payload decoded from one JWT (it lives in a
+// header field or a query string, both bounded well below it).
+const maxJWTPayload = 64 << 10
+
+// jwtClaim returns the claim called name of the payload of a JWT in
+// compact form (header.payload.signature, each base64url), read as
+// encoding/json reads the payload into a map: a string as it is, a number
+// as written, and, when array is set, the first element of an array if
+// that is a string or a number (the vendor's rule for usernames). It
+// returns "" for anything else, and for a token that is not three
+// segments, a payload that is not base64url of a JSON object, or an
+// object that names the claim twice. The token is not validated: ASE reads
+// who a request says it is; the backend checks the signature.
+func jwtClaim(token, name string, array bool) string {
+	if name == "" {
+		return ""
+	}
+	_, rest, ok := strings.Cut(token, ".")
+	if !ok {
+		return ""
+	}
+	payload, sig, ok := strings.Cut(rest, ".")
+	if !ok || strings.IndexByte(sig, '.') >= 0 {
+		return ""
+	}
+	payload = strings.TrimRight(payload, "=")
+	n := base64.RawURLEncoding.DecodedLen(len(payload))
+	if n > maxJWTPayload {
+		return ""
+	}
+	var stack [1024]byte
+	buf := stack[:]
+	if n > len(buf) {
+		buf = make([]byte, n)
+	}
+	m, err := base64.RawURLEncoding.Decode(buf, unsafe.Slice(unsafe.StringData(payload), len(payload)))
+	if err != nil || !json.Valid(buf[:m]) {
+		return ""
+	}
+	return claim(buf[:m], name, array)
+}
+
+// claim finds the member name of the JSON object p (valid JSON) and
+// returns its value as jwtClaim does.
+func claim(p []byte, name string, array bool) string {
+	i := skipSpace(p, 0)
+	if i == len(p) || p[i] != '{' {
+		return ""
+	}
+	found, seen := "", false
+	for i = skipSpace(p, i+1); p[i] != '}'; {
+		k := i
+		i = skipString(p, i)
+		key := p[k:i]
+		i = skipSpace(p, skipSpace(p, i)+1) // the colon
+		v := i
+		i = skipValue(p, i)
+		if keyIs(key, name) {
+			if seen {
+				return "" // which one a reader takes is up to it
+			}
+			seen, found = true, claimValue(p[v:i], array)
+		}
+		if i = skipSpace(p, i); p[i] == ',' {
+			i = skipSpace(p, i+1)
+		}
+	}
+	return found
+}
+
+// keyIs compares an object's key (a JSON string, quotes included) with
+// name, as encoding/json decodes it.
+func keyIs(key []byte, name string) bool {
+	if bytes.IndexByte(key, '\\') < 0 && utf8.Valid(key) {
+		return string(key[1:len(key)-1]) == name
+	}
+	var k string // a copy: Unmarshal keeps its input
+	return json.Unmarshal(bytes.Clone(key), &k) == nil && k == name
+}
+
+// claimValue returns a claim's value (valid JSON) as jwtClaim does.
+func claimValue(v []byte, array bool) string {
+	switch c := v[0]; {
+	case c == '"':
+		if bytes.IndexByte(v, '\\') < 0 && utf8.Valid(v) {
+			return string(v[1 : len(v)-1])
+		}
+		var s string
+		json.Unmarshal(bytes.Clone(v), &s)
+		return s
+	case c == '-' || '0' <= c && c <= '9':
+		return string(v)
+	case c == '[' && array:
+		i := skipSpace(v, 1)
+		if v[i] == ']' {
+			return ""
+		}
+		return claimValue(v[i:skipValue(v, i)], false)
+	}
+	return ""
+}
+
+func skipSpace(p []byte, i int) int {
+	for i < len(p) && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the JSON string starting at p[i].
+func skipString(p []byte, i int) int {
+	for i++; i < len(p); i++ {
+		switch p[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return i
+}
+
+// skipValue returns the index after the JSON value starting at p[i].
+func skipValue(p []byte, i int) int {
+	switch p[i] {
+	case '"':
+		return skipString(p, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(p); i++ {
+			switch p[i] {
+			case '"':
+				i = skipString(p, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return i
+	}
+	for i < len(p) && strings.IndexByte(",}] \t\r\n", p[i]) < 0 {
+		i++
+	}
+	return i
 }

@@ -562,6 +562,7 @@ func (c *cconn) serve() {
 		pl = (*p.pools.Load())[api.ID]
 		return api.Protocol == apidef.WS || api.ServerSSL || pl != nil && (pl.gate != nil || !pl.direct)
 	})
+	frontdoor.LogUser(&c.rec, x.API, &x.Req.ID, x.Fields, x.Reading.Query)
 	switch out {
 	case frontdoor.Handoff:
 		c.rec = accesslog.Record{}

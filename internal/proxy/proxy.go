@@ -332,6 +332,7 @@ func (p *Proxy) Serve(ctx *fasthttp.RequestCtx) {
 		out, rp = frontdoor.Answer, frontdoor.BadRequest.Reply()
 	} else {
 		out, rp = p.door.Decide(x, &rec, func(api *apidef.API) bool { return api.Protocol == apidef.WS && isWebSocket(x) }, nil)
+		frontdoor.LogUser(&rec, x.API, &x.Req.ID, x.Fields, x.Reading.Query)
 	}
 	if out == frontdoor.Answer {
 		reply(ctx, rp)

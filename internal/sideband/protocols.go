@@ -191,6 +191,7 @@ func (h *Handler) forwardAuth(ctx *fasthttp.RequestCtx, start time.Time) {
 	req := &engine.Request{API: api, Path: rd.Path, Method: method, Scheme: scheme, ContentType: rd.ContentType, ID: id}
 	d := h.Engine.Decide(req)
 	h.record(&rec, api, d)
+	frontdoor.LogUser(&rec, api, &req.ID, fields, rd.Query)
 	out := &ctx.Response.Header
 	if d.Action == engine.Allow {
 		if d.Monitor {

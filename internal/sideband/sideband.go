@@ -169,6 +169,7 @@ func (h *Handler) requestCall(ctx *fasthttp.RequestCtx, start time.Time, protoco
 	}
 	d := h.Engine.Decide(&req.Request)
 	h.record(&rec, api, d)
+	frontdoor.LogUser(&rec, api, &req.ID, c.headers, c.reading.Query)
 	write(ctx, api, verdict{d: d}, req, "")
 }
 
