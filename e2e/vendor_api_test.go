@@ -157,10 +157,14 @@ func TestVendorUsernameInline(t *testing.T) {
 				t.Fatalf("the backend got Authorization %q", got)
 			}
 
-			// The allow list reads the username too.
+			// A username the request claims (a header, an unverified JWT)
+			// never allows: anyone can claim an allow-listed one.
 			wantStatus(t, i.Do("POST", "/v5/ase/firewall/blacklist", `{"type": "ip", "value": "127.0.0.1"}`, nil), 200, "success", "*")
-			if r := i.dataRequest("GET", "/shop/vip", http.Header{"X-Username-Header": {"vip"}}); r.Code != 200 {
-				t.Fatalf("allow-listed username: got %d %s", r.Code, r.Body)
+			if r := i.dataRequest("GET", "/shop/vip", http.Header{"X-Username-Header": {"vip"}}); r.Code != 403 {
+				t.Fatalf("a claimed allow-listed username let a deny-listed address through: got %d %s", r.Code, r.Body)
+			}
+			if r := i.dataRequest("GET", "/shop/vip-jwt", http.Header{"Authorization": {"Bearer " + jwt(`{"username":"vip"}`)}}); r.Code != 403 {
+				t.Fatalf("a JWT claiming an allow-listed username let a deny-listed address through: got %d %s", r.Code, r.Body)
 			}
 			if r := i.dataRequest("GET", "/shop/not-vip", http.Header{"X-Username-Header": {"alice"}}); r.Code != 403 {
 				t.Fatalf("deny-listed address with another username: got %d", r.Code)
@@ -246,5 +250,35 @@ func TestVendorUsernameSideband(t *testing.T) {
 		if got != want {
 			t.Errorf("%s: logged username and client id %q, want %q (line %v)", path, got, want, lines[0])
 		}
+	}
+}
+
+// TestClaimedUsernamesNeverVouch: a username the request claims for itself
+// (username_header, an unverified JWT) may block but never allows, is not
+// listed when its client is detected attacking (an attacker would
+// otherwise have a victim's username listed), and forward-auth never hands
+// it to the gateway as ASE's X-ASE-Username.
+func TestClaimedUsernamesNeverVouch(t *testing.T) {
+	b := newBackend(t, "b", false)
+	i := startInstance(t, map[string]string{"enable_ase_detected_attack": "true"})
+	wantJSON(t, i.Do("POST", "/v5/ase/api?api_id=shop", apiDoc("/shop", servers(b)+`, "username_header": "X-User",
+		"decoy_config": {"decoy_enabled": true, "decoy_subpaths": ["/shop/admin"], "response_code": 200, "response_message": "decoy"}`), nil), 200, ok)
+	// A decoy hit claiming the victim's name lists the attacker's address,
+	// not the victim.
+	if r := i.dataRequest("GET", "/shop/admin", http.Header{"X-User": {"victim"}}); r.Code != 200 || string(r.Body) != "decoy" {
+		t.Fatalf("decoy: %d %s", r.Code, r.Body)
+	}
+	r := i.Do("GET", "/v5/ase/firewall/blacklist?tag=decoy", "", nil)
+	if !strings.Contains(string(r.Body), "127.0.0.1") || strings.Contains(string(r.Body), "victim") {
+		t.Fatalf("after a decoy hit claiming a victim's username the deny list holds %s", r.Body)
+	}
+
+	s := startInstance(t, map[string]string{"mode": "sideband"})
+	wantJSON(t, s.Do("POST", "/v5/ase/api?api_id=api", apiDoc("/", `"username_header": "X-User"`), nil), 200, ok)
+	req, _ := http.NewRequest("GET", s.dataURL()+"/ase/authz", nil)
+	req.Header.Set("X-Original-URI", "/x")
+	req.Header.Set("X-User", "admin")
+	if r := s.send(req); r.Code != 200 || r.Header.Get("X-ASE-Username") != "" {
+		t.Fatalf("forward-auth vouched for a claimed username: %d %q", r.Code, r.Header.Get("X-ASE-Username"))
 	}
 }

@@ -157,7 +157,13 @@ func values(id *lists.Identity, kind lists.Kind) []string {
 	case lists.APIKey:
 		out = append(out, id.APIKeyName+"="+id.APIKey)
 	case lists.Username:
-		out = append(out, id.Username)
+		// What a gateway asserts, then what the request claims.
+		if id.Username != "" || id.ClaimedUsername == "" {
+			out = append(out, id.Username)
+		}
+		if id.ClaimedUsername != "" {
+			out = append(out, id.ClaimedUsername)
+		}
 	}
 	for _, m := range id.More {
 		if m.Kind == kind {
@@ -636,7 +642,7 @@ func TestIdentifyUsername(t *testing.T) {
 			}
 			var rec accesslog.Record
 			LogUser(&rec, api, &id, fs, tt.query)
-			if rec.Username != id.Username || rec.ClientID != tt.clientID {
+			if want := id.ClaimedUsername; rec.Username != want || rec.ClientID != tt.clientID {
 				t.Errorf("logged %q %q", rec.Username, rec.ClientID)
 			}
 		})

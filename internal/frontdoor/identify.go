@@ -91,10 +91,10 @@ func Identify(api *apidef.API, fields []Field, query string, c *Client) (lists.I
 			(&sink{kind: lists.APIKey, name: api.APIKeyHeaderLC}).putList(&id, value)
 		}
 		if api.UsernameHeader != "" && equalFold(name, api.UsernameHeaderLC) {
-			(&sink{kind: lists.Username}).putList(&id, value)
+			(&sink{kind: lists.Username, claimed: true}).putList(&id, value)
 		}
 		if api.JWT.Header != "" && api.JWT.Username != "" && equalFold(name, api.JWT.Header) {
-			(&sink{kind: lists.Username, claim: api.JWT.Username, scheme: api.JWT.Scheme, array: true}).putList(&id, value)
+			(&sink{kind: lists.Username, claim: api.JWT.Username, scheme: api.JWT.Scheme, array: true, claimed: true}).putList(&id, value)
 		}
 	}
 	if nXRI > 1 {
@@ -105,7 +105,7 @@ func Identify(api *apidef.API, fields []Field, query string, c *Client) (lists.I
 		queryValues(&id, &sink{kind: lists.APIKey, name: api.APIKeyQSLC}, api.APIKeyQS, query)
 	}
 	if api != nil && api.JWT.Query != "" && api.JWT.Username != "" && query != "" {
-		queryValues(&id, &sink{kind: lists.Username, claim: api.JWT.Username, array: true}, api.JWT.Query, query)
+		queryValues(&id, &sink{kind: lists.Username, claim: api.JWT.Username, array: true, claimed: true}, api.JWT.Query, query)
 	}
 	for _, u := range c.Usernames {
 		add(&id, lists.Username, "", u)
@@ -241,13 +241,38 @@ type sink struct {
 	claim  string // the values are JWTs: record this claim of theirs
 	scheme string // the JWTs' authorization scheme (apidef.JWT.Scheme)
 	array  bool   // the claim may be an array: its first element counts
+	// claimed: the values are what the request says of itself (a
+	// username header, an unverified JWT): lists.Credential.Claimed.
+	claimed bool
 }
 
 func (s *sink) put(id *lists.Identity, v string) {
 	if s.claim != "" {
 		v = jwtClaim(jwtToken(v, s.scheme), s.claim, s.array)
 	}
+	if s.claimed {
+		addClaimed(id, s.kind, v)
+		return
+	}
 	add(id, s.kind, s.name, v)
+}
+
+// addClaimed records a value the request claims for itself: in More,
+// never in the Identity's own field (which holds what a gateway asserts).
+func addClaimed(id *lists.Identity, kind lists.Kind, value string) {
+	if value == "" || value == id.ClaimedUsername {
+		return
+	}
+	if id.ClaimedUsername == "" {
+		id.ClaimedUsername = value
+		return
+	}
+	for _, m := range id.More {
+		if m.Kind == kind && m.Value == value && m.Claimed {
+			return
+		}
+	}
+	id.More = append(id.More, lists.Credential{Kind: kind, Value: value, Claimed: true})
 }
 
 // putList records a header field's value, and each item of it when it is
@@ -470,7 +495,11 @@ func ClientID(api *apidef.API, fields []Field, query string) string {
 // client id of its JWT. The strings are copied: the record may be written
 // after the request's buffers are reused.
 func LogUser(rec *accesslog.Record, api *apidef.API, id *lists.Identity, fields []Field, query string) {
-	rec.Username = strings.Clone(id.Username)
+	user := id.Username
+	if user == "" {
+		user = id.ClaimedUsername
+	}
+	rec.Username = strings.Clone(user)
 	rec.ClientID = ClientID(api, fields, query)
 }
 

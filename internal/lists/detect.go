@@ -245,7 +245,9 @@ func detectedEntries(tag Tag, id *Identity) []Entry {
 	add(APIKey, id.APIKeyName, id.APIKey)
 	add(Username, "", id.Username)
 	for _, c := range id.More {
-		add(c.Kind, c.Name, c.Value)
+		if !c.Claimed {
+			add(c.Kind, c.Name, c.Value)
+		}
 	}
 	return entries
 }

@@ -329,7 +329,11 @@ type Identity struct {
 	Cookie     string
 	APIKeyName string
 	APIKey     string
-	Username   string
+	Username   string // asserted by a gateway (sideband user_info)
+	// ClaimedUsername is the first username the request claims for
+	// itself (a username header, an unverified JWT; see
+	// Credential.Claimed): it may block, never allow.
+	ClaimedUsername string
 	// More are the further values a request carried for the identities
 	// above (a repeated header, cookie or query parameter): the backend
 	// may read any of them, so each is matched like the first. Nil for
@@ -342,6 +346,12 @@ type Credential struct {
 	Kind  Kind
 	Name  string // the cookie's name, or the API key's (lower case)
 	Value string
+	// Claimed: the request names itself so, unverified (a username
+	// header, a JWT ASE does not validate). Anyone can claim any
+	// username: a claimed one may block (the deny list) but never allows,
+	// and a detected attacker is not listed under it (an attacker could
+	// otherwise have a victim's username listed).
+	Claimed bool
 }
 
 // identity returns the Identity that presents c alone.
@@ -401,10 +411,20 @@ type Match struct {
 // Match looks every identity of a request up in list, IP first, then
 // the further values in id.More.
 func (l *Lists) Match(list List, id *Identity, k *Keys) (Match, bool) {
-	if m, ok := l.sets[list].match(id, k, l.nowMs); ok || len(id.More) == 0 {
+	if m, ok := l.sets[list].match(id, k, l.nowMs); ok || len(id.More) == 0 && (id.ClaimedUsername == "" || list == Allow) {
 		return m, ok
 	}
+	if id.ClaimedUsername != "" && list == Deny {
+		one := Identity{Username: id.ClaimedUsername}
+		ok := l.Keys(&one)
+		if m, found := l.sets[list].match(&one, &ok, l.nowMs); found {
+			return m, true
+		}
+	}
 	for _, c := range id.More {
+		if c.Claimed && list == Allow {
+			continue
+		}
 		one := c.identity()
 		ok := l.Keys(&one)
 		if m, found := l.sets[list].match(&one, &ok, l.nowMs); found {
