@@ -29,6 +29,7 @@ func (h *Handler) accountRoutes() []*Route {
 		{Method: "GET", Path: users + "/{name}", Abs: true, AdminOnly: true, Summary: "Read a user", handle: h.getUser},
 		{Method: "PUT", Path: users + "/{name}", Abs: true, AdminOnly: true, Action: "update_user", Summary: `Change a user's password and/or role {"password", "role"}`, handle: h.updateUser},
 		{Method: "DELETE", Path: users + "/{name}", Abs: true, AdminOnly: true, Action: "delete_user", Summary: "Delete a user (not the built-in admin)", handle: h.deleteUser},
+		{Method: "POST", Path: users + "/{name}/api_keys", Abs: true, AdminOnly: true, Action: "create_api_key", Summary: `Create an API key for user {name} (admin role) {"name"}; the token is shown only in this reply`, handle: h.createAPIKeyFor},
 
 		{Method: "GET", Path: keys, Abs: true, Summary: "List API keys (admins: everyone's; users: their own)", handle: h.listAPIKeys},
 		{Method: "POST", Path: keys, Abs: true, AnyRole: true, Action: "create_api_key", Summary: `Create an API key for the logged-in user {"name"}; the token is shown only in this reply`, handle: h.createAPIKey},
@@ -270,6 +271,31 @@ func (h *Handler) createAPIKey(c *call) (any, error) {
 	}
 	c.params = map[string]any{"name": req.Name}
 	k, token, b, err := accounts.CreateAPIKey(c.ctx, c.reader(), c.who.user, method, req.Name)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.commit(b); err != nil {
+		return nil, err
+	}
+	c.params["key"] = k.ID
+	return reply{code: http.StatusCreated, body: keyItem(k, token)}, nil
+}
+
+// createAPIKeyFor creates a key for another user. The vendor lets users
+// create only their own; an admin, who can reset any password and log in
+// as that user anyway, does it here in one audited step (the audit names
+// the admin and the key's user), e.g. for a metrics scraper's read-only
+// account that has no password anyone knows.
+func (h *Handler) createAPIKeyFor(c *call) (any, error) {
+	user := c.params1("name")
+	var req struct {
+		Name string `json:"name"`
+	}
+	if err := c.decodeBody(&req); err != nil {
+		return nil, err
+	}
+	c.params = map[string]any{"name": req.Name, "username": user}
+	k, token, b, err := accounts.CreateAPIKey(c.ctx, c.reader(), user, methodLocal, req.Name)
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/ase-project/ase/internal/accounts"
 	"github.com/ase-project/ase/internal/client"
 )
 
@@ -155,7 +156,17 @@ func newRoot(e *env) *cobra.Command {
 sideband as the decision service an API gateway asks about every request.
 
 'ase serve' runs the server. Every other command talks to the management API
-(--url, default ` + client.DefaultURL + `) as the admin user.`,
+(--url, default ` + client.DefaultURL + `) as the admin user, or as the local
+user given with -u (logged in for the command, logged out after).
+
+With -o json a command prints the server's JSON reply, on success and when the
+server refuses (exit 1, its message also on stderr); when no reply came (the
+server is unreachable, the command line is wrong), stdout stays empty.
+
+'ase completion bash|zsh|fish|powershell' prints a shell completion script;
+it completes API ids, servers, users, API keys, list entry types and tags
+from the running server (with the credentials of --url/-u/-p or ASE_URL,
+ASE_USER, ASE_PASSWORD; it never prompts).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
@@ -169,8 +180,8 @@ sideband as the decision service an API gateway asks about every request.
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&o.url, "url", "", "management API URL (env ASE_URL, default "+client.DefaultURL+")")
-	pf.StringVarP(&o.user, "user", "u", "", "access key (env ASE_USER, default admin)")
-	pf.StringVarP(&o.password, "password", "p", "", "secret key; -p alone prompts for it (env ASE_PASSWORD)")
+	pf.StringVarP(&o.user, "user", "u", "", "user: admin's access key, or a local user, who logs in (env ASE_USER, default admin)")
+	pf.StringVarP(&o.password, "password", "p", "", "secret key or password; -p alone prompts for it (env ASE_PASSWORD)")
 	pf.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
 	root.CompletionOptions.HiddenDefaultCmd = false
 
@@ -188,6 +199,10 @@ sideband as the decision service an API gateway asks about every request.
 	for _, c := range flowCommands(e, o) {
 		root.AddCommand(c)
 	}
+	for _, c := range accountCommands(e, o) {
+		root.AddCommand(c)
+	}
+	addCompletions(root, e, o)
 	return root
 }
 
@@ -195,7 +210,7 @@ sideband as the decision service an API gateway asks about every request.
 // prompting for the password when needed and possible.
 func (o *options) client(e *env) (*client.Client, error) {
 	url := firstNonEmpty(o.url, e.getenv("ASE_URL"), client.DefaultURL)
-	user := firstNonEmpty(o.user, e.getenv("ASE_USER"), "admin")
+	user := o.userName(e)
 	pw := o.password
 	if pw == "" {
 		pw = e.getenv("ASE_PASSWORD")
@@ -211,7 +226,16 @@ func (o *options) client(e *env) (*client.Client, error) {
 	}
 	c := client.New(strings.TrimSuffix(url, "/"), user, pw)
 	c.UserAgent = "ase-cli/" + Version
+	// Only the built-in admin has the access/secret key headers; any
+	// other user logs in and works through a session, ended after the
+	// command.
+	c.Session = user != accounts.Admin
 	return c, nil
+}
+
+// userName is who the command acts as: -u, ASE_USER, or the built-in admin.
+func (o *options) userName(e *env) string {
+	return firstNonEmpty(o.user, e.getenv("ASE_USER"), accounts.Admin)
 }
 
 func firstNonEmpty(vals ...string) string {

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -9,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -99,9 +102,10 @@ func mgmt(e *env, o *options, use, short string, args cobra.PositionalArgs, run 
 			if err != nil {
 				return err
 			}
+			defer logout(cmd.Context(), c)
 			reply, text, err := run(cmd, c, argv)
 			if err != nil {
-				return err
+				return o.failed(e, err)
 			}
 			if o.output == "json" {
 				return printJSON(e.stdout, reply)
@@ -112,6 +116,29 @@ func mgmt(e *env, o *options, use, short string, args cobra.PositionalArgs, run 
 			return nil
 		},
 	}
+}
+
+// failed returns a command's error after printing, with -o json, the
+// server's reply when the server refused: scripts read the reason from
+// stdout whatever the outcome. Without a reply (unreachable server, local
+// error) stdout stays empty.
+func (o *options) failed(e *env, err error) error {
+	var ce *client.Error
+	if o.output == "json" && errors.As(err, &ce) && ce.Body != nil {
+		if perr := printJSON(e.stdout, client.Raw(ce.Body)); perr != nil {
+			return perr
+		}
+	}
+	return err
+}
+
+// logout ends the session a local user's command logged in with, even
+// when the command was interrupted; a failure only leaves the session to
+// expire.
+func logout(ctx context.Context, c *client.Client) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	c.Logout(ctx)
 }
 
 // apiIDFromFile is the vendor's rule: the api_id is the file name without
@@ -216,9 +243,10 @@ func managementCommands(e *env, o *options) []*cobra.Command {
 func updatePasswordCommand(e *env, o *options) *cobra.Command {
 	return &cobra.Command{
 		Use:   "update_password",
-		Short: "Change the admin password (prompts for the current one and the new one twice)",
-		Long: `Change the admin password. The command prompts for the current password
-and for the new one twice (from standard input, one per line, when there is no
+		Short: "Change your password, the admin's by default (prompts for the current one and the new one twice)",
+		Long: `Change the password of the user running the command: the admin, or the
+local user given with -u. The command prompts for the current password and
+for the new one twice (from standard input, one per line, when there is no
 terminal). The new password must have at least 8 characters.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -246,9 +274,10 @@ terminal). The new password must have at least 8 characters.`,
 			if err != nil {
 				return err
 			}
+			defer logout(cmd.Context(), c)
 			s, err := c.UpdatePassword(cmd.Context(), current, next)
 			if err != nil {
-				return err
+				return o.failed(e, err)
 			}
 			if o.output == "json" {
 				return printJSON(e.stdout, s)

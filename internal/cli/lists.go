@@ -73,7 +73,7 @@ func listCommands(e *env, o *options) []*cobra.Command {
 					s, err := c.DeleteListEntry(cmd.Context(), list, entry)
 					return s, s.Message, err
 				}),
-			mgmt(e, o, "view_"+list+" [TAG]", "Show the "+list+" (TAG: all, manual, abs_generated, invalid_content_type, invalid_method, invalid_protocol, decoy)", cobra.MaximumNArgs(1),
+			mgmt(e, o, "view_"+list+" [TAG]", "Show the "+list+" ("+tagHelp(list)+")", cobra.MaximumNArgs(1),
 				func(cmd *cobra.Command, c *client.Client, args []string) (any, string, error) {
 					tag := "all"
 					if len(args) == 1 {
@@ -82,7 +82,7 @@ func listCommands(e *env, o *options) []*cobra.Command {
 					v, err := c.ViewList(cmd.Context(), list, tag)
 					return v, formatList(v), err
 				}),
-			mgmt(e, o, "clear_"+list+" [TAG]", "Delete every entry of the "+list+" (or only those with TAG)", cobra.MaximumNArgs(1),
+			mgmt(e, o, "clear_"+list+" [TAG]", "Delete every entry of the "+list+", or those with TAG ("+tagHelp(list)+")", cobra.MaximumNArgs(1),
 				func(cmd *cobra.Command, c *client.Client, args []string) (any, string, error) {
 					tag := "all"
 					if len(args) == 1 {

@@ -27,6 +27,13 @@ type Client struct {
 	Password  string // x-ase-secret-key
 	UserAgent string // "ase-cli/<version>" marks calls from the CLI in the audit log
 	HTTP      *http.Client
+	// Session makes the client log in (GET /api/authentication, HTTP
+	// Basic) at its first call and send the session instead of the
+	// access/secret key headers, which only the built-in admin has: set it
+	// for every other user, and call Logout when done.
+	Session bool
+
+	sessionID string
 }
 
 // New returns a client of the management API at baseURL.
@@ -35,12 +42,16 @@ func New(baseURL, user, password string) *Client {
 }
 
 // Error is a failure reported by the server, with its HTTP status code and
-// the vendor's status string and message.
+// the vendor's status string and message (or, from the /api routes, the
+// error type and message).
 type Error struct {
 	Code    int
 	Status  string
 	Message string
 	Detail  string
+	Type    string // the /api routes' error type, e.g. NotFound
+	// Body is the reply exactly as the server sent it, for `-o json`.
+	Body []byte
 }
 
 func (e *Error) Error() string {
@@ -57,7 +68,17 @@ type Raw = json.RawMessage
 // into out (if not nil). A body of type []byte is sent as is; anything
 // else is encoded as JSON. A non-2xx reply is returned as *Error.
 func (c *Client) Do(ctx context.Context, method, path string, query url.Values, body, out any) error {
-	u := c.BaseURL + "/v5/ase" + path
+	return c.do(ctx, method, "/v5/ase"+path, query, body, out)
+}
+
+// do is Do with the full path: the accounts routes live under /api.
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
+	if c.Session && c.sessionID == "" {
+		if err := c.Login(ctx); err != nil {
+			return err
+		}
+	}
+	u := c.BaseURL + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
@@ -76,35 +97,18 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	if err != nil {
 		return err
 	}
-	req.Header.Set("x-ase-access-key", c.User)
-	req.Header.Set("x-ase-secret-key", c.Password)
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", c.UserAgent)
+	if c.sessionID != "" {
+		req.Header.Set("session_id", c.sessionID)
+	} else {
+		req.Header.Set("x-ase-access-key", c.User)
+		req.Header.Set("x-ase-secret-key", c.Password)
+	}
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.HTTP.Do(req)
+	_, data, err := c.send(req)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return fmt.Errorf("cannot reach the ASE management API at %s: %w", c.BaseURL, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
-	if err != nil {
-		return fmt.Errorf("reading the reply: %w", err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var s struct {
-			wire.Status
-			Detail string `json:"detail"`
-		}
-		if json.Unmarshal(data, &s) != nil || s.Message == "" {
-			return &Error{Code: resp.StatusCode, Status: wire.StatusFail, Message: fmt.Sprintf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(data))}
-		}
-		return &Error{Code: resp.StatusCode, Status: s.Status.Status, Message: s.Message, Detail: s.Detail}
+		return err
 	}
 	if out == nil {
 		return nil
@@ -117,6 +121,92 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 		return fmt.Errorf("the server's reply is not what this client expects: %w", err)
 	}
 	return nil
+}
+
+// send sends req with the client's common headers and reads the reply; a
+// non-2xx reply is returned as *Error.
+func (c *Client) send(req *http.Request) (*http.Response, []byte, error) {
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.UserAgent)
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, nil, fmt.Errorf("cannot reach the ASE management API at %s: %w", c.BaseURL, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the reply: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return nil, nil, replyError(resp.StatusCode, data)
+	}
+	return resp, data, nil
+}
+
+// replyError reads a refusal in either of the management API's shapes:
+// {"status", "status_message", "detail"} or, from /api, {"error": {"type",
+// "message"}}.
+func replyError(code int, data []byte) *Error {
+	var s struct {
+		wire.Status
+		Detail string `json:"detail"`
+		Error  *struct {
+			Type    string `json:"type"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	e := &Error{Code: code, Status: wire.StatusFail, Body: data}
+	if !json.Valid(data) {
+		e.Body = nil
+	}
+	switch {
+	case json.Unmarshal(data, &s) != nil:
+		e.Message = fmt.Sprintf("HTTP %d: %s", code, bytes.TrimSpace(data))
+	case s.Error != nil && s.Error.Message != "":
+		e.Type, e.Message = s.Error.Type, s.Error.Message
+	case s.Message != "":
+		e.Status, e.Message, e.Detail = s.Status.Status, s.Message, s.Detail
+	default:
+		e.Message = fmt.Sprintf("HTTP %d: %s", code, bytes.TrimSpace(data))
+	}
+	return e
+}
+
+// Login opens a session as User (GET /api/authentication with HTTP
+// Basic); the client's later calls send it instead of the access/secret
+// key headers.
+func (c *Client) Login(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", c.BaseURL+"/api/authentication?login_method=local&type=password", nil)
+	if err != nil {
+		return err
+	}
+	req.SetBasicAuth(c.User, c.Password)
+	resp, _, err := c.send(req)
+	if err != nil {
+		return err
+	}
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "session_id" && ck.Value != "" {
+			c.sessionID = ck.Value
+			return nil
+		}
+	}
+	return errors.New("the server's login reply has no session_id cookie")
+}
+
+// Logout ends the session Login opened, if any: a CLI command leaves no
+// session behind.
+func (c *Client) Logout(ctx context.Context) error {
+	if c.sessionID == "" {
+		return nil
+	}
+	err := c.do(ctx, "DELETE", "/api/authentication", nil, nil, nil)
+	c.sessionID = ""
+	return err
 }
 
 func apiQuery(id string) url.Values { return url.Values{"api_id": {id}} }
@@ -354,4 +444,65 @@ func (c *Client) SetSharedSecretHeader(ctx context.Context, header string) (wire
 		return out, c.Do(ctx, "DELETE", "/sideband/secret/header", nil, nil, &out)
 	}
 	return out, c.Do(ctx, "PUT", "/sideband/secret/header", nil, wire.SecretHeader{Header: header}, &out)
+}
+
+// The accounts routes (seed 004's model).
+const (
+	usersPath   = "/api/configuration/aaa/local_database/users"
+	apiKeysPath = "/api/configuration/aaa/local_database/api_keys"
+)
+
+// ListUsers lists the local users (admin role).
+func (c *Client) ListUsers(ctx context.Context) (wire.Users, error) {
+	var out wire.Users
+	return out, c.do(ctx, "GET", usersPath, nil, nil, &out)
+}
+
+// GetUser reads one user (admin role).
+func (c *Client) GetUser(ctx context.Context, name string) (wire.User, error) {
+	var out wire.User
+	return out, c.do(ctx, "GET", usersPath+"/"+url.PathEscape(name), nil, nil, &out)
+}
+
+// CreateUser creates a local user with a password and a role.
+func (c *Client) CreateUser(ctx context.Context, name, password, role string) (wire.Ref, error) {
+	var out wire.Ref
+	return out, c.do(ctx, "POST", usersPath, nil, wire.UserChange{Name: name, Password: password, Role: role}, &out)
+}
+
+// UpdateUser changes a user's password and/or role (an empty one stays).
+func (c *Client) UpdateUser(ctx context.Context, name, password, role string) (wire.Ref, error) {
+	var out wire.Ref
+	return out, c.do(ctx, "PUT", usersPath+"/"+url.PathEscape(name), nil, wire.UserChange{Password: password, Role: role}, &out)
+}
+
+// DeleteUser deletes a user (never the built-in admin).
+func (c *Client) DeleteUser(ctx context.Context, name string) (wire.Ref, error) {
+	var out wire.Ref
+	return out, c.do(ctx, "DELETE", usersPath+"/"+url.PathEscape(name), nil, nil, &out)
+}
+
+// ListAPIKeys lists API keys: everyone's for admins, else the user's own.
+func (c *Client) ListAPIKeys(ctx context.Context) (wire.APIKeys, error) {
+	var out wire.APIKeys
+	return out, c.do(ctx, "GET", apiKeysPath, nil, nil, &out)
+}
+
+// CreateAPIKey creates an API key for the client's user, who must be
+// logged in (Session): the reply holds the token, shown only there.
+func (c *Client) CreateAPIKey(ctx context.Context, name string) (wire.APIKey, error) {
+	var out wire.APIKey
+	return out, c.do(ctx, "POST", apiKeysPath, nil, wire.APIKeyName{Name: name}, &out)
+}
+
+// CreateAPIKeyFor creates an API key for another user (admin role).
+func (c *Client) CreateAPIKeyFor(ctx context.Context, user, name string) (wire.APIKey, error) {
+	var out wire.APIKey
+	return out, c.do(ctx, "POST", usersPath+"/"+url.PathEscape(user)+"/api_keys", nil, wire.APIKeyName{Name: name}, &out)
+}
+
+// DeleteAPIKey deletes an API key by its id (admins: any; users: their own).
+func (c *Client) DeleteAPIKey(ctx context.Context, key string) (wire.Ref, error) {
+	var out wire.Ref
+	return out, c.do(ctx, "DELETE", apiKeysPath+"/"+url.PathEscape(key), nil, nil, &out)
 }

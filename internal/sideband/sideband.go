@@ -133,6 +133,13 @@ type decisionWriter func(ctx *fasthttp.RequestCtx, api *apidef.API, v verdict, r
 // Authorize protocol: authenticate, decode, decide, log, and answer with
 // write.
 func (h *Handler) requestCall(ctx *fasthttp.RequestCtx, start time.Time, protocol string, withBody bool, write decisionWriter) {
+	// The record's strings may point into the parser's memory: it is
+	// written (deferred last, so run first) before the parser goes back to
+	// the pool.
+	p := h.parsers.Get()
+	defer h.parsers.Put(p)
+	c := getCall()
+	defer putCall(c)
 	rec := accesslog.Record{Protocol: protocol, Call: "request", CorrelationID: string(ctx.Request.Header.Peek("X-CorrelationID"))}
 	defer h.logCall(ctx, &rec, start)
 	if !h.authenticated(ctx) {
@@ -140,10 +147,6 @@ func (h *Handler) requestCall(ctx *fasthttp.RequestCtx, start time.Time, protoco
 		unauthorized(ctx)
 		return
 	}
-	p := h.parsers.Get()
-	defer h.parsers.Put(p)
-	c := getCall()
-	defer putCall(c)
 	if err := h.parse(ctx, p, withBody, c); err != nil {
 		rec.Decision, rec.Reason = "refuse", "malformed"
 		badRequest(ctx, err)

@@ -190,3 +190,68 @@ type SharedSecret struct {
 type SecretHeader struct {
 	Header string `json:"header"`
 }
+
+// Meta links an /api item to its address.
+type Meta struct {
+	Href string `json:"href"`
+}
+
+// User is a local operator account as the /api users routes show it.
+type User struct {
+	Key  string   `json:"key"` // the user name
+	Body UserBody `json:"body"`
+	Meta Meta     `json:"meta"`
+}
+
+// UserBody is a User's fields.
+type UserBody struct {
+	Name      string `json:"name"`
+	Role      string `json:"role"` // admin, write or read
+	CreatedAt string `json:"created_at"`
+}
+
+// Users is the reply of GET /api/configuration/aaa/local_database/users.
+type Users struct {
+	Items []User `json:"items"`
+}
+
+// UserChange is the body that creates a user (POST, every field) or
+// changes one (PUT, the password and/or the role).
+type UserChange struct {
+	Name     string `json:"name,omitempty"`
+	Password string `json:"password,omitempty"`
+	Role     string `json:"role,omitempty"`
+}
+
+// Ref is the reply of a change to an /api item: its key and address.
+type Ref struct {
+	Key  string `json:"key"`
+	Meta Meta   `json:"meta"`
+}
+
+// APIKey is an API key as the /api api_keys routes show it: the token
+// only in the reply that created it.
+type APIKey struct {
+	Key  string     `json:"key"` // the key's id
+	Body APIKeyBody `json:"body"`
+	Meta Meta       `json:"meta"`
+}
+
+// APIKeyBody is an APIKey's fields.
+type APIKeyBody struct {
+	Name        string `json:"name"`
+	Username    string `json:"username"`
+	LoginMethod string `json:"login_method"`
+	CreatedAt   string `json:"created_at"`
+	Token       string `json:"token,omitempty"`
+}
+
+// APIKeys is the reply of GET /api/configuration/aaa/local_database/api_keys.
+type APIKeys struct {
+	Items []APIKey `json:"items"`
+}
+
+// APIKeyName is the body that creates an API key.
+type APIKeyName struct {
+	Name string `json:"name"`
+}
