@@ -572,7 +572,7 @@ func BenchmarkIdentifyXFF(b *testing.B) {
 	}{
 		{"enable_xff", []string{"X-Forwarded-For: 198.51.100.7, 203.0.113.9, 10.1.2.3"}, &Client{Peer: netip.MustParseAddr("127.0.0.1"), TrustProxy: true}},
 		{"trusted_proxies", []string{"X-Forwarded-For: 198.51.100.7, 203.0.113.9, 10.1.2.3"}, &Client{Peer: netip.MustParseAddr("127.0.0.1"), TrustProxy: true, Trusted: testProxies}},
-		{"trusted_proxies/fields", []string{"X-Forwarded-For: 198.51.100.7, 203.0.113.9", "X-Forwarded-For: 10.1.2.3"}, &Client{Peer: netip.MustParseAddr("127.0.0.1"), TrustProxy: true, Trusted: testProxies}},
+		{"trusted_proxies,fields", []string{"X-Forwarded-For: 198.51.100.7, 203.0.113.9", "X-Forwarded-For: 10.1.2.3"}, &Client{Peer: netip.MustParseAddr("127.0.0.1"), TrustProxy: true, Trusted: testProxies}},
 	} {
 		fs := fields(b, append([]string{"Host: shop.example.com", "User-Agent: bench/1.0", "Cookie: SID=clean-session", "X-API-Key: clean-key"}, bc.lines...)...)
 		b.Run(bc.name, func(b *testing.B) {

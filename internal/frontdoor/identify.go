@@ -137,17 +137,23 @@ func (c *Client) resolve(believe bool, fields []Field, xri, xff string, nXFF int
 	if !believe {
 		return c.Peer.Unmap()
 	}
-	if nXFF <= 1 {
-		return c.Trusted.ClientIP(c.Peer, xri, xff)
-	}
-	// Several fields are one list (RFC 9110 section 5.3): a proxy that
-	// adds a field of its own rather than appending to the last one
-	// (HAProxy's option forwardfor) writes the right-most part.
+	// believe checked the peer: walk as Proxies.ClientIP does.
 	w := walk{trusted: c.Trusted, addr: c.Peer.Unmap()}
 	w.realIP(xri)
-	for i := len(fields) - 1; i >= 0 && !w.done; i-- {
-		if classify(fields[i].Name) == fXForwardedFor {
-			w.list(b2s(fields[i].Value))
+	switch {
+	case w.done:
+	case nXFF <= 1:
+		if xff != "" {
+			w.list(xff)
+		}
+	default:
+		// Several fields are one list (RFC 9110 section 5.3): a proxy
+		// that adds a field of its own rather than appending to the last
+		// one (HAProxy's option forwardfor) writes the right-most part.
+		for i := len(fields) - 1; i >= 0 && !w.done; i-- {
+			if classify(fields[i].Name) == fXForwardedFor {
+				w.list(b2s(fields[i].Value))
+			}
 		}
 	}
 	return w.addr
