@@ -484,6 +484,8 @@ func TestInlineEnginesAgree(t *testing.T) {
 		"GET /v/../id HTTP/1.1\r\nHost: victim.example\r\n\r\n",
 		"DELETE /id/x HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nContent-Type: application/json\r\n\r\n",
 		"GET /nothing HTTP/1.1\r\nHost: nowhere\r\n\r\n",
+		"POST /id/logged?q=1&r=%20 HTTP/1.1\r\nHost: Logged.Example\r\nUser-Agent: agent/1.0\r\nX-Request-ID: forged\r\nContent-Length: 5\r\n\r\nhello",
+		"HEAD /id/head HTTP/1.1\r\nHost: a\r\n\r\n",
 	)
 	results := map[string][]outcome{}
 	bothEngines(t, nil, func(t *testing.T, i *Instance, b *wireBackend) {
@@ -503,6 +505,16 @@ func TestInlineEnginesAgree(t *testing.T) {
 			o.log = logs[lines]
 			for _, k := range []string{"time", "latency_us"} {
 				delete(o.log, k)
+			}
+			// Request ids are random: the backend's must be the log's.
+			if id, ok := o.log["request_id"].(string); ok {
+				for k, f := range o.forwards {
+					if !strings.Contains(f.head, "X-Request-ID: "+id+"\r\n") {
+						t.Fatalf("%q: the backend did not get the logged request id %s: %q", raw, id, f.head)
+					}
+					o.forwards[k].head = strings.Replace(f.head, id, "(request id)", 1)
+				}
+				o.log["request_id"] = "(request id)"
 			}
 			if o.log["backend"] != nil {
 				o.log["backend"] = "(the backend)" // each engine has its own
@@ -527,4 +539,31 @@ func TestInlineEnginesAgree(t *testing.T) {
 			t.Errorf("%q: access log\nloops          %v\ngeneral server %v", raw, a.log, b.log)
 		}
 	}
+}
+
+// TestAccessLogFields: the access log records the host, query, user agent,
+// body bytes each way and the request id the backend got (issue 16, point
+// 12); a client's own X-Request-ID is replaced, never passed on.
+func TestAccessLogFields(t *testing.T) {
+	bothEngines(t, nil, func(t *testing.T, i *Instance, b *wireBackend) {
+		wantJSON(t, i.Do("POST", "/v5/ase/api?api_id=api", apiDoc("/", b.servers()), nil), 200, ok)
+		before := b.count()
+		code, body, _ := exchange(t, i.Conf["http_ws_port"], "POST /p?x=1 HTTP/1.1\r\nHost: Shop.Example\r\nUser-Agent: agent/2\r\nX-Request-ID: forged-by-client\r\nContent-Length: 3\r\n\r\nabc")
+		if code != 200 || body != "backend" {
+			t.Fatalf("got %d %q", code, body)
+		}
+		got := b.since(before)
+		ids := headerLines(got[0].head, "X-Request-ID")
+		if len(ids) != 1 || ids[0] == "forged-by-client" || len(ids[0]) != 32 {
+			t.Fatalf("the backend got X-Request-ID %q", ids)
+		}
+		lines := accessLog(t, i, 1, func(l map[string]any) bool { return l["path"] == "/p" })
+		l := lines[0]
+		want := map[string]any{"host": "shop.example", "query": "x=1", "user_agent": "agent/2", "bytes_in": 3.0, "bytes_out": 7.0, "request_id": ids[0]}
+		for k, v := range want {
+			if l[k] != v {
+				t.Errorf("access log %s = %v, want %v (line %v)", k, l[k], v, l)
+			}
+		}
+	})
 }

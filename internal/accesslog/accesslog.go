@@ -22,6 +22,12 @@ type Record struct {
 	Protocol      string // inline, ase, authorize, forward_auth
 	APIID         string
 	ClientIP      netip.Addr
+	Host          string // the host the request was decided on; "" = none
+	Query         string // the raw query string, as sent (at most MaxQuery bytes logged)
+	UserAgent     string // the first User-Agent field (at most MaxUserAgent bytes logged)
+	BytesIn       int64  // request body bytes received
+	BytesOut      int64  // response body bytes sent to the client
+	RequestID     string // the id ASE gave the request and passed to the backend (X-Request-ID); "" = none
 	Username      string // the request's username (username_header, a JWT, sideband user_info); "" = none
 	ClientID      string // the client id claim of the request's JWT; "" = none
 	Method        string
@@ -175,6 +181,18 @@ func (r *Record) append(b []byte, st *stamp, loc *time.Location) []byte {
 	b = appendString(b, r.Method)
 	b = append(b, `,"path":`...)
 	b = appendString(b, r.Path)
+	if r.Query != "" {
+		b = append(b, `,"query":`...)
+		b = appendString(b, clip(r.Query, MaxQuery))
+	}
+	if r.Host != "" {
+		b = append(b, `,"host":`...)
+		b = appendString(b, r.Host)
+	}
+	if r.UserAgent != "" {
+		b = append(b, `,"user_agent":`...)
+		b = appendString(b, clip(r.UserAgent, MaxUserAgent))
+	}
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(r.Status), 10)
 	b = append(b, `,"decision":`...)
@@ -188,11 +206,36 @@ func (r *Record) append(b []byte, st *stamp, loc *time.Location) []byte {
 	b = appendString(b, r.Backend)
 	b = append(b, `,"latency_us":`...)
 	b = strconv.AppendInt(b, r.Latency.Microseconds(), 10)
+	if r.Protocol == "inline" {
+		b = append(b, `,"bytes_in":`...)
+		b = strconv.AppendInt(b, r.BytesIn, 10)
+		b = append(b, `,"bytes_out":`...)
+		b = strconv.AppendInt(b, r.BytesOut, 10)
+	}
+	if r.RequestID != "" {
+		b = append(b, `,"request_id":`...)
+		b = appendString(b, r.RequestID)
+	}
 	if r.CorrelationID != "" {
 		b = append(b, `,"correlation_id":`...)
 		b = appendString(b, r.CorrelationID)
 	}
 	return append(b, "}\n"...)
+}
+
+// What a client can make long is logged up to a bound: a line stays
+// bounded whatever the request (its head is bounded anyway).
+const (
+	MaxQuery     = 2048
+	MaxUserAgent = 512
+)
+
+// clip cuts s to n bytes, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
 
 const hex = "0123456789abcdef"

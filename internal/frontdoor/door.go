@@ -2,6 +2,7 @@ package frontdoor
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"net/netip"
 
 	"github.com/ase-project/ase/internal/accesslog"
@@ -28,6 +29,9 @@ type Inline struct {
 	API      *apidef.API
 	Req      engine.Request // what the engine decided on
 	Decision engine.Decision
+	// RequestID names the request in the access log and, as X-Request-ID,
+	// to the backend: 128 random bits, hex.
+	RequestID [32]byte
 }
 
 // Outcome is what an engine does with a request after the door.
@@ -52,7 +56,8 @@ func (d *Door) Decide(x *Inline, rec *accesslog.Record, upgrade, handoff func(*a
 	if f := Read(&x.Request, rd); f != OK {
 		return refuse(rec, f)
 	}
-	rec.Path = rd.Path
+	rec.Path, rec.Host, rec.Query, rec.UserAgent = rd.Path, rd.Host, rd.Query, rd.UserAgent
+	rec.BytesIn = rd.Length
 	api, rerr := d.Engine.Route(rd.Host, rd.Path)
 	if api == nil {
 		return refuse(rec, Route(rerr))
@@ -60,6 +65,8 @@ func (d *Door) Decide(x *Inline, rec *accesslog.Record, upgrade, handoff func(*a
 	if handoff != nil && handoff(api) {
 		return Handoff, Reply{}
 	}
+	newRequestID(&x.RequestID)
+	rec.RequestID = b2s(x.RequestID[:])
 	rec.APIID = api.ID
 	id, f := Identify(api, x.Fields, rd.Query, &Client{Peer: x.Peer, TrustProxy: d.TrustXFF, Trusted: d.Trusted})
 	if f != OK {
@@ -112,4 +119,17 @@ func RawPath(t []byte) []byte {
 		t = t[:q]
 	}
 	return t
+}
+
+// newRequestID fills id with 128 random bits in hex (the runtime's
+// per-thread generator: fast, unpredictable enough for a correlation id).
+func newRequestID(id *[32]byte) {
+	const hex = "0123456789abcdef"
+	for half := 0; half < 2; half++ {
+		v := rand.Uint64()
+		for i := 0; i < 16; i++ {
+			id[half*16+i] = hex[v&15]
+			v >>= 4
+		}
+	}
 }

@@ -18,6 +18,8 @@ const (
 	fXForwardedHost
 	fExpect
 	fHopByHopField // the other hop-by-hop fields (RFC 9110 section 7.6.1)
+	fUserAgent
+	fXRequestID
 )
 
 // is compares a field name (a token) with a lower-case constant of
@@ -68,10 +70,15 @@ func classify(name []byte) class {
 			return fConnection
 		case is(name, "keep-alive"):
 			return fHopByHopField
+		case is(name, "user-agent"):
+			return fUserAgent
 		}
 	case 12:
-		if is(name, "content-type") {
+		switch {
+		case is(name, "content-type"):
 			return fContentType
+		case is(name, "x-request-id"):
+			return fXRequestID
 		}
 	case 13:
 		if is(name, "authorization") {

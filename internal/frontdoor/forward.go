@@ -23,7 +23,7 @@ func (rd *Reading) Forwarded(name []byte) bool { return rd.forwarded(classify(na
 
 func (rd *Reading) forwarded(c class, name []byte) bool {
 	switch c {
-	case fOther, fCookie, fAuthorization, fContentType, fXRealIP:
+	case fOther, fCookie, fAuthorization, fContentType, fXRealIP, fUserAgent:
 		return rd.nconn == 0 || !rd.connectionNames(name)
 	}
 	return false
@@ -42,6 +42,9 @@ type Head struct {
 	// Upgrade asks the backend for a WebSocket (the upgrade's own two
 	// hop-by-hop fields are sent).
 	Upgrade bool
+	// RequestID is sent as X-Request-ID (one the client sent is replaced:
+	// the backend's logs and ASE's name the request alike); nil: none.
+	RequestID []byte
 }
 
 // AppendHead writes the head of the request the backend receives for rd:
@@ -88,6 +91,9 @@ func AppendHead(b []byte, rd *Reading, h *Head) []byte {
 		b = append(b, "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: "...)
 	}
 	b = append(append(b, rd.Host...), "\r\n"...)
+	if h.RequestID != nil {
+		b = append(append(append(b, "X-Request-ID: "...), h.RequestID...), "\r\n"...)
+	}
 	if h.Upgrade {
 		b = append(b, "Connection: Upgrade\r\nUpgrade: websocket\r\n"...)
 	}

@@ -72,6 +72,7 @@ type Reading struct {
 	Path        string // decoded, dot segments resolved, slashes merged
 	Query       string // as sent, without the "?"
 	ContentType string
+	UserAgent   string // the first User-Agent field, for the access log
 	Length      int64 // Content-Length (0 when absent)
 	Chunked     bool  // Transfer-Encoding: chunked
 	Close       bool  // the client asked to close the connection
@@ -143,6 +144,10 @@ func Read(r *Request, rd *Reading) Failure {
 		case fContentType:
 			rd.ContentType = b2s(value)
 			nCT++
+		case fUserAgent:
+			if rd.UserAgent == "" {
+				rd.UserAgent = b2s(value)
+			}
 		case fConnection:
 			if rd.nconn == maxConnection {
 				rd.Why = "too many Connection fields"

@@ -436,6 +436,8 @@ type Chunks struct {
 	state  uint8
 	size   uint64
 	digits int
+	// Data counts the chunks' payload bytes seen so far.
+	Data int64
 }
 
 const (
@@ -510,6 +512,7 @@ func (c *Chunks) Scan(b []byte) (n int, done, bad bool) {
 				k = c.size
 			}
 			c.size -= k
+			c.Data += int64(k)
 			n += int(k)
 			if c.size == 0 {
 				c.state = chDataCR

@@ -577,7 +577,7 @@ func (c *cconn) serve() {
 		return
 	}
 	c.pl = pl
-	c.fwd = frontdoor.AppendHead(c.fwd[:0], &x.Reading, &frontdoor.Head{Method: r.Method, Fields: r.Fields, API: x.API, Peer: c.peer, BodyLen: r.ContentLength})
+	c.fwd = frontdoor.AppendHead(c.fwd[:0], &x.Reading, &frontdoor.Head{Method: r.Method, Fields: r.Fields, API: x.API, Peer: c.peer, BodyLen: r.ContentLength, RequestID: x.RequestID[:]})
 	c.fwd = append(c.fwd, c.in[r.HeadLen:c.reqLen]...)
 	c.tried, c.stale = 0, false
 	c.idem = idempotent(r.Method)
@@ -629,6 +629,7 @@ func (c *cconn) answer(code int, reason, body, hname, hvalue string) {
 	b = append(b, "\r\n"...)
 	if !c.headReq {
 		b = append(b, body...)
+		c.rec.BytesOut = int64(len(body))
 	}
 	c.out, c.outOff = b, 0
 	c.rec.Status = code

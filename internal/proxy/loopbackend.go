@@ -264,6 +264,7 @@ func (c *cconn) relay() {
 		k = int(min(int64(len(data)), c.remain))
 		c.remain -= int64(k)
 		c.done = c.remain == 0
+		c.rec.BytesOut += int64(k)
 	case bodyChunked:
 		var bad bool
 		k, c.done, bad = c.chunks.Scan(data)
@@ -272,8 +273,10 @@ func (c *cconn) relay() {
 			c.abort()
 			return
 		}
+		c.rec.BytesOut = c.chunks.Data
 	case bodyClose:
 		k = len(data)
+		c.rec.BytesOut += int64(k)
 	}
 	c.out = append(c.out, data[:k]...)
 	extra := k < len(data) // the backend sent more than the response: not reusable

@@ -306,6 +306,10 @@ func (p *Proxy) Serve(ctx *fasthttp.RequestCtx) {
 		if rec.Status == 0 {
 			rec.Status = ctx.Response.StatusCode()
 		}
+		rec.BytesIn = int64(len(ctx.Request.Body()))
+		if !ctx.IsHead() && rec.Status != fasthttp.StatusSwitchingProtocols {
+			rec.BytesOut = int64(len(ctx.Response.Body()))
+		}
 		p.o.Log.Write(&rec)
 		p.o.Metrics.Request(rec.APIID, "inline", rec.Decision, rec.Reason, rec.Latency)
 	}()
@@ -455,7 +459,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, pl *pool, x *frontdoor.Inline,
 	out := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(out)
 	body := ctx.Request.Body()
-	head := frontdoor.AppendHead(nil, &x.Reading, &frontdoor.Head{Method: x.Method, Fields: x.Fields, API: x.API, Peer: x.Peer, TLS: x.TLS, BodyLen: int64(len(body))})
+	head := frontdoor.AppendHead(nil, &x.Reading, &frontdoor.Head{Method: x.Method, Fields: x.Fields, API: x.API, Peer: x.Peer, TLS: x.TLS, BodyLen: int64(len(body)), RequestID: x.RequestID[:]})
 	loadHead(out, head, pl.api.ServerSSL)
 	out.SetBodyRaw(body)
 	cookie := ""

@@ -53,7 +53,7 @@ func (p *Proxy) websocket(ctx *fasthttp.RequestCtx, pl *pool, x *frontdoor.Inlin
 	}()
 	rec.Backend = b.addr
 	// The upgrade's own two hop-by-hop headers go with it.
-	head := frontdoor.AppendHead(nil, &x.Reading, &frontdoor.Head{Method: x.Method, Fields: x.Fields, API: x.API, Peer: x.Peer, TLS: x.TLS, Upgrade: true})
+	head := frontdoor.AppendHead(nil, &x.Reading, &frontdoor.Head{Method: x.Method, Fields: x.Fields, API: x.API, Peer: x.Peer, TLS: x.TLS, Upgrade: true, RequestID: x.RequestID[:]})
 	backendConn.SetDeadline(time.Now().Add(p.o.Timeout))
 	if _, err := backendConn.Write(head); err != nil {
 		backendConn.Close()

@@ -163,7 +163,7 @@ func (h *Handler) forwardAuth(ctx *fasthttp.RequestCtx, start time.Time) {
 	}
 	var api *apidef.API
 	if f == frontdoor.OK {
-		rec.Path = rd.Path
+		rec.Path, rec.Host, rec.Query, rec.UserAgent = rd.Path, rd.Host, rd.Query, rd.UserAgent
 		var rerr engine.RouteError
 		if api, rerr = h.Engine.Route(rd.Host, rd.Path); api == nil {
 			// Only 200, 401 and 403 mean something to every gateway: an

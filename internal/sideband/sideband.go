@@ -245,7 +245,7 @@ func (h *Handler) request(ctx *fasthttp.RequestCtx, c *call, rec *accesslog.Reco
 	if f := frontdoor.Read(&frontdoor.Request{Method: bytesOf(c.method), Target: bytesOf(c.url), Fields: c.headers, HostOptional: true}, rd); f != frontdoor.OK {
 		return nil, req, f
 	}
-	rec.Path = rd.Path
+	rec.Path, rec.Host, rec.Query, rec.UserAgent = rd.Path, rd.Host, rd.Query, rd.UserAgent
 	scheme := ""
 	if i := strings.Index(c.url, "://"); i > 0 && c.url[0] != '/' {
 		scheme = strings.ToLower(c.url[:i])
