@@ -73,9 +73,9 @@ type Reading struct {
 	Query       string // as sent, without the "?"
 	ContentType string
 	UserAgent   string // the first User-Agent field, for the access log
-	Length      int64 // Content-Length (0 when absent)
-	Chunked     bool  // Transfer-Encoding: chunked
-	Close       bool  // the client asked to close the connection
+	Length      int64  // Content-Length (0 when absent)
+	Chunked     bool   // Transfer-Encoding: chunked
+	Close       bool   // the client asked to close the connection
 	// Why says what was wrong when Read refused the request.
 	Why string
 
