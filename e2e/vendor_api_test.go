@@ -69,7 +69,23 @@ func TestVendorAPIFilesLoad(t *testing.T) {
 	// Through the management API and the CLI, unchanged.
 	s := startInstance(t, map[string]string{"mode": "sideband"})
 	for _, name := range vendorFiles {
-		wantJSON(t, s.Do("POST", "/v5/ase/api?api_id="+strings.TrimSuffix(name, ".json"), vendorFile(t, name), nil), 200, ok)
+		r := s.Do("POST", "/v5/ase/api?api_id="+strings.TrimSuffix(name, ".json"), vendorFile(t, name), nil)
+		var reply struct {
+			Status  string   `json:"status"`
+			Ignored []string `json:"ignored"`
+		}
+		decode(t, r, &reply)
+		if r.Code != 200 || reply.Status != "success" {
+			t.Fatalf("%s: %d %s", name, r.Code, r.Body)
+		}
+		// A vendor field that means nothing here is accepted and said.
+		if strings.Contains(vendorFile(t, name), "is_token_mandatory") != (len(reply.Ignored) == 1 && strings.HasPrefix(reply.Ignored[0], "api_metadata.is_token_mandatory: ignored")) {
+			t.Fatalf("%s: ignored fields reported %q", name, reply.Ignored)
+		}
+	}
+	// ... and logged once when the API is loaded (here from api_dir).
+	if !strings.Contains(i.Output(), "api_metadata.is_token_mandatory: ignored") {
+		t.Fatalf("the ignored vendor field is not in the management log:\n%s", i.Output())
 	}
 	file := filepath.Join(t.TempDir(), "cli_copy.json")
 	os.WriteFile(file, []byte(strings.Replace(vendorFile(t, "sideband_api.json"), `"/rest"`, `"/cli"`, 1)), 0o600)

@@ -109,7 +109,15 @@ func (h *Handler) putAPI(c *call, update bool) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return success("success"), c.commit(b)
+	if err := c.commit(b); err != nil {
+		return nil, err
+	}
+	if len(a.Ignored) > 0 {
+		// Vendor fields accepted but meaning nothing here, said once to
+		// whoever sent them (and logged when the API is loaded).
+		return map[string]any{"status": wire.StatusSuccess, "status_message": "success", "ignored": a.Ignored}, nil
+	}
+	return success("success"), nil
 }
 
 func (h *Handler) deleteAPI(c *call) (any, error) {

@@ -104,6 +104,13 @@ func importAPIDir(ctx context.Context, st store.Store, dir string, log *slog.Log
 	if err != nil {
 		return err
 	}
+	for _, f := range files {
+		// Vendor fields accepted but meaning nothing here: said once per
+		// start (they are not stored).
+		for _, note := range f.api.Ignored {
+			log.Warn("api_dir: "+f.api.ID+".json: "+note, "api_id", f.api.ID)
+		}
+	}
 
 	// One batch for all files when it fits the store's limits: either
 	// every changed file is imported or none is. Checks run against the
