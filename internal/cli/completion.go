@@ -52,7 +52,7 @@ const completionTimeout = 3 * time.Second
 // that act on existing things (not add_ or create_). Candidates from the
 // server are read with the command line's or the environment's
 // credentials, never prompting; without them, or without an answer, there
-// are none.
+// are none. Flags: -o, --role, --type (entry types), --for (users).
 func addCompletions(root *cobra.Command, e *env, o *options) {
 	for _, cmd := range root.Commands() {
 		if cmd.ValidArgsFunction == nil {
@@ -68,6 +68,9 @@ func addCompletions(root *cobra.Command, e *env, o *options) {
 	for _, cmd := range root.Commands() {
 		if cmd.Flags().Lookup("role") != nil {
 			cmd.RegisterFlagCompletionFunc("role", static(roles...))
+		}
+		if cmd.Flags().Lookup("type") != nil {
+			cmd.RegisterFlagCompletionFunc("type", static(entryTypes()...))
 		}
 		if cmd.Flags().Lookup("for") != nil {
 			cmd.RegisterFlagCompletionFunc("for", func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {

@@ -151,3 +151,36 @@ func TestTagHelpFromTheTable(t *testing.T) {
 		t.Errorf("entry types %q", got)
 	}
 }
+
+// TestFlagCompletion: flags that name a role, an entry type or the output
+// format complete from the same tables as arguments.
+func TestFlagCompletion(t *testing.T) {
+	e := &env{getenv: func(string) string { return "" }}
+	o := &options{}
+	root := &cobra.Command{Use: "ase"}
+	root.PersistentFlags().StringVarP(&o.output, "output", "o", "text", "")
+	view := &cobra.Command{Use: "view_blacklist [TAG]", Run: func(*cobra.Command, []string) {}}
+	view.Flags().String("type", "", "")
+	user := &cobra.Command{Use: "update_user NAME", Run: func(*cobra.Command, []string) {}}
+	user.Flags().String("role", "", "")
+	root.AddCommand(view, user)
+	addCompletions(root, e, o)
+	for _, c := range []struct {
+		cmd  *cobra.Command
+		flag string
+		want []string
+	}{
+		{view, "type", entryTypes()},
+		{user, "role", roles},
+		{view, "output", []string{"text", "json"}},
+	} {
+		f, ok := c.cmd.GetFlagCompletionFunc(c.flag)
+		if !ok {
+			t.Fatalf("%s --%s: no completion", c.cmd.Name(), c.flag)
+		}
+		got, _ := f(c.cmd, nil, "")
+		if len(got) != len(c.want) {
+			t.Errorf("%s --%s completes %q, want %q", c.cmd.Name(), c.flag, got, c.want)
+		}
+	}
+}
