@@ -157,14 +157,18 @@ func TestServers(t *testing.T) {
 	wantStatus(t, i.Do("POST", "/v4/ase/server?api_id=chat", rest, nil), 403, "validation_error", "server.server_spike_threshold: applies to http APIs only; this API's protocol is ws")
 	wantJSON(t, i.Do("POST", "/v4/ase/server?api_id=chat", `{"server": {"host": "192.168.1.100", "port": 8080, "server_connection_quota": 100}}`, nil), 200, ok)
 
+	// The seeds check health and nothing listens at these servers: Down
+	// once each first probe has answered (Unknown before).
+	settleHealth(t, i, "shop")
+	settleHealth(t, i, "chat")
 	wantJSON(t, i.Do("GET", "/v4/ase/server?api_id=shop", "", nil), 200, `{"api_id": "shop", "server_count": 3, "server": [
-		{"host": "127.0.0.1", "port": 8080, "server_spike_threshold": "0/second", "server_connection_quota": 0, "health_status": "Up"},
-		{"host": "127.0.0.1", "port": 8081, "server_spike_threshold": "0/second", "server_connection_quota": 0, "health_status": "Up"},
-		{"host": "192.168.1.100", "port": 8080, "server_spike_threshold": "1/second", "server_connection_quota": 100, "health_status": "Up"}]}`)
+		{"host": "127.0.0.1", "port": 8080, "server_spike_threshold": "0/second", "server_connection_quota": 0, "health_status": "Down"},
+		{"host": "127.0.0.1", "port": 8081, "server_spike_threshold": "0/second", "server_connection_quota": 0, "health_status": "Down"},
+		{"host": "192.168.1.100", "port": 8080, "server_spike_threshold": "1/second", "server_connection_quota": 100, "health_status": "Down"}]}`)
 	wantJSON(t, i.Do("GET", "/v4/ase/server?api_id=chat", "", nil), 200, `{"api_id": "chat", "server_count": 3, "server": [
-		{"host": "127.0.0.1", "port": 8080, "server_connection_quota": 0, "health_status": "Up"},
-		{"host": "127.0.0.1", "port": 8081, "server_connection_quota": 0, "health_status": "Up"},
-		{"host": "192.168.1.100", "port": 8080, "server_connection_quota": 100, "health_status": "Up"}]}`)
+		{"host": "127.0.0.1", "port": 8080, "server_connection_quota": 0, "health_status": "Down"},
+		{"host": "127.0.0.1", "port": 8081, "server_connection_quota": 0, "health_status": "Down"},
+		{"host": "192.168.1.100", "port": 8080, "server_connection_quota": 100, "health_status": "Down"}]}`)
 
 	del := `{"server": {"host": "192.168.1.100", "port": 8080}}`
 	wantJSON(t, i.Do("DELETE", "/v4/ase/server?api_id=shop", del, nil), 200, ok)
@@ -237,9 +241,10 @@ func TestFlowControlEndpoints(t *testing.T) {
 		`{"status": "success", "status_message": "server updated successfully"}`)
 	wantStatus(t, i.Do("POST", "/v4/ase/firewall/flowcontrol/server?api_id=rest", `{"server": {"host": "127.0.0.2", "port": 8080, "server_connection_quota": 1}}`, nil), 404, "server_not_found", "server does not exist")
 	wantStatus(t, i.Do("POST", "/v4/ase/firewall/flowcontrol/server?api_id=nope", `{"server": {"host": "127.0.0.2", "port": 8080}}`, nil), 404, "api_not_found", "api nope does not exist")
+	settleHealth(t, i, "rest") // the seed checks health; nothing listens there
 	wantJSON(t, i.Do("GET", "/v4/ase/server?api_id=rest", "", nil), 200, `{"api_id": "rest", "server_count": 2, "server": [
-		{"host": "127.0.0.1", "port": 8080, "server_spike_threshold": "10/second", "server_connection_quota": 1000, "health_status": "Up"},
-		{"host": "127.0.0.1", "port": 8081, "server_spike_threshold": "0/second", "server_connection_quota": 0, "health_status": "Up"}]}`)
+		{"host": "127.0.0.1", "port": 8080, "server_spike_threshold": "10/second", "server_connection_quota": 1000, "health_status": "Down"},
+		{"host": "127.0.0.1", "port": 8081, "server_spike_threshold": "0/second", "server_connection_quota": 0, "health_status": "Down"}]}`)
 }
 
 func TestStatus(t *testing.T) {
