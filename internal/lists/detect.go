@@ -42,8 +42,8 @@ const logEvery = 10 * time.Second
 // retryEvery is the pause after a failed group commit.
 const retryEvery = time.Second
 
-// pendOverhead estimates the bytes a pending entry holds beside its key:
-// its map slot and queue slot, the struct and the stored value.
+// pendOverhead estimates the bytes a pending entry holds beside its key
+// and its stored value: its map slot and queue slot, the struct.
 const pendOverhead = 128
 
 // pend is a detected attacker's entry enforced in memory, not yet stored.
@@ -158,16 +158,18 @@ func (d *detections) drop(key string, p *pend) {
 // (Detections) and logged once per interval, nothing already listed is
 // dropped.
 func (l *Lists) Report(tag Tag, id *Identity) {
-	entries := detectedEntries(tag, id)
+	at := l.now()
+	entries := detectedEntries(tag, id, at)
 	if len(entries) == 0 {
 		return
 	}
-	now := l.now().UnixMilli()
+	now := at.UnixMilli()
 	d := &l.det
 	d.mu.Lock()
 	keys := make([]string, 0, len(entries))
 	fresh := entries[:0]
 	stale := make([]bool, 0, len(entries))
+	values := make([][]byte, 0, len(entries))
 	need, bytes := int64(0), int64(0)
 	for _, e := range entries {
 		key := e.StoreKey(Deny)
@@ -178,9 +180,10 @@ func (l *Lists) Report(tag Tag, id *Identity) {
 		if ok && (exp == 0 || now < exp) {
 			continue // listed already
 		}
-		fresh, keys, stale = append(fresh, e), append(keys, key), append(stale, ok)
+		v := e.storeValue()
+		fresh, keys, stale, values = append(fresh, e), append(keys, key), append(stale, ok), append(values, v)
 		need += cost(e)
-		bytes += int64(len(key)) + pendOverhead
+		bytes += int64(len(key)+len(v)) + pendOverhead
 	}
 	if len(fresh) == 0 {
 		d.mu.Unlock()
@@ -199,7 +202,7 @@ func (l *Lists) Report(tag Tag, id *Identity) {
 		if !l.sets[Deny].add(l.h, e, now) {
 			continue // listed by the store's commit path meanwhile
 		}
-		p := &pend{value: e.storeValue(), stale: stale[i], bytes: int64(len(keys[i])) + pendOverhead}
+		p := &pend{value: values[i], stale: stale[i], bytes: int64(len(keys[i])+len(values[i])) + pendOverhead}
 		if !added && d.unloggedListed.Load() == 0 {
 			d.sample = e.Describe() + " (" + tag.String() + ")"
 		}
@@ -226,18 +229,33 @@ func containsKey(keys []string, k string) bool {
 	return false
 }
 
+// detectedReasons say what each kind of detection saw: the reason of the
+// entries it lists.
+var detectedReasons = [numTags]string{
+	Manual:             "listed by an operator",
+	ABSGenerated:       "reported by the detection engine",
+	InvalidContentType: "sent a content type the API does not allow",
+	InvalidMethod:      "used a method the API does not allow",
+	InvalidProtocol:    "used a protocol the API does not allow",
+	Decoy:              "requested a decoy path",
+}
+
 // detectedEntries returns the deny-list entries of every identity in id,
 // with their own copies of the strings (id's may point into a request's
-// buffer).
-func detectedEntries(tag Tag, id *Identity) []Entry {
+// buffer), created at now. The reason of a token, cookie, API key or
+// username names the address that presented it.
+func detectedEntries(tag Tag, id *Identity, now time.Time) []Entry {
 	entries := make([]Entry, 0, 2+len(id.More))
+	created := now.Truncate(time.Millisecond)
+	reason := detectedReasons[tag]
 	if id.IP.IsValid() {
 		a := id.IP.Unmap()
-		entries = append(entries, Entry{Kind: IP, Prefix: netip.PrefixFrom(a, a.BitLen()), Value: a.String(), Tag: tag})
+		entries = append(entries, Entry{Kind: IP, Prefix: netip.PrefixFrom(a, a.BitLen()), Value: a.String(), Tag: tag, Created: created, Reason: reason})
+		reason += " (client " + a.String() + ")"
 	}
 	add := func(kind Kind, name, value string) {
 		if value != "" && valueProblem(value) == "" && len(name) <= maxNameLen {
-			entries = append(entries, Entry{Kind: kind, Name: strings.Clone(name), Value: strings.Clone(value), Tag: tag})
+			entries = append(entries, Entry{Kind: kind, Name: strings.Clone(name), Value: strings.Clone(value), Tag: tag, Created: created, Reason: reason})
 		}
 	}
 	add(Token, "", id.Token)

@@ -30,6 +30,9 @@ var kindNames = map[Kind]string{IP: "ip", Token: "token", Cookie: "cookie", APIK
 
 func (k Kind) String() string { return kindNames[k] }
 
+// ParseKind parses a kind's name as the vendor spells it ("api_key").
+func ParseKind(s string) (Kind, bool) { return parseKind(s) }
+
 func parseKind(s string) (Kind, bool) {
 	for k, n := range kindNames {
 		if n == s {
@@ -109,6 +112,12 @@ type Entry struct {
 	// Expires is when the entry stops matching; zero means never. Kept to
 	// the millisecond, so expiry is exact to the second and better.
 	Expires time.Time
+	// Created is when the entry was added (zero for entries stored before
+	// ASE kept it), and Reason why: the operator's words, or what a
+	// detection saw. Both live in the store only, never in the in-memory
+	// sets, and are read for views and checks.
+	Created time.Time
+	Reason  string
 }
 
 // Describe returns the vendor CLI's wording of the entry: "ip 1.1.1.1",
@@ -125,6 +134,8 @@ const (
 	maxValueLen = 4096
 	maxNameLen  = 256
 	maxTTL      = 10 * 365 * 24 * 3600 // ten years, in seconds
+	// MaxReason is the longest reason an entry may carry, in bytes.
+	MaxReason = 1024
 	// MaxBulk is how many entries one bulk import may carry.
 	MaxBulk = 100_000
 )
@@ -134,14 +145,32 @@ type Input struct {
 	Type  string  `json:"type"`
 	Name  *string `json:"name,omitempty"`
 	Value string  `json:"value"`
-	TTL   *int64  `json:"ttl,omitempty"`
+	// TTL is seconds as a JSON number, or a string: seconds or a duration
+	// with units ("4h", "90m", "7d"; see ParseTTL). Kept raw until
+	// validation so that both forms decode on the fast path.
+	TTL    json.RawMessage `json:"ttl,omitempty"`
+	Reason *string         `json:"reason,omitempty"`
+}
+
+// Defaults apply to the entries of an add that carry no TTL or reason of
+// their own (the ttl and reason query parameters of a bulk import).
+type Defaults struct {
+	TTL    int64 // seconds; 0 for none
+	Reason string
 }
 
 // DecodeEntries decodes a request body holding one entry object or (when
 // bulk is allowed) an array of them, validates every entry and returns
 // them. Every problem is reported at once, each with its JSON path
-// ("[3].value" in an array). now stamps TTLs into expiry times.
+// ("[3].value" in an array). now stamps TTLs into expiry times and is the
+// entries' creation time.
 func DecodeEntries(body []byte, allowBulk bool, now time.Time) ([]Entry, bool, error) {
+	return DecodeEntriesWith(body, allowBulk, now, Defaults{})
+}
+
+// DecodeEntriesWith is DecodeEntries with defaults for the entries that
+// carry no TTL or reason.
+func DecodeEntriesWith(body []byte, allowBulk bool, now time.Time, d Defaults) ([]Entry, bool, error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	isArray := len(trimmed) > 0 && trimmed[0] == '['
 	if isArray && !allowBulk {
@@ -161,7 +190,7 @@ func DecodeEntries(body []byte, allowBulk bool, now time.Time) ([]Entry, bool, e
 	out := make([]Entry, 0, len(inputs))
 	for i, in := range inputs {
 		if e, ok := validate(&w, itemPath(isArray, i), in, now); ok {
-			out = append(out, e)
+			out = append(out, d.apply(e, in, now))
 		}
 	}
 	if err := w.Err(); err != nil {
@@ -248,9 +277,20 @@ func describe(body []byte, isArray bool, now time.Time) error {
 			name := f.Str("name", "")
 			in.Name = &name
 		}
-		if _, ok := f.Get("ttl"); ok {
-			ttl := int64(f.Int("ttl", 0, 1, maxTTL))
-			in.TTL = &ttl
+		if v, ok := f.Get("ttl"); ok {
+			// validate names a wrong value; here only its JSON form.
+			switch t := v.(type) {
+			case json.Number:
+				in.TTL = json.RawMessage(t)
+			case string:
+				in.TTL, _ = json.Marshal(t)
+			default:
+				w.Fail(f.At("ttl"), "%s, got %s", ttlSyntax, jsondoc.TypeName(v))
+			}
+		}
+		if _, ok := f.Get("reason"); ok {
+			reason := f.Str("reason", "")
+			in.Reason = &reason
 		}
 		f.Close()
 		if len(w.Errs()) == n {
@@ -309,14 +349,53 @@ func validate(w *jsondoc.Walker, path func() string, in Input, now time.Time) (E
 	} else if msg := valueProblem(in.Value); msg != "" {
 		w.Fail(at("value"), "%s", msg)
 	}
-	if in.TTL != nil {
-		if *in.TTL < 1 || *in.TTL > maxTTL {
-			w.Fail(at("ttl"), "must be a whole number of seconds from 1 to %d, got %d", maxTTL, *in.TTL)
+	if len(in.TTL) > 0 && string(in.TTL) != "null" {
+		if secs, err := ttlJSON(in.TTL); err != nil {
+			w.Fail(at("ttl"), "%v", err)
 		} else {
-			e.Expires = now.Add(time.Duration(*in.TTL) * time.Second).Truncate(time.Millisecond)
+			e.Expires = expiry(now, secs)
 		}
 	}
+	if in.Reason != nil {
+		if err := CheckReason(*in.Reason); err != nil {
+			w.Fail(at("reason"), "%v", err)
+		} else {
+			e.Reason = *in.Reason
+		}
+	}
+	e.Created = now.Truncate(time.Millisecond)
 	return e, len(w.Errs()) == n
+}
+
+// apply gives e (decoded from in) the defaults it has no value of its own
+// for.
+func (d Defaults) apply(e Entry, in Input, now time.Time) Entry {
+	if d.TTL > 0 && (len(in.TTL) == 0 || string(in.TTL) == "null") {
+		e.Expires = expiry(now, d.TTL)
+	}
+	if d.Reason != "" && in.Reason == nil {
+		e.Reason = d.Reason
+	}
+	return e
+}
+
+// expiry is now plus secs, to the millisecond.
+func expiry(now time.Time, secs int64) time.Time {
+	return now.Add(time.Duration(secs) * time.Second).Truncate(time.Millisecond)
+}
+
+// CheckReason checks an entry's reason: printable text of at most
+// MaxReason bytes.
+func CheckReason(s string) error {
+	if len(s) > MaxReason {
+		return fmt.Errorf("must be at most %d bytes, got %d", MaxReason, len(s))
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == 0xfffd {
+			return errors.New("must be printable text without control characters")
+		}
+	}
+	return nil
 }
 
 // parseIP accepts an address or a CIDR, IPv4 or IPv6, and returns it as a
@@ -382,14 +461,28 @@ func isName(s string) bool {
 
 // Store layout: "list/deny/<kind>/<identity>" and "list/allow/...". The
 // identity of a named entry is name NUL value (neither may hold a NUL).
-// The value is the tag byte and the expiry in Unix milliseconds (0 for
-// never), big-endian; an entry written by a bulk import as a generation
-// carries the generation's id after them (gen.go, with the keys under
-// "list/_", which are not entries).
+// The keys under "list/_" are not entries (gen.go).
+//
+// A value is one of three layouts, big-endian:
+//
+//	tag, expiry                                     9 bytes
+//	tag, expiry, generation                        17 bytes
+//	tag|0x80, expiry, generation, created, reason  25 bytes and the reason
+//
+// The expiry and the creation time are Unix milliseconds (0: never, and
+// unknown), the generation the id of the bulk import that wrote the entry
+// in many batches (0: none, gen.go). ASE writes the third layout only; the
+// first two are what earlier versions wrote, still read (no creation time,
+// no reason). The high bit of the first byte tells the layouts apart. The
+// creation time and the reason are read for views and checks only: the
+// in-memory sets keep what they kept before, the tag and the expiry.
 const (
 	Prefix      = "list/"
 	denyPrefix  = "list/deny/"
 	allowPrefix = "list/allow/"
+
+	metaValueLen = 25   // the third layout without its reason
+	metaFlag     = 0x80 // on the first byte: the third layout
 )
 
 // ListPrefix returns the store prefix of list l.
@@ -415,16 +508,62 @@ func (e Entry) StoreKey(l List) string {
 	return b.String()
 }
 
-// storeValue encodes e's tag and expiry.
-func (e Entry) storeValue() []byte { return e.appendValue(make([]byte, 0, valueLen)) }
+// storeValue encodes e's stored value (of no generation).
+func (e Entry) storeValue() []byte {
+	return e.appendValue(make([]byte, 0, e.valueSize()))
+}
 
-// appendValue appends e's stored value to dst.
+// valueSize is the length of e's stored value.
+func (e Entry) valueSize() int { return metaValueLen + len(e.Reason) }
+
+// appendValue appends e's stored value (of no generation) to dst.
 func (e Entry) appendValue(dst []byte) []byte {
-	var exp uint64
+	var exp, created uint64
 	if !e.Expires.IsZero() {
 		exp = uint64(e.Expires.UnixMilli())
 	}
-	return binary.BigEndian.AppendUint64(append(dst, byte(e.Tag)), exp)
+	if !e.Created.IsZero() {
+		created = uint64(e.Created.UnixMilli())
+	}
+	dst = binary.BigEndian.AppendUint64(append(dst, byte(e.Tag)|metaFlag), exp)
+	dst = binary.BigEndian.AppendUint64(dst, 0)
+	dst = binary.BigEndian.AppendUint64(dst, created)
+	return append(dst, e.Reason...)
+}
+
+// storedValue is a stored value decoded.
+type storedValue struct {
+	tag     Tag
+	exp     int64 // Unix ms; 0: never
+	gen     uint64
+	created int64 // Unix ms; 0: unknown
+	reason  []byte
+}
+
+// decodeValue decodes any of the three layouts.
+func decodeValue(v []byte) (storedValue, bool) {
+	var sv storedValue
+	switch {
+	case len(v) >= metaValueLen && v[0]&metaFlag != 0:
+		sv.gen = binary.BigEndian.Uint64(v[valueLen:])
+		sv.created = int64(binary.BigEndian.Uint64(v[genValueLen:]))
+		sv.reason = v[metaValueLen:]
+	case len(v) == genValueLen && v[0]&metaFlag == 0:
+		sv.gen = binary.BigEndian.Uint64(v[valueLen:])
+	case len(v) == valueLen && v[0]&metaFlag == 0:
+	default:
+		return sv, false
+	}
+	sv.tag = Tag(v[0] &^ metaFlag)
+	sv.exp = int64(binary.BigEndian.Uint64(v[1:]))
+	return sv, sv.tag < numTags
+}
+
+// valueTag returns the tag of a stored value, and whether the value is
+// well-formed.
+func valueTag(v []byte) (Tag, bool) {
+	sv, ok := decodeValue(v)
+	return sv.tag, ok
 }
 
 // parseStored decodes a stored key and value back into an entry.
@@ -441,10 +580,11 @@ func parseStored(key string, value []byte) (List, Entry, error) {
 	}
 	kindName, ident, ok := strings.Cut(rest, "/")
 	kind, known := parseKind(kindName)
-	if !ok || !known || len(value) != valueLen && len(value) != genValueLen || Tag(value[0]) >= numTags {
+	sv, valid := decodeValue(value)
+	if !ok || !known || !valid {
 		return 0, Entry{}, fmt.Errorf("lists: malformed stored entry %q", key)
 	}
-	e := Entry{Kind: kind, Value: ident, Tag: Tag(value[0])}
+	e := Entry{Kind: kind, Value: ident, Tag: sv.tag, Reason: string(sv.reason)}
 	if kind == Cookie || kind == APIKey {
 		name, val, ok := strings.Cut(ident, "\x00")
 		if !ok {
@@ -459,8 +599,11 @@ func parseStored(key string, value []byte) (List, Entry, error) {
 		}
 		e.Prefix = p
 	}
-	if ms := binary.BigEndian.Uint64(value[1:]); ms != 0 {
-		e.Expires = time.UnixMilli(int64(ms))
+	if sv.exp != 0 {
+		e.Expires = time.UnixMilli(sv.exp)
+	}
+	if sv.created != 0 {
+		e.Created = time.UnixMilli(sv.created)
 	}
 	return l, e, nil
 }

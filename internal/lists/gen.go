@@ -26,7 +26,7 @@ import (
 //     while it is pending) and the importing node's name (conditional on
 //     the marker being absent).
 //  2. The entries are put at their own keys in batches, their values
-//     carrying the generation's id (17 bytes instead of 9). Each batch is
+//     carrying the generation's id (entry.go). Each batch is
 //     conditional on the marker still being the pending one this import
 //     wrote, and each entry on its key being absent or holding an entry
 //     that is not enforced (expired, or of an abandoned import): an entry
@@ -57,8 +57,8 @@ const (
 	genPrefix     = "list/_gen/"     // + 16 hex digits: one import's marker
 	clearedPrefix = "list/_cleared/" // + the list's name: set by every clear-all
 
-	valueLen    = 9  // tag, expiry
-	genValueLen = 17 // tag, expiry, generation id
+	valueLen    = 9  // tag, expiry: the first layout (entry.go)
+	genValueLen = 17 // tag, expiry, generation id: the second
 )
 
 // genTTL is how long a pending import may go without progress before any
@@ -123,11 +123,14 @@ func clearedKey(list List) string { return clearedPrefix + list.String() }
 
 // valueGen returns the generation of a stored value, 0 for none.
 func valueGen(v []byte) uint64 {
-	if len(v) == genValueLen {
+	if len(v) >= metaValueLen && v[0]&metaFlag != 0 || len(v) == genValueLen && v[0]&metaFlag == 0 {
 		return binary.BigEndian.Uint64(v[valueLen:])
 	}
 	return 0
 }
+
+// withGen sets the generation of a stored value of the third layout.
+func withGen(v []byte, g uint64) { binary.BigEndian.PutUint64(v[valueLen:], g) }
 
 // generation is a marker as this node knows it, with the entries it holds
 // aside while the generation is not live.
@@ -340,7 +343,7 @@ func (l *Lists) commitEach(ctx context.Context, conds []store.Cond, ops []store.
 // importItem is one entry of a bulk import.
 type importItem struct {
 	key   string
-	value []byte // as stored: 9 bytes, or 17 with the generation
+	value []byte // as stored
 	cond  store.Cond
 	cost  int64
 }
@@ -376,7 +379,11 @@ func (l *Lists) Import(ctx context.Context, list List, entries []Entry, final ..
 	now := l.now().UnixMilli()
 	seen := make(map[string]bool, len(entries))
 	items := make([]importItem, 0, len(entries))
-	values := make([]byte, 0, valueLen*len(entries)) // one allocation for all
+	size := 0
+	for i := range entries {
+		size += entries[i].valueSize()
+	}
+	values := make([]byte, 0, size) // one allocation for all
 	need := int64(0)
 	for _, e := range entries {
 		if list == Allow {
@@ -547,12 +554,17 @@ func (l *Lists) importGen(ctx context.Context, list List, items []importItem, ne
 	for g == 0 {
 		g = rand.Uint64()
 	}
-	values := make([]byte, genValueLen*len(items))
+	size := 0
 	for i := range items {
-		v := values[i*genValueLen : (i+1)*genValueLen : (i+1)*genValueLen]
+		size += len(items[i].value)
+	}
+	values := make([]byte, size)
+	for i, at := 0, 0; i < len(items); i++ {
+		n := len(items[i].value)
+		v := values[at : at+n : at+n]
 		copy(v, items[i].value)
-		binary.BigEndian.PutUint64(v[valueLen:], g)
-		items[i].value = v
+		withGen(v, g)
+		items[i].value, at = v, at+n
 	}
 	mk := genKey(g)
 	cleared := store.Absent(clearedKey(list))

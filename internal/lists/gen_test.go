@@ -2,7 +2,6 @@ package lists
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -264,7 +263,8 @@ func TestAbandonedImportIsCleanedUp(t *testing.T) {
 			}
 			var ops []store.Op
 			for _, e := range bulk(300, 4) {
-				v := binary.BigEndian.AppendUint64(e.storeValue(), g)
+				v := e.storeValue()
+				withGen(v, g)
 				ops = append(ops, store.Put(e.StoreKey(Deny), v))
 			}
 			for _, b := range split(st.Limits(), nil, ops, room{}) {

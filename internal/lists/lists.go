@@ -273,7 +273,7 @@ func (l *Lists) apply(ev store.Event) {
 			}
 			continue
 		}
-		if l.open.Load() > 0 || len(c.Value) > valueLen {
+		if l.open.Load() > 0 || valueGen(c.Value) != 0 {
 			l.genMu.Lock()
 			now := l.admit(c.Key, c.Value)
 			l.genMu.Unlock()
@@ -635,7 +635,7 @@ func (l *Lists) RemoveDetected(ctx context.Context, r store.Reader, guard ...sto
 func (l *Lists) deleteWhere(ctx context.Context, r store.Reader, list List, match func(Tag) bool, guard []store.Cond) (store.Batch, error) {
 	var ops []store.Op
 	err := r.Scan(ctx, ListPrefix(list), func(key string, value []byte) error {
-		if len(value) >= valueLen && match(Tag(value[0])) && l.enforced(value) {
+		if t, ok := valueTag(value); ok && match(t) && l.enforced(value) {
 			ops = append(ops, store.Delete(key))
 		}
 		return nil
@@ -674,7 +674,7 @@ func (l *Lists) View(ctx context.Context, r store.Reader, list List, tag *Tag, f
 	}
 	now := l.now()
 	return r.Scan(ctx, ListPrefix(list), func(key string, value []byte) error {
-		if tag != nil && (len(value) < valueLen || Tag(value[0]) != *tag) {
+		if t, ok := valueTag(value); tag != nil && (!ok || t != *tag) {
 			return nil
 		}
 		_, e, err := parseStored(key, value)

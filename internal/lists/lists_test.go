@@ -2,7 +2,6 @@ package lists
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -81,7 +80,7 @@ func TestDecodeEntries(t *testing.T) {
 		{body: `{"type": "token", "name": "n", "value": "x"}`, err: "name: applies to cookie and api_key entries only"},
 		{body: `{"type": "ip"}`, err: "value: is required"},
 		{body: `{"type": "ip", "value": 5}`, err: "value: must be a string, got a number"},
-		{body: `{"type": "ip", "value": "1.1.1.1", "ttl": 0}`, err: "ttl: must be a whole number of seconds from 1"},
+		{body: `{"type": "ip", "value": "1.1.1.1", "ttl": 0}`, err: "ttl: must be from 1 second to 10 years, got 0"},
 		{body: `{"type": "ip", "value": "1.1.1.1", "tll": 5}`, err: `tll: unknown field (did you mean "ttl"?)`},
 		{body: `{"type": "token", "value": "a\u0000b"}`, err: "value: must be printable text"},
 		{body: `[{"type": "ip", "value": "x"}, {"type": "ip", "value": "1.1.1.1"}, {"type": "token"}]`, err: `[0].value: "x" is not an IP address or CIDR range; [2].value: is required`},
@@ -240,7 +239,11 @@ func stored(t *testing.T, st store.Store, key string) (Tag, int64, bool) {
 	if err != nil {
 		return 0, 0, false
 	}
-	return Tag(v[0]), int64(binary.BigEndian.Uint64(v[1:])), true
+	sv, ok := decodeValue(v)
+	if !ok {
+		t.Fatalf("%s: malformed value %x", key, v)
+	}
+	return sv.tag, sv.exp, true
 }
 
 // setSweepHook sets the hook ExpireDue runs between its two steps.
@@ -390,6 +393,7 @@ func FuzzDecodeEntries(f *testing.F) {
 	f.Add([]byte(`{"type": "ip", "value": "1.1.1.1"}`))
 	f.Add([]byte(`[{"type": "cookie", "name": "JSESSIONID", "value": "x", "ttl": 5}, {"type": "ip", "value": "2001:db8::/32"}]`))
 	f.Add([]byte(`{"type": "api_key", "name": "X-API-KEY", "value": "k1"}`))
+	f.Add([]byte(`[{"type": "token", "value": "t", "ttl": "1h30m", "reason": "seen on a paste site"}, {"type": "ip", "value": "10.1.2.3/8", "ttl": "7d"}]`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		es, _, err := DecodeEntries(body, true, time.Unix(1000, 0))
 		if err != nil {
@@ -401,7 +405,7 @@ func FuzzDecodeEntries(f *testing.F) {
 		for _, e := range es {
 			for _, l := range []List{Deny, Allow} {
 				gl, back, err := parseStored(e.StoreKey(l), e.storeValue())
-				if err != nil || gl != l || back.Describe() != e.Describe() || back.Prefix != e.Prefix {
+				if err != nil || gl != l || back.Describe() != e.Describe() || back.Prefix != e.Prefix || back.Reason != e.Reason || !back.Created.Equal(e.Created) || !back.Expires.Equal(e.Expires) {
 					t.Fatalf("entry %+v does not round-trip through the store: %+v %v", e, back, err)
 				}
 			}
