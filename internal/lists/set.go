@@ -4,8 +4,10 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 	"net/netip"
+	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gaissmai/bart"
 )
@@ -432,6 +434,55 @@ func (s *Set) expiry(h hasher, e Entry) (int64, bool) {
 	}
 	v, ok := s.cidr.Load().Get(p)
 	return v.exp, ok
+}
+
+// lookup returns e's tag and stored expiry (Unix ms, 0 = none), and
+// whether e is present, expired or not.
+func (s *Set) lookup(h hasher, e Entry) (Tag, int64, bool) {
+	var m meta
+	var exp int64
+	var ok bool
+	switch p := e.Prefix; {
+	case e.Kind != IP:
+		k := entryKey(h, e)
+		if m, ok = s.ids.lookup(k); ok && m&hasTTL != 0 {
+			exp = s.ids.ttl.get(k)
+		}
+	case !p.IsSingleIP():
+		v, found := s.cidr.Load().Get(p)
+		return v.tag, v.exp, found
+	case p.Addr().Is4():
+		b := p.Addr().As4()
+		k := binary.BigEndian.Uint32(b[:])
+		if m, ok = s.v4.lookup(k); ok && m&hasTTL != 0 {
+			exp = s.v4.ttl.get(k)
+		}
+	default:
+		k := p.Addr().As16()
+		var t Tag
+		t, ok = s.v6.get(k, shard6(k), func() int64 { return 0 })
+		m = meta(t)
+		exp, _ = s.v6.expiry(k, shard6(k))
+	}
+	return m.tag(), exp, ok
+}
+
+// covering returns the CIDR ranges holding addr, most specific first,
+// with their tags and expiries.
+func (s *Set) covering(addr netip.Addr) []Entry {
+	if s.nCIDR.Load() == 0 {
+		return nil
+	}
+	var out []Entry
+	for p, v := range s.cidr.Load().Supernets(netip.PrefixFrom(addr, addr.BitLen())) {
+		e := Entry{Kind: IP, Prefix: p, Value: formatPrefix(p), Tag: v.tag}
+		if v.exp != 0 {
+			e.Expires = time.UnixMilli(v.exp)
+		}
+		out = append(out, e)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Prefix.Bits() > out[j].Prefix.Bits() })
+	return out
 }
 
 func (s *Set) clear() {
