@@ -104,7 +104,9 @@ type Route struct {
 	// AnyRole changes may be made by any logged-in user, read role
 	// included (their own API keys), never with an API key.
 	AnyRole bool
-	handle  func(c *call) (any, error)
+	// Text routes also take a text/plain body (threat feeds).
+	Text   bool
+	handle func(c *call) (any, error)
 }
 
 // Write reports whether the route changes configuration.
@@ -484,7 +486,7 @@ func (c *call) readBody() error {
 		return nil
 	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
+	if err != nil || mt != "application/json" && !(c.route.Text && mt == "text/plain") {
 		return fail(http.StatusForbidden, wire.StatusFail, "content-type header missing")
 	}
 	c.body = body

@@ -1,12 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
-	"fmt"
-	"os"
-	"sort"
-	"strings"
-
 	"github.com/spf13/cobra"
 
 	"github.com/ase-project/ase/internal/client"
@@ -38,31 +32,34 @@ func listCommands(e *env, o *options) []*cobra.Command {
 	var out []*cobra.Command
 	for _, list := range []string{"blacklist", "whitelist"} {
 		list := list
-		var ttl int64
-		var file string
-		add := mgmt(e, o, "add_"+list+" TYPE [NAME] VALUE", "Add an entry to the "+list+" (or --file FILE: a JSON array of entries)", cobra.MaximumNArgs(3),
+		var ttl, reason, file string
+		vf := &viewFlags{}
+		add := mgmt(e, o, "add_"+list+" TYPE [NAME] VALUE", "Add an entry to the "+list+" (or --file FILE: a feed)", cobra.MaximumNArgs(3),
 			func(cmd *cobra.Command, c *client.Client, args []string) (any, string, error) {
 				if file != "" {
 					if len(args) > 0 {
 						return nil, "", usagef("give either --file or an entry, not both")
 					}
-					data, err := os.ReadFile(file)
-					if err != nil {
-						return nil, "", err
-					}
-					s, err := c.AddListEntries(cmd.Context(), list, json.RawMessage(data))
-					return s, s.Message, err
+					return addFile(cmd, c, list, file, ttl, reason)
 				}
 				entry, err := entryArgs(args)
 				if err != nil {
 					return nil, "", err
 				}
-				entry.TTL = ttl
+				entry.TTL, entry.Reason = ttl, reason
 				s, err := c.AddListEntries(cmd.Context(), list, entry)
 				return s, s.Message, err
 			})
-		add.Flags().Int64Var(&ttl, "ttl", 0, "seconds until the entry expires (default: never)")
-		add.Flags().StringVar(&file, "file", "", "JSON file holding an array of entries to import all at once")
+		add.Long = add.Short + `.
+
+--file imports a feed all at once, all or nothing (entries already listed are
+skipped and counted): a JSON array of entries, or plain text with one IP
+address or CIDR range per line, comments starting with # or ;, blank lines.
+--ttl and --reason apply to the entry, or to the feed's entries that carry
+none of their own.`
+		add.Flags().StringVar(&ttl, "ttl", "", "time until the entry expires: seconds (3600) or a duration (90m, 4h, 7d, 1h30m); default never")
+		add.Flags().StringVar(&reason, "reason", "", "why the entry is listed, shown by views and checks")
+		add.Flags().StringVar(&file, "file", "", "a feed to import: a JSON array of entries, or one IP address or CIDR range per line")
 		out = append(out, add,
 			mgmt(e, o, "delete_"+list+" TYPE [NAME] VALUE", "Delete an entry from the "+list, cobra.RangeArgs(2, 3),
 				func(cmd *cobra.Command, c *client.Client, args []string) (any, string, error) {
@@ -73,15 +70,10 @@ func listCommands(e *env, o *options) []*cobra.Command {
 					s, err := c.DeleteListEntry(cmd.Context(), list, entry)
 					return s, s.Message, err
 				}),
-			mgmt(e, o, "view_"+list+" [TAG]", "Show the "+list+" ("+tagHelp(list)+")", cobra.MaximumNArgs(1),
+			withViewFlags(vf, mgmt(e, o, "view_"+list+" [TAG]", "Show the "+list+" ("+tagHelp(list)+")", cobra.MaximumNArgs(1),
 				func(cmd *cobra.Command, c *client.Client, args []string) (any, string, error) {
-					tag := "all"
-					if len(args) == 1 {
-						tag = args[0]
-					}
-					v, err := c.ViewList(cmd.Context(), list, tag)
-					return v, formatList(v), err
-				}),
+					return viewList(cmd, c, list, args, vf)
+				})),
 			mgmt(e, o, "clear_"+list+" [TAG]", "Delete every entry of the "+list+", or those with TAG ("+tagHelp(list)+")", cobra.MaximumNArgs(1),
 				func(cmd *cobra.Command, c *client.Client, args []string) (any, string, error) {
 					tag := "all"
@@ -93,6 +85,7 @@ func listCommands(e *env, o *options) []*cobra.Command {
 				}),
 		)
 	}
+	out = append(out, checkCommands(e, o)...)
 	return append(out,
 		mgmt(e, o, "enable_ase_detected_attack", "Put clients caught by decoys and pattern rules on the deny list", cobra.NoArgs,
 			func(cmd *cobra.Command, c *client.Client, args []string) (any, string, error) {
@@ -105,38 +98,4 @@ func listCommands(e *env, o *options) []*cobra.Command {
 				return s, s.Message, err
 			}),
 	)
-}
-
-// formatList prints a view one section after the other.
-func formatList(v map[string][]wire.ListEntry) string {
-	keys := make([]string, 0, len(v))
-	for k := range v {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return sectionOrder(keys[i]) < sectionOrder(keys[j]) })
-	var b strings.Builder
-	for _, k := range keys {
-		fmt.Fprintf(&b, "%s : %d\n", strings.ReplaceAll(k, "_", " "), len(v[k]))
-		for _, e := range v[k] {
-			b.WriteString("  " + e.Type)
-			if e.Name != "" {
-				b.WriteString(" " + e.Name)
-			}
-			b.WriteString(" " + e.Value)
-			if e.ExpiresAt != "" {
-				b.WriteString(" (expires " + e.ExpiresAt + ")")
-			}
-			b.WriteByte('\n')
-		}
-	}
-	return b.String()
-}
-
-func sectionOrder(k string) int {
-	for i, t := range []string{"manual", "abs_generated", "invalid_content_type", "invalid_method", "invalid_protocol", "decoy"} {
-		if k == t+"_blacklist" {
-			return i
-		}
-	}
-	return 99
 }

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/ase-project/ase/internal/wire"
@@ -64,6 +65,9 @@ func (e *Error) Error() string {
 // Raw is a reply exactly as the server sent it, for `-o json`.
 type Raw = json.RawMessage
 
+// Text is a request body sent as text/plain (a threat feed).
+type Text []byte
+
 // Do sends a request to path (under /v5/ase) and decodes the JSON reply
 // into out (if not nil). A body of type []byte is sent as is; anything
 // else is encoded as JSON. A non-2xx reply is returned as *Error.
@@ -83,6 +87,10 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		u += "?" + query.Encode()
 	}
 	var rd io.Reader
+	ctype := "application/json"
+	if t, ok := body.(Text); ok {
+		body, ctype = []byte(t), "text/plain; charset=utf-8"
+	}
 	if body != nil {
 		b, ok := body.([]byte)
 		if !ok {
@@ -104,7 +112,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		req.Header.Set("x-ase-secret-key", c.Password)
 	}
 	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", ctype)
 	}
 	_, data, err := c.send(req)
 	if err != nil {
@@ -352,11 +360,73 @@ func (c *Client) ClearList(ctx context.Context, list, tag string) (wire.Status, 
 	return out, c.Do(ctx, "DELETE", "/firewall/"+list, url.Values{"tag": {tag}}, nil, &out)
 }
 
+// ListQuery selects what a list view shows.
+type ListQuery struct {
+	Tag   string // "all" (or "") for every section
+	Type  string // an entry type, or "" for all
+	Value string // entries whose value contains it, or "" for all
+	// Limit and Cursor ask for one page: at most Limit entries after
+	// Cursor (a page's NextCursor; "" for the first page). With neither,
+	// the view holds every entry; with a Cursor alone, the page holds the
+	// server's default. Limit is sent when not 0, or when SendLimit (a
+	// limit the user gave, for the server to judge).
+	Limit     int
+	Cursor    string
+	SendLimit bool
+}
+
 // ViewList returns list's entries by section ("manual_blacklist", ...,
-// or "whitelist"), with tag ("all" for every section).
-func (c *Client) ViewList(ctx context.Context, list, tag string) (map[string][]wire.ListEntry, error) {
-	var out map[string][]wire.ListEntry
-	return out, c.Do(ctx, "GET", "/firewall/"+list, url.Values{"tag": {tag}}, nil, &out)
+// or "whitelist"), as q selects them.
+func (c *Client) ViewList(ctx context.Context, list string, q ListQuery) (wire.ListView, error) {
+	v := url.Values{}
+	if q.Tag != "" {
+		v.Set("tag", q.Tag)
+	}
+	if q.Type != "" {
+		v.Set("type", q.Type)
+	}
+	if q.Value != "" {
+		v.Set("value", q.Value)
+	}
+	if q.SendLimit || q.Limit != 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.Cursor != "" {
+		v.Set("cursor", q.Cursor)
+	}
+	var out wire.ListView
+	return out, c.Do(ctx, "GET", "/firewall/"+list, v, nil, &out)
+}
+
+// ImportList imports a bulk of entries into list: a JSON array, or a
+// plain-text feed (text), with a TTL and a reason (each "" for none) for
+// the entries that have none of their own.
+func (c *Client) ImportList(ctx context.Context, list string, body []byte, text bool, ttl, reason string) (wire.Status, error) {
+	v := url.Values{}
+	if ttl != "" {
+		v.Set("ttl", ttl)
+	}
+	if reason != "" {
+		v.Set("reason", reason)
+	}
+	var b any = body
+	if text {
+		b = Text(body)
+	}
+	var out wire.Status
+	return out, c.Do(ctx, "POST", "/firewall/"+list, v, b, &out)
+}
+
+// Check asks what the lists decide about one client identity: typ is ip,
+// token, cookie, api_key or username; name is the cookie's or API key's
+// name ("" for the others).
+func (c *Client) Check(ctx context.Context, typ, name, value string) (wire.Check, error) {
+	v := url.Values{"type": {typ}, "value": {value}}
+	if name != "" {
+		v.Set("name", name)
+	}
+	var out wire.Check
+	return out, c.Do(ctx, "GET", "/firewall/check", v, nil, &out)
 }
 
 // ASEDetectedAttack returns whether ASE-detected attacks are enabled.

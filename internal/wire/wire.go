@@ -2,6 +2,12 @@
 // server, the typed client and the CLI so that each field is spelled once.
 package wire
 
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+)
+
 // Status is the vendor's reply to a change and its error shape:
 // {"status": "...", "status_message": "..."}.
 type Status struct {
@@ -142,15 +148,119 @@ type MemoryInfo struct {
 	Free       int64 `json:"free"`
 }
 
-// ListEntry is a deny- or allow-list entry: in add and delete bodies (with
-// an optional TTL in seconds) and in views (with expires_at when it has
-// one).
+// ListEntry is a deny- or allow-list entry: in add and delete bodies, with
+// an optional TTL (seconds, or a duration such as "4h", "90m", "7d") and
+// reason; in views and checks, with its tag (its origin), reason,
+// created_at (absent for entries stored before ASE kept it) and
+// expires_at (when it has one).
 type ListEntry struct {
 	Type      string `json:"type"`
 	Name      string `json:"name,omitempty"`
 	Value     string `json:"value"`
-	TTL       int64  `json:"ttl,omitempty"`
+	TTL       string `json:"ttl,omitempty"`
+	Tag       string `json:"tag,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+	CreatedAt string `json:"created_at,omitempty"`
 	ExpiresAt string `json:"expires_at,omitempty"`
+}
+
+// NextCursor is the key of a paged list view that holds the cursor of the
+// next page; it is absent from the last page and from unpaged views.
+const NextCursor = "next_cursor"
+
+// ListView is the reply of GET /firewall/blacklist and /firewall/whitelist:
+// the vendor's sections ("manual_blacklist", ..., or "whitelist"), each a
+// list of entries, in the server's order, and the next page's cursor.
+type ListView struct {
+	Order      []string // the sections' names as the server sent them
+	Sections   map[string][]ListEntry
+	NextCursor string
+}
+
+// UnmarshalJSON reads a view, keeping its sections' order.
+func (v *ListView) UnmarshalJSON(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return fmt.Errorf("a list view is a JSON object")
+	}
+	*v = ListView{Sections: map[string][]ListEntry{}}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key, _ := t.(string)
+		if key == NextCursor {
+			if err := dec.Decode(&v.NextCursor); err != nil {
+				return err
+			}
+			continue
+		}
+		var es []ListEntry
+		if err := dec.Decode(&es); err != nil {
+			return fmt.Errorf("section %q: %w", key, err)
+		}
+		v.Order, v.Sections[key] = append(v.Order, key), es
+	}
+	_, err := dec.Token()
+	return err
+}
+
+// MarshalJSON writes a view as the server does.
+func (v ListView) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, k := range v.Order {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		key, _ := json.Marshal(k)
+		es := v.Sections[k]
+		if es == nil {
+			es = []ListEntry{}
+		}
+		list, err := json.Marshal(es)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(key)
+		b.WriteByte(':')
+		b.Write(list)
+	}
+	if v.NextCursor != "" {
+		if len(v.Order) > 0 {
+			b.WriteByte(',')
+		}
+		cur, _ := json.Marshal(v.NextCursor)
+		b.WriteString(`"` + NextCursor + `":`)
+		b.Write(cur)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// Verdicts of a check.
+const (
+	VerdictAllowed   = "allowed"    // an allow-list entry matches: it wins
+	VerdictDenied    = "denied"     // a deny-list entry matches, no allow-list entry
+	VerdictNotListed = "not_listed" // neither list matches
+)
+
+// Check is the reply of GET /firewall/check: what the lists decide about
+// one client identity, and every entry of each list that matches it (an
+// address's own entry, then the ranges covering it, most specific first).
+type Check struct {
+	Type    string     `json:"type"`
+	Name    string     `json:"name,omitempty"`
+	Value   string     `json:"value"`
+	Verdict string     `json:"verdict"`
+	List    string     `json:"list,omitempty"`  // the list that decides: whitelist or blacklist
+	Entry   *ListEntry `json:"entry,omitempty"` // the entry that decides
+	// Firewall is "enabled" or "disabled": disabled, nothing is blocked
+	// whatever the lists hold.
+	Firewall  string      `json:"firewall"`
+	Whitelist []ListEntry `json:"whitelist"`
+	Blacklist []ListEntry `json:"blacklist"`
 }
 
 // TokenTimeLayout is how sideband tokens' created_at reads (seed 000:
