@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -159,7 +160,7 @@ func TestListCLI(t *testing.T) {
 	run(2, "add_blacklist", "cookie", "abc")
 	run(2, "add_blacklist", "ip", "NAME", "1.1.1.1")
 	view := run(0, "view_blacklist")
-	if !hasLine(view, "manual blacklist : 2") || !hasLine(view, "ip 1.1.1.1") || !strings.Contains(view, "api_key X-API-KEY k1 (expires ") {
+	if !hasLine(view, "manual blacklist : 2") || !regexp.MustCompile(`(?m)^  ip 1\.1\.1\.1 +tag manual `).MatchString(view) || !regexp.MustCompile(`(?m)^  api_key X-API-KEY k1 +tag manual +added \S+ +expires \S+ \(in `).MatchString(view) {
 		t.Fatalf("got %q", view)
 	}
 	var j map[string][]map[string]any
