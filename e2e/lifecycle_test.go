@@ -325,7 +325,7 @@ func TestServeCheck(t *testing.T) {
 	}
 	// Every configuration problem at once, by line.
 	_, stderr, code := check()
-	if code != 1 || !strings.Contains(stderr, `unknown key "enable_abs"`) || !strings.Contains(stderr, "attack_list_memory") {
+	if code != 1 || !strings.Contains(stderr, "enable_abs: true asks ASE to send its traffic to ABS") || !strings.Contains(stderr, "attack_list_memory") {
 		t.Fatalf("got %d %q", code, stderr)
 	}
 	delete(i.Conf, "enable_abs")

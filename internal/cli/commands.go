@@ -32,9 +32,10 @@ ase.conf key=value format; every key can be overridden by ASE_<KEY>).
 Without --config it runs on defaults, keeping its state under ./data.
 
 With --check it only validates: the configuration (printed complete, with
-every default filled in) and the API definitions in api_dir (each on its own
-and against each other), then exits 0, or 1 naming every problem. The data
-directory is not touched, so it can run next to a live server.`,
+every default filled in, and the vendor keys it ignores) and the API
+definitions in api_dir (each on its own and against each other), then exits
+0, or 1 naming every problem. The data directory is not touched, so it can
+run next to a live server.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := config.Load(confPath, os.LookupEnv)
@@ -47,6 +48,9 @@ directory is not touched, so it can run next to a live server.`,
 					return fmt.Errorf("API definitions:\n%w", err)
 				}
 				fmt.Fprint(e.stdout, cfg.Format())
+				for _, ig := range cfg.Ignored {
+					fmt.Fprintf(e.stdout, "; %s\n", ig)
+				}
 				fmt.Fprintf(e.stdout, "; configuration OK; %d API definitions in api_dir OK\n", n)
 				return nil
 			}

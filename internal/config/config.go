@@ -10,7 +10,9 @@
 //
 // Unknown keys, duplicate keys and bad values are errors, and every problem
 // is reported at once, each naming the file and line (or the environment
-// variable) and the key.
+// variable) and the key. Keys of the vendor's ase.conf that ASE has no use
+// for are accepted and listed in Config.Ignored, unless their value asks
+// for something ASE cannot do (vendor.go).
 package config
 
 import (
@@ -18,6 +20,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -118,7 +121,20 @@ type Config struct {
 	// Warnings lists settings that are valid but probably not what the
 	// operator meant; the server logs them at start-up.
 	Warnings []string
+	// Ignored lists the vendor's keys that were set and that ASE accepts
+	// without acting on them, in the order they were set; the server
+	// reports them at start-up. Their values are not kept.
+	Ignored []Ignored
 }
+
+// Ignored is a vendor key ASE accepted without acting on it.
+type Ignored struct {
+	Key string
+	Pos string // where it was set: "ase.conf:12" or "ASE_ENABLE_EMAIL"
+	Why string // completes "because ..."
+}
+
+func (n Ignored) String() string { return "ignored: " + n.Key + ", because " + n.Why }
 
 // Default returns the configuration used when there is no ase.conf.
 func Default() *Config {
@@ -234,8 +250,8 @@ func (p *parser) file(data string) {
 			continue
 		}
 		name = strings.TrimSpace(name)
-		k := lookup(name)
-		if k == nil {
+		k, vk := lookup(name), vendorKeys[name]
+		if k == nil && vk == nil {
 			p.errorf(pos, "", "unknown key %q%s", name, suggest(name))
 			continue
 		}
@@ -244,6 +260,10 @@ func (p *parser) file(data string) {
 			continue
 		}
 		lineOf[name] = n
+		if vk != nil {
+			p.vendor(vk, pos, strings.TrimSpace(value))
+			continue
+		}
 		p.set(k, pos, strings.TrimSpace(value))
 	}
 }
@@ -263,6 +283,30 @@ func (p *parser) env(lookupEnv func(string) (string, bool)) {
 			p.set(k, envName(k.name), strings.TrimSpace(v))
 		}
 	}
+	for _, vk := range vendorList {
+		if v, ok := lookupEnv(envName(vk.name)); ok {
+			p.vendor(vk, envName(vk.name), strings.TrimSpace(v))
+		}
+	}
+}
+
+// vendor accepts a vendor key's value, recording the key as ignored, or
+// refuses a value that asks for what ASE cannot do. The value itself is
+// never repeated for a secret key.
+func (p *parser) vendor(vk *vendorKey, pos, v string) {
+	if vk.check != nil {
+		if err := vk.check(v); err != nil {
+			p.errorf(pos, vk.name, "%v", err)
+			return
+		}
+	}
+	for i, n := range p.c.Ignored {
+		if n.Key == vk.name { // the environment overrides the file
+			p.c.Ignored = append(p.c.Ignored[:i], p.c.Ignored[i+1:]...)
+			break
+		}
+	}
+	p.c.Ignored = append(p.c.Ignored, Ignored{Key: vk.name, Pos: pos, Why: vk.why})
 }
 
 func (p *parser) set(k *key, pos, v string) {
@@ -276,7 +320,11 @@ func (p *parser) set(k *key, pos, v string) {
 		v = k.get(Default())
 	}
 	if err := k.set(p.c, v); err != nil {
-		p.errorf(pos, k.name, "%v", err)
+		msg := err.Error()
+		if k.secret { // messages quote the value; a secret is never repeated
+			msg = strings.ReplaceAll(msg, strconv.Quote(v), "the value (not shown)")
+		}
+		p.errorf(pos, k.name, "%s", msg)
 	}
 }
 
@@ -379,10 +427,10 @@ func (c *Config) Format() string {
 	return b.String()
 }
 
-// suggest returns ` (did you mean "k"?)` for the known key closest to name,
-// or "" when none is within two edits.
+// suggest returns ` (did you mean "k"?)` for the known key (ASE's or the
+// vendor's) closest to name, or "" when none is within two edits.
 func suggest(name string) string {
-	best := typo.Closest(strings.ToLower(name), keyNames)
+	best := typo.Closest(strings.ToLower(name), suggestNames)
 	if best == "" {
 		return ""
 	}

@@ -38,8 +38,10 @@ type key struct {
 	name string
 	doc  string
 	text bool // an empty value means the default rather than an error
-	set  func(c *Config, v string) error
-	get  func(c *Config) string
+	// secret values are never logged, shown or reported as changed.
+	secret bool
+	set    func(c *Config, v string) error
+	get    func(c *Config) string
 }
 
 var keys = []key{
@@ -156,7 +158,7 @@ var keys = []key{
 	textKey("etcd_cert_file", "client certificate for etcd (PEM), with etcd_key_file", nil, func(c *Config) *string { return &c.EtcdCertFile }),
 	textKey("etcd_key_file", "key of etcd_cert_file (PEM)", nil, func(c *Config) *string { return &c.EtcdKeyFile }),
 	textKey("etcd_username", "etcd user, with etcd_password", nil, func(c *Config) *string { return &c.EtcdUsername }),
-	textKey("etcd_password", "password of etcd_username (better in ASE_ETCD_PASSWORD); never logged or shown", nil, func(c *Config) *string { return &c.EtcdPassword }),
+	secret(textKey("etcd_password", "password of etcd_username (better in ASE_ETCD_PASSWORD); never logged or shown", nil, func(c *Config) *string { return &c.EtcdPassword })),
 	durationKey("cluster_node_ttl", "a node that stops renewing its lease shows inactive within this (2s to 5m)", func(c *Config) *units.Duration { return &c.ClusterNodeTTL }),
 }
 
@@ -170,14 +172,21 @@ var byName = func() map[string]*key {
 
 func lookup(name string) *key { return byName[name] }
 
-// keyNames are the known keys in order, for typo suggestions.
-var keyNames = func() []string {
-	out := make([]string, len(keys))
+// suggestNames are the known keys, ASE's in order then the vendor's, for
+// typo suggestions.
+var suggestNames = func() []string {
+	out := make([]string, 0, len(keys)+len(vendorList))
 	for i := range keys {
-		out[i] = keys[i].name
+		out = append(out, keys[i].name)
+	}
+	for _, vk := range vendorList {
+		out = append(out, vk.name)
 	}
 	return out
 }()
+
+// secret marks k's value as never to be shown.
+func secret(k key) key { k.secret = true; return k }
 
 func boolKey(name, doc string, field func(*Config) *bool) key {
 	return key{

@@ -66,6 +66,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
+	for _, n := range cfg.Ignored {
+		log.Info(n.String(), "at", n.Pos)
+	}
 	var st store.Store
 	var etcdStore *store.Etcd
 	if cfg.EnableCluster {
