@@ -102,6 +102,7 @@ func TestEveryCLICommand(t *testing.T) {
 		{[]string{"list_api_key"}, "", 0, `^api keys : 2\n.* grafana +user carol .*\n.* prometheus +user prometheus `},
 		{[]string{"delete_api_key", "no-such-key"}, "", 1, `^ase: API key does not exist\n$`},
 		{[]string{"delete_user", "carol"}, "", 0, `^user carol deleted\n$`},
+		{[]string{"reload"}, "", 0, `^configuration reloaded: no key changed\n$`},
 		{[]string{"delete_api", "chat"}, "", 0, `^api chat deleted successfully\n$`},
 		{[]string{"update_password"}, "admin\nanother-pass1\nanother-pass1\n", 0, `^password updated successfully\n$`},
 		// From here on the old password fails, and says so.

@@ -84,6 +84,9 @@ type Deps struct {
 	// Cluster returns the cluster's nodes (GET /cluster); nil when the
 	// node is standalone.
 	Cluster func(ctx context.Context) (wire.Cluster, error)
+	// Reloader reloads ase.conf and api_dir (POST /reload) and knows the
+	// configuration in effect; nil when there is none to reload.
+	Reloader Reloader
 }
 
 // Route is one endpoint of the management API.

@@ -43,6 +43,7 @@ func (h *Handler) table() []*Route {
 		{Method: "GET", Path: "/metrics", Summary: "Prometheus metrics (text format)", handle: h.metrics},
 		{Method: "GET", Path: "/openapi.json", Public: true, Summary: "This API's OpenAPI 3 description", handle: h.openAPI},
 		{Method: "PUT", Path: "/password", Action: "update_password", Summary: "Change the admin password (the CLI's update_password)", handle: h.updatePassword},
+		{Method: "POST", Path: "/reload", Action: "reload", AdminOnly: true, Summary: "Re-read ase.conf and api_dir, apply what can change without a restart (the CLI's reload)", handle: h.reload},
 	}
 }
 
@@ -361,7 +362,7 @@ func (h *Handler) metrics(c *call) (any, error) {
 var logLevels = map[int]string{1: "fatal", 2: "error", 3: "warning", 4: "info", 5: "debug"}
 
 func (h *Handler) status(c *call) (any, error) {
-	cfg := h.d.Config
+	cfg := h.config()
 	port := func(p int) string {
 		if p == 0 {
 			return "disabled"

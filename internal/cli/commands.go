@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -30,6 +29,7 @@ func serveCommand(e *env) *cobra.Command {
 		Long: `Run the ASE server with the configuration in --config (the vendor's
 ase.conf key=value format; every key can be overridden by ASE_<KEY>).
 Without --config it runs on defaults, keeping its state under ./data.
+SIGHUP (systemctl reload) or 'ase reload' re-reads ase.conf and api_dir.
 
 With --check it only validates: the configuration (printed complete, with
 every default filled in, and the vendor keys it ignores) and the API
@@ -54,7 +54,6 @@ run next to a live server.`,
 				fmt.Fprintf(e.stdout, "; configuration OK; %d API definitions in api_dir OK\n", n)
 				return nil
 			}
-			log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: server.LogLevel(cfg.AdminLogLevel)}))
 			// ASE_CPUPROFILE=file profiles the server until it stops: for
 			// the benchmarks under bench/.
 			if path := e.getenv("ASE_CPUPROFILE"); path != "" {
@@ -68,7 +67,7 @@ run next to a live server.`,
 				}
 				defer pprof.StopCPUProfile()
 			}
-			return server.Run(cmd.Context(), cfg, log, Version)
+			return server.Run(cmd.Context(), cfg, e.stderr, Version)
 		},
 	}
 	cmd.Flags().StringVar(&confPath, "config", "", "path of ase.conf")
@@ -232,6 +231,11 @@ func managementCommands(e *env, o *options) []*cobra.Command {
 			s, err := c.Firewall(cmd.Context())
 			return s, "firewall : " + s.Status, err
 		}),
+		mgmt(e, o, "reload", "Re-read ase.conf and api_dir; apply what can change without a restart", cobra.NoArgs, func(cmd *cobra.Command, c *client.Client, args []string) (any, string, error) {
+			var r wire.Reload
+			err := c.Do(cmd.Context(), "POST", "/reload", nil, nil, &r)
+			return r, formatReload(r), err
+		}),
 		mgmt(e, o, "cluster_info", "Show the cluster's nodes", cobra.NoArgs, func(cmd *cobra.Command, c *client.Client, args []string) (any, string, error) {
 			cl, err := c.Cluster(cmd.Context())
 			var b strings.Builder
@@ -346,6 +350,31 @@ func formatServers(l wire.ServerList, healthOnly bool) string {
 		fmt.Fprintf(tw, "server %s\tquota %d\tspike %s\t%s\n", addr, s.ServerConnectionQuota, spike, s.HealthStatus)
 	}
 	tw.Flush()
+	return b.String()
+}
+
+// formatReload prints what a reload changed, one key a line.
+func formatReload(r wire.Reload) string {
+	var b strings.Builder
+	b.WriteString(r.Message + "\n")
+	line := func(what string, ch wire.ReloadChange) {
+		fmt.Fprintf(&b, "%-13s : %s", what, ch.Key)
+		if !ch.Secret {
+			fmt.Fprintf(&b, " %q -> %q", ch.From, ch.To)
+		} else {
+			b.WriteString(" changed")
+		}
+		if ch.Hint != "" {
+			b.WriteString(" (" + ch.Hint + ")")
+		}
+		b.WriteString("\n")
+	}
+	for _, ch := range r.Applied {
+		line("applied", ch)
+	}
+	for _, ch := range r.NeedsRestart {
+		line("needs restart", ch)
+	}
 	return b.String()
 }
 

@@ -37,9 +37,22 @@ const (
 	ModeSideband Mode = "sideband" // an API gateway asks ASE for decisions
 )
 
+// LogFormat is how management log lines are written.
+type LogFormat string
+
+// The formats of the admin_log_format key.
+const (
+	LogText LogFormat = "text" // log/slog's key=value text
+	LogJSON LogFormat = "json" // one JSON object per line
+)
+
 // Config is the effective configuration: defaults, then ase.conf, then the
 // environment.
 type Config struct {
+	// Path is the file the configuration was loaded from ("" for none), so
+	// that a reload reads it again. Not a key.
+	Path string
+
 	Mode           Mode   // mode, default inline
 	HTTPWSPort     int    // http_ws_port, default 8000
 	HTTPSWSSPort   int    // https_wss_port, default 8443; 0 turns HTTPS/WSS off
@@ -71,6 +84,7 @@ type Config struct {
 	// Location is Timezone resolved once at load time; default time.UTC.
 	Location       *time.Location
 	AdminLogLevel  int            // admin_log_level, default 4: 1 fatal, 2 error, 3 warning, 4 info, 5 debug
+	AdminLogFormat LogFormat      // admin_log_format, default text; or json
 	SessionTimeout units.Duration // session_timeout, default 20m
 
 	// The files below are named, not opened: the server opens them, so that
@@ -153,6 +167,7 @@ func Default() *Config {
 		Timezone:           "utc",
 		Location:           time.UTC,
 		AdminLogLevel:      4,
+		AdminLogFormat:     LogText,
 		SessionTimeout:     units.Duration(20 * time.Minute),
 		LogMaxSize:         100 << 20,
 		LogMaxFiles:        10,
@@ -204,7 +219,12 @@ func Load(path string, lookupEnv func(string) (string, bool)) (*Config, error) {
 			return nil, err
 		}
 	}
-	return Parse(path, data, lookupEnv)
+	c, err := Parse(path, data, lookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	c.Path = path
+	return c, nil
 }
 
 // Parse is Load for ase.conf content already in memory; name is the file's

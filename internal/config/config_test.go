@@ -41,7 +41,7 @@ func TestDefault(t *testing.T) {
 		"enable_firewall": "true", "enable_ase_detected_attack": "false", "enable_sideband_authentication": "false",
 		"enable_sideband_keepalive": "false", "enable_xff": "false", "trusted_proxies": "", "attack_list_memory": "128mb",
 		"enable_audit": "true", "enable_access_log": "true", "enable_ase_health": "false", "timezone": "utc",
-		"admin_log_level": "4", "session_timeout": "20m", "tls_cert_file": "", "tls_key_file": "",
+		"admin_log_level": "4", "admin_log_format": "text", "session_timeout": "20m", "tls_cert_file": "", "tls_key_file": "",
 		"management_tls_cert_file": "", "management_tls_key_file": "", "client_ca_file": "",
 		"server_ca_cert_path": "", "allow_default_password": "false", "log_dir": "", "access_log_stdout": "false", "audit_log_stdout": "false",
 		"log_max_size": "100mb", "log_max_files": "10", "enable_cluster": "false", "cluster_id": "",
@@ -137,6 +137,8 @@ func TestParseKeys(t *testing.T) {
 		{"timezone=", func(c *Config) {}},
 		{"admin_log_level=1", func(c *Config) { c.AdminLogLevel = 1 }},
 		{"admin_log_level=5", func(c *Config) { c.AdminLogLevel = 5 }},
+		{"admin_log_format=JSON", func(c *Config) { c.AdminLogFormat = LogJSON }},
+		{"admin_log_format=text", func(c *Config) {}},
 		{"session_timeout=90s", func(c *Config) { c.SessionTimeout = units.Duration(90 * time.Second) }},
 		{"session_timeout=1d", func(c *Config) { c.SessionTimeout = units.Duration(24 * time.Hour) }},
 		{"tls_cert_file=c.pem\ntls_key_file=k.pem", func(c *Config) { c.TLSCertFile, c.TLSKeyFile = "c.pem", "k.pem" }},
@@ -215,6 +217,7 @@ func TestErrors(t *testing.T) {
 		{"negative port", "https_wss_port=-1", nil, []string{`ase.conf:1: https_wss_port: -1 is out of range (0 to 65535)`}},
 		{"huge int", "log_max_files=99999999999999999999", nil, []string{`ase.conf:1: log_max_files: 99999999999999999999 is out of range (1 to 1000)`}},
 		{"log level", "admin_log_level=6", nil, []string{`ase.conf:1: admin_log_level: 6 is out of range (1 to 5)`}},
+		{"log format", "admin_log_format=xml", nil, []string{`ase.conf:1: admin_log_format: "xml" is not a log format (use text or json)`}},
 		{"empty int", "http_ws_port=", nil, []string{`ase.conf:1: http_ws_port: missing value`}},
 		{"empty bool", "enable_xff=  ", nil, []string{`ase.conf:1: enable_xff: missing value`}},
 		{"bad mode", "mode=proxy", nil, []string{`ase.conf:1: mode: "proxy" is not a mode (use inline or sideband)`}},
@@ -360,7 +363,7 @@ func TestFormatRoundTrip(t *testing.T) {
 		"listen_address=fe80::1%eth0", "management_address=10.0.0.1", "data_dir=/d=1#x", "api_dir=a p i",
 		"enable_firewall=false", "enable_ase_detected_attack=true", "enable_sideband_authentication=true",
 		"enable_sideband_keepalive=true", "enable_xff=true", "attack_list_memory=1025kb", "enable_audit=false",
-		"enable_access_log=false", "enable_ase_health=true", "timezone=America/New_York", "admin_log_level=5",
+		"enable_access_log=false", "enable_ase_health=true", "timezone=America/New_York", "admin_log_level=5", "admin_log_format=json",
 		"session_timeout=61s", "tls_cert_file=c", "tls_key_file=k", "management_tls_cert_file=mc",
 		"management_tls_key_file=mk", "client_ca_file=ca", "server_ca_cert_path=sca",
 		"allow_default_password=true", "log_dir=l", "access_log_stdout=true", "audit_log_stdout=true", "log_max_size=3gb",
@@ -397,6 +400,7 @@ func TestLoad(t *testing.T) {
 		t.Fatalf("got error %v, want none", err)
 	}
 	want := Default()
+	want.Path = "testdata/ase.conf"
 	want.Timezone, want.Location = "local", time.Local
 	if !equal(c, want) {
 		t.Errorf("got\n%s\nwant\n%s", c.Format(), want.Format())

@@ -18,6 +18,7 @@ type Key struct {
 	Env     string // the variable that overrides it, e.g. "ASE_HTTP_WS_PORT"
 	Default string // as written in ase.conf; "" for none
 	Doc     string // one line
+	Live    bool   // a reload applies a new value without a restart
 }
 
 // Keys lists every known key in the order Format writes them.
@@ -25,7 +26,7 @@ func Keys() []Key {
 	d := Default()
 	out := make([]Key, len(keys))
 	for i, k := range keys {
-		out[i] = Key{Name: k.name, Env: envName(k.name), Default: k.get(d), Doc: k.doc}
+		out[i] = Key{Name: k.name, Env: envName(k.name), Default: k.get(d), Doc: k.doc, Live: k.live}
 	}
 	return out
 }
@@ -38,6 +39,8 @@ type key struct {
 	name string
 	doc  string
 	text bool // an empty value means the default rather than an error
+	// live keys take a new value on reload; the others need a restart.
+	live bool
 	// secret values are never logged, shown or reported as changed.
 	secret bool
 	set    func(c *Config, v string) error
@@ -63,7 +66,7 @@ var keys = []key{
 	textKey("listen_address", "IP address of the data ports", checkAddr, func(c *Config) *string { return &c.ListenAddress }),
 	textKey("management_address", "IP address of the management port", checkAddr, func(c *Config) *string { return &c.ManagementAddress }),
 	textKey("data_dir", "directory of ASE's state", nil, func(c *Config) *string { return &c.DataDir }),
-	textKey("api_dir", "directory of API JSON files imported at start (file name = api_id)", nil, func(c *Config) *string { return &c.APIDir }),
+	live(textKey("api_dir", "directory of API JSON files imported at start and on reload (file name = api_id)", nil, func(c *Config) *string { return &c.APIDir })),
 	boolKey("enable_firewall", "check requests against the API definitions and lists", func(c *Config) *bool { return &c.EnableFirewall }),
 	boolKey("enable_ase_detected_attack", "deny-list clients that ASE detects attacking", func(c *Config) *bool { return &c.EnableASEDetectedAttack }),
 	boolKey("enable_sideband_authentication", "require a token from sideband gateways", func(c *Config) *bool { return &c.EnableSidebandAuthentication }),
@@ -103,7 +106,19 @@ var keys = []key{
 		},
 		get: func(c *Config) string { return c.Timezone },
 	},
-	intKey("admin_log_level", "1 fatal, 2 error, 3 warning, 4 info, 5 debug", 1, 5, func(c *Config) *int { return &c.AdminLogLevel }),
+	live(intKey("admin_log_level", "1 fatal, 2 error, 3 warning, 4 info, 5 debug", 1, 5, func(c *Config) *int { return &c.AdminLogLevel })),
+	{
+		name: "admin_log_format", doc: "format of the management log: text or json", live: true,
+		set: func(c *Config, v string) error {
+			switch f := LogFormat(strings.ToLower(v)); f {
+			case LogText, LogJSON:
+				c.AdminLogFormat = f
+				return nil
+			}
+			return fmt.Errorf("%q is not a log format (use text or json)", v)
+		},
+		get: func(c *Config) string { return string(c.AdminLogFormat) },
+	},
 	{
 		name: "session_timeout", doc: "idle time after which a management session ends",
 		set: func(c *Config, v string) error {
@@ -184,6 +199,9 @@ var suggestNames = func() []string {
 	}
 	return out
 }()
+
+// live marks k as taking a new value on reload.
+func live(k key) key { k.live = true; return k }
 
 // secret marks k's value as never to be shown.
 func secret(k key) key { k.secret = true; return k }

@@ -60,6 +60,7 @@ func TestVendorConf(t *testing.T) {
 
 	// The shared keys: the image's values, with ASE's meaning.
 	want := Default()
+	want.Path = path
 	want.Mode = ModeSideband
 	want.EnableAudit = false
 	if !equal(c, want) {
@@ -198,5 +199,69 @@ func TestVendorEnv(t *testing.T) {
 	_, err = Parse("ase.conf", []byte("enable_email=false\n"), env(map[string]string{"ASE_ENABLE_EMAIL": "true"}))
 	if err == nil || !strings.HasPrefix(err.Error(), "ASE_ENABLE_EMAIL: true asks for e-mail alerts") {
 		t.Errorf("got %v", err)
+	}
+}
+
+func TestReload(t *testing.T) {
+	cur, err := Parse("ase.conf", []byte("mode=inline\napi_dir=a\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := Parse("ase.conf", []byte(strings.Join([]string{
+		"mode=inline", "api_dir=b", "admin_log_level=5", "admin_log_format=json", "http_ws_port=9000",
+		"enable_firewall=false", "etcd_username=u", "etcd_password=p4ss", "enable_email=false",
+	}, "\n")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next.Path = "ase.conf"
+	eff, changes := Reload(cur, next)
+	var got []string
+	for _, ch := range changes {
+		s := ch.String()
+		if ch.Live {
+			s += " (live)"
+		}
+		if ch.Hint != "" {
+			s += " [" + ch.Hint + "]"
+		}
+		got = append(got, s)
+	}
+	want := []string{
+		"http_ws_port 8000 -> 9000",
+		"api_dir a -> b (live)",
+		"enable_firewall true -> false [`ase enable_firewall` or `ase disable_firewall` changes it now]",
+		"admin_log_level 4 -> 5 (live)",
+		"admin_log_format text -> json (live)",
+		`etcd_username "" -> u`,
+		"etcd_password changed",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got changes\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// Live keys from next, the others as they were.
+	if eff.APIDir != "b" || eff.AdminLogLevel != 5 || eff.AdminLogFormat != LogJSON ||
+		eff.HTTPWSPort != 8000 || !eff.EnableFirewall || eff.EtcdPassword != "" {
+		t.Errorf("got\n%s", eff.Format())
+	}
+	if eff.Path != "ase.conf" || len(eff.Ignored) != 1 || cur.AdminLogLevel != 4 {
+		t.Errorf("got path %q, ignored %v; cur changed: %v", eff.Path, eff.Ignored, cur.AdminLogLevel)
+	}
+	if _, changes := Reload(cur, cur); len(changes) != 0 {
+		t.Errorf("got changes %v from the same configuration", changes)
+	}
+}
+
+// TestLiveKeys: the keys a reload applies, and only those (the server
+// applies each of them).
+func TestLiveKeys(t *testing.T) {
+	var got []string
+	for _, k := range Keys() {
+		if k.Live {
+			got = append(got, k.Name)
+		}
+	}
+	if want := []string{"api_dir", "admin_log_level", "admin_log_format"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v", got, want)
 	}
 }

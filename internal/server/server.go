@@ -61,8 +61,12 @@ func LogLevel(n int) slog.Level {
 }
 
 // Run starts ASE with cfg and serves until ctx is done, then stops
-// cleanly. Errors at start-up are returned with what failed.
-func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version string) error {
+// cleanly. Errors at start-up are returned with what failed. The
+// management log goes to logOut; SIGHUP reloads the configuration.
+func Run(ctx context.Context, cfg *config.Config, logOut io.Writer, version string) error {
+	hup, stopHup := notifyHangup()
+	defer stopHup()
+	log, logs := newLogger(logOut, cfg)
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
@@ -89,6 +93,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		st = bolt
 	}
 	defer st.Close()
+	reload := newReloader(cfg, log, logs, st)
 
 	if err := importAPIDir(ctx, st, cfg.APIDir, log); errors.Is(err, store.ErrUnavailable) {
 		// A cluster node restarted during an etcd outage serves its last
@@ -232,6 +237,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		TxnLifetime:    cfg.SessionTimeout.Std(),
 		Metrics:        mx,
 		Cluster:        clusterFunc(cfg, etcdStore),
+		Reloader:       reload,
 	})
 
 	mgmt, err := listenManagement(cfg, accts)
@@ -331,6 +337,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		attrs = append(attrs, "data", a.String())
 	}
 	log.Info("ASE started", attrs...)
+	// Reloads end before what they use is closed.
+	hupCtx, stopReloads := context.WithCancel(ctx)
+	reloadsDone := make(chan struct{})
+	go func() { defer close(reloadsDone); reload.watchHangup(hupCtx, hup, auditLog) }()
+	defer func() { stopReloads(); <-reloadsDone }()
 
 	select {
 	case err := <-errc:

@@ -365,3 +365,49 @@ type APIKeys struct {
 type APIKeyName struct {
 	Name string `json:"name"`
 }
+
+// Reload is the reply of POST /reload: what re-reading ase.conf and
+// api_dir changed.
+type Reload struct {
+	Status  string `json:"status"`
+	Message string `json:"status_message"`
+	// Applied are the changed keys now in effect; NeedsRestart the
+	// changed keys that take effect at the next start only.
+	Applied      []ReloadChange `json:"applied"`
+	NeedsRestart []ReloadChange `json:"needs_restart"`
+	// Ignored are the vendor keys ase.conf sets that ASE accepts without
+	// acting on them: "ignored: <key>, because <why>".
+	Ignored []string `json:"ignored"`
+	// Problems, when there are any, are why nothing was reloaded (the
+	// reply is then a validation_error naming them).
+	Problems []string `json:"problems,omitempty"`
+}
+
+// AuditParams are a reload's audit parameters: the changed keys (never
+// values) and how many problems refused it.
+func (r *Reload) AuditParams() map[string]any {
+	keys := func(cs []ReloadChange) []string {
+		out := []string{}
+		for _, c := range cs {
+			out = append(out, c.Key)
+		}
+		return out
+	}
+	p := map[string]any{"applied": keys(r.Applied), "needs_restart": keys(r.NeedsRestart)}
+	if len(r.Problems) > 0 {
+		p["problems"] = len(r.Problems)
+	}
+	return p
+}
+
+// ReloadChange is one key whose value changed in ase.conf. The values of
+// a secret key are never shown (Secret is true, From and To empty).
+type ReloadChange struct {
+	Key    string `json:"key"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Secret bool   `json:"secret,omitempty"`
+	// Hint says how to change the setting without a restart, when the
+	// management API can.
+	Hint string `json:"hint,omitempty"`
+}
