@@ -72,6 +72,27 @@ func TestVendorAPIFilesLoad(t *testing.T) {
 		t.Fatalf("read back: username_header %v, jwt %v", doc.Meta["username_header"], doc.Meta["jwt"])
 	}
 
+	// The fields meaning nothing here are said once at start, and by
+	// serve --check, which names the same ones.
+	const note = `api_metadata.is_token_mandatory: ignored: false asks for nothing (ASE never blocks a request for lacking a token)`
+	for _, id := range []string{"inline_rest_api", "sideband_api"} {
+		if n := strings.Count(i.Output(), "api_dir: "+id+".json: "+note); n != 1 {
+			t.Errorf("%s: its ignored field logged %d times at start, want once", id, n)
+		}
+	}
+	stdout, stderr, code := i.CLIEnv(nil, "", "serve", "--check", "--config", i.ConfPath)
+	if code != 0 || !strings.HasSuffix(stdout, "; configuration OK; 4 API definitions in api_dir OK\n") {
+		t.Fatalf("--check: %d\n%s\n%s", code, stdout, stderr)
+	}
+	for _, id := range []string{"inline_rest_api", "sideband_api"} {
+		if !strings.Contains(stdout, "\n; api_dir: "+id+".json: "+note+"\n") {
+			t.Errorf("--check does not report %s's ignored field:\n%s", id, stdout)
+		}
+	}
+	if n := strings.Count(stdout, "; api_dir: "); n != 2 {
+		t.Errorf("--check reports %d ignored API fields, want 2:\n%s", n, stdout)
+	}
+
 	// Through the management API and the CLI, unchanged.
 	s := startInstance(t, map[string]string{"mode": "sideband"})
 	for _, name := range vendorFiles {

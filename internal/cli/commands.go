@@ -43,12 +43,15 @@ run next to a live server.`,
 				return fmt.Errorf("configuration:\n%w", err)
 			}
 			if check {
-				n, err := server.CheckAPIDir(cmd.Context(), cfg.APIDir)
+				n, apiIgnored, err := server.CheckAPIDir(cmd.Context(), cfg.APIDir)
 				if err != nil {
 					return fmt.Errorf("API definitions:\n%w", err)
 				}
 				fmt.Fprint(e.stdout, cfg.Format())
 				for _, ig := range cfg.Ignored {
+					fmt.Fprintf(e.stdout, "; %s\n", ig)
+				}
+				for _, ig := range apiIgnored {
 					fmt.Fprintf(e.stdout, "; %s\n", ig)
 				}
 				fmt.Fprintf(e.stdout, "; configuration OK; %d API definitions in api_dir OK\n", n)

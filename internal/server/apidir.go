@@ -63,24 +63,30 @@ func readAPIDir(dir string) ([]apiFile, error) {
 
 // CheckAPIDir validates api_dir's files on their own and against each
 // other (conflicting URLs and hostnames), as start-up would on an empty
-// store, without storing anything. It returns how many files it checked.
-func CheckAPIDir(ctx context.Context, dir string) (int, error) {
+// store, without storing anything. It returns how many files it checked
+// and, as start-up logs them, the vendor fields the files set that mean
+// nothing here ("api_dir: <id>.json: <field>: ignored: ...").
+func CheckAPIDir(ctx context.Context, dir string) (int, []string, error) {
 	if dir == "" {
-		return 0, nil
+		return 0, nil, nil
 	}
 	files, err := readAPIDir(dir)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
+	var ignored []string
 	view := newOverlay(emptyReader{})
 	for _, f := range files {
 		b, err := catalog.CreateAPI(ctx, view, f.api)
 		if err != nil {
-			return 0, fmt.Errorf("api_dir: %s.json: %w", f.api.ID, err)
+			return 0, nil, fmt.Errorf("api_dir: %s.json: %w", f.api.ID, err)
 		}
 		view.apply(b.Ops)
+		for _, note := range f.api.Ignored {
+			ignored = append(ignored, "api_dir: "+f.api.ID+".json: "+note)
+		}
 	}
-	return len(files), nil
+	return len(files), ignored, nil
 }
 
 // emptyReader is a store with nothing in it.
