@@ -88,11 +88,11 @@ func TestReplay(t *testing.T) {
 		exists bool
 		data   string
 	}{
-		{"A", false, ""},                           // sub/f synced into sub, but sub not into dir
-		{"B", true, ""},                            // both entries synced, nothing written
-		{"C", true, ""},                            // "one" written, not synced
-		{"D", true, "one"},                         // fsynced
-		{"E", true, "one"},                         // overwritten and grown, not synced
+		{"A", false, ""},   // sub/f synced into sub, but sub not into dir
+		{"B", true, ""},    // both entries synced, nothing written
+		{"C", true, ""},    // "one" written, not synced
+		{"D", true, "one"}, // fsynced
+		{"E", true, "one"}, // overwritten and grown, not synced
 		{"F", true, "oTWO\x00\x00\x00\x00\x00\x00"}, // fdatasynced
 	}
 	for _, tt := range tests {
