@@ -23,6 +23,10 @@ command -v caddy >/dev/null 2>&1 || [ -x /usr/bin/caddy ] || need+=(caddy)
 # tests never use it (theirs listen on free ports, data in temp dirs).
 command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || need+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || [ -x /usr/bin/etcdctl ] || need+=(etcd-client)
+# strace: the power-cut tests (internal/powercut, internal/store,
+# e2e/crash_test.go) run the store under it to log every write and sync of
+# its file, then replay what a power cut at each acknowledgement leaves.
+command -v strace >/dev/null 2>&1 || [ -x /usr/bin/strace ] || need+=(strace)
 if [ ${#need[@]} -gt 0 ]; then
 	sudo=""
 	[ "$(id -u)" = 0 ] || sudo="sudo"
