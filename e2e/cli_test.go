@@ -231,9 +231,23 @@ func TestCLIPromptsOnTerminal(t *testing.T) {
 	if !strings.HasPrefix(stdout.String(), "api count : 0") {
 		t.Fatalf("got %q", stdout.String())
 	}
-	time.Sleep(50 * time.Millisecond) // let the copier catch up
-	if strings.Contains(echoed.String(), i.Password) {
-		t.Fatalf("the password was echoed: %q", echoed.String())
+	// Everything the terminal displayed up to the CLI's exit (its echo of
+	// typed input included: the line discipline writes pending echoes out
+	// before any later output) comes before a marker written now; once
+	// the marker is read, all of it has been.
+	const marker = "--end of the CLI's session--"
+	if _, err := io.WriteString(term, marker); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for !strings.Contains(echoed.String(), marker) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the terminal never displayed the marker: %q", echoed.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if shown, _, _ := strings.Cut(echoed.String(), marker); strings.Contains(shown, i.Password) {
+		t.Fatalf("the password was echoed: %q", shown)
 	}
 
 	// A wrong password typed at the prompt fails like a wrong -p.
