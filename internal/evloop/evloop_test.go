@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -219,9 +220,21 @@ func TestStopWakesAnIdleLoop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.Idle = func() bool { return true }
+	// Idle is asked after the loop has checked for a stop and just before
+	// it waits without a timeout: a Stop from then on must wake the wait
+	// itself, since the loop does not look at the flag again first.
+	waiting := make(chan struct{})
+	var once sync.Once
+	l.Idle = func() bool {
+		once.Do(func() { close(waiting) })
+		return true
+	}
 	go l.Run(time.Hour, func(int64) {})
-	time.Sleep(50 * time.Millisecond) // let it block
+	select {
+	case <-waiting:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the loop never asked whether it is idle")
+	}
 	l.Stop()
 	select {
 	case <-l.Done():
