@@ -25,6 +25,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/time/rate"
 
@@ -317,13 +319,17 @@ type SecretInfo struct {
 	CreatedAt time.Time
 }
 
-// CheckSecretName validates a secret's name.
+// CheckSecretName validates a secret's name: 1 to 64 printable
+// characters (counted as characters, not bytes). Control characters (C1
+// included), invisible formatting such as a bidirectional override, and
+// invalid UTF-8 are refused: a name is shown in listings, replies and the
+// audit log, where they could disguise it or drive a terminal.
 func CheckSecretName(name string) error {
-	if name == "" || len(name) > 64 {
+	if name == "" || !utf8.ValidString(name) || utf8.RuneCountInString(name) > 64 {
 		return ErrInvalidName
 	}
 	for _, r := range name {
-		if r < 0x20 || r == 0x7f {
+		if !unicode.IsPrint(r) {
 			return ErrInvalidName
 		}
 	}
