@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ase-project/ase/internal/store"
@@ -70,6 +71,9 @@ type Accounts struct {
 	// hashing bounds concurrent argon2 runs (19 MiB each), so a flood of
 	// wrong passwords cannot exhaust memory or starve the data path.
 	hashing chan struct{}
+	// waited counts checks that found every slot taken and had to wait:
+	// how a test sees the bound hold.
+	waited atomic.Int64
 	stop    func()
 }
 
@@ -191,14 +195,23 @@ func (a *Accounts) Authenticate(ctx context.Context, name, password string) (*Us
 	return u, true
 }
 
+// checkPassword is CheckPassword; a test replaces it with a run it can
+// hold open.
+var checkPassword = CheckPassword
+
 func (a *Accounts) check(ctx context.Context, hash, password string) bool {
 	select {
 	case a.hashing <- struct{}{}:
-	case <-ctx.Done():
-		return false
+	default:
+		a.waited.Add(1)
+		select {
+		case a.hashing <- struct{}{}:
+		case <-ctx.Done():
+			return false
+		}
 	}
 	defer func() { <-a.hashing }()
-	ok, err := CheckPassword(hash, password)
+	ok, err := checkPassword(hash, password)
 	if err != nil {
 		a.log.Error("stored password hash is invalid", "error", err)
 	}
