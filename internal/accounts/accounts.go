@@ -74,7 +74,7 @@ type Accounts struct {
 	// waited counts checks that found every slot taken and had to wait:
 	// how a test sees the bound hold.
 	waited atomic.Int64
-	stop    func()
+	stop   func()
 }
 
 // Open loads the users from st, creating the built-in admin with the
