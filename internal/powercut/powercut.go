@@ -106,6 +106,12 @@ func Parse(r io.Reader) (*Log, error) {
 			}
 			delete(open, key)
 			c := &l.Calls[i]
+			// The process ended (or strace let go of it) before the call
+			// returned: " <detached ...>", " <unfinished ...>) = ?".
+			tail = strings.Replace(tail, " <unfinished ...>", "", 1)
+			if strings.HasPrefix(strings.TrimSpace(tail), "<detached") {
+				tail = ") = ?"
+			}
 			if err := c.finish(c.Args[0]+tail, n); err != nil {
 				return nil, fmt.Errorf("line %d: %v", n+1, err)
 			}
@@ -162,6 +168,8 @@ func (c *Call) finish(text string, n int) error {
 
 // splitArgs splits "a, b, [c, d])..." at its top-level commas up to the
 // closing parenthesis, returning the arguments and what follows it.
+// Descriptors' annotations are not brackets to it: "<TCP:[a->b]>" holds a
+// lone '>', and with -xx none holds a comma or a parenthesis.
 func splitArgs(s string) (args []string, rest string, err error) {
 	depth, start := 0, 0
 	for i := 0; i < len(s); i++ {
@@ -180,9 +188,9 @@ func splitArgs(s string) (args []string, rest string, err error) {
 				return nil, "", errors.New("a string was cut short: raise strace's -s")
 			}
 			i = j
-		case '(', '[', '{', '<':
+		case '(', '[', '{':
 			depth++
-		case ']', '}', '>':
+		case ']', '}':
 			depth--
 		case ')':
 			if depth == 0 {

@@ -123,10 +123,13 @@ func TestInterleavedThreads(t *testing.T) {
 		`8 fdatasync(3</d/f> <unfinished ...>`,
 		`7 <... pwrite64 resumed>) = 1`,
 		`8 <... fdatasync resumed>) = 0`,
-		`9 write(1<pipe:[5]>, "\x6d\x31", 2) = 2`,
+		`9 write(5<TCP:[127.0.0.1:80->127.0.0.1:5000]>, "\x6d\x31", 2) = 2`,
 		`7 pwrite64(3</d/f>, "\x64", 1, 3) = 1`,
 		`8 fsync(3</d/f> <unfinished ...>`,
 		`9 write(1<pipe:[5]>, "\x6d\x32", 2) = 2`,
+		`7 pwrite64(3</d/f>, "\x65", 1, 4 <unfinished ...>`,
+		`8 <... fsync resumed> <unfinished ...>) = ?`,
+		`7 <... pwrite64 resumed> <detached ...>`,
 		`7 +++ killed by SIGKILL +++`,
 	}, "\n")
 	l, err := Parse(strings.NewReader(log))
@@ -181,7 +184,8 @@ func parseFile(t *testing.T, path string) *Log {
 	defer f.Close()
 	l, err := Parse(f)
 	if err != nil {
-		t.Fatal(err)
+		b, _ := os.ReadFile(path)
+		t.Fatalf("%v; the log:\n%s", err, b)
 	}
 	return l
 }
