@@ -1,3 +1,5 @@
+//go:build linux && !ase_portable
+
 package rawio
 
 import (
@@ -6,6 +8,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -115,17 +119,20 @@ func TestWriteDeadline(t *testing.T) {
 }
 
 func TestCloseUnblocksRead(t *testing.T) {
-	c, _ := pair(t)
+	c, peer := pair(t)
 	errc := make(chan error, 1)
 	go func() { _, err := c.Read(make([]byte, 10)); errc <- err }()
-	time.Sleep(20 * time.Millisecond)
-	c.Close()
+	// Close while the Read waits in the poller, not before it began (a
+	// closed Conn refuses a Read at once, whatever the waiting does).
+	waitParked(t, "rawio.(*Conn).Read", "IO wait")
+	go c.Close() // a Close that waited for the Read would hang the test, not fail it
 	select {
 	case err := <-errc:
 		if !errors.Is(err, net.ErrClosed) {
 			t.Fatalf("Read on a closed conn = %v; want net.ErrClosed", err)
 		}
 	case <-time.After(10 * time.Second):
+		peer.Close() // ends the Read, and a Close waiting for it
 		t.Fatal("Read still blocked after Close")
 	}
 }
@@ -134,10 +141,12 @@ func TestWriteToReset(t *testing.T) {
 	c, peer := pair(t)
 	peer.(*net.TCPConn).SetLinger(0) // close with RST
 	peer.Close()
+	// The reset arrives when it does: write until it is seen.
 	var err error
-	for i := 0; i < 100 && err == nil; i++ {
-		_, err = c.Write([]byte("x"))
-		time.Sleep(time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); err == nil && time.Now().Before(deadline); {
+		if _, err = c.Write([]byte("x")); err == nil {
+			time.Sleep(time.Millisecond)
+		}
 	}
 	var oe *net.OpError
 	if !errors.As(err, &oe) || oe.Op != "write" || !(errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
@@ -183,5 +192,24 @@ func BenchmarkReadWrite(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// waitParked waits until a goroutine running fn is parked in state (as
+// runtime.Stack names it, e.g. "IO wait").
+func waitParked(t *testing.T, fn, state string) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			head, _, _ := strings.Cut(g, "\n")
+			if strings.Contains(head, "["+state) && strings.Contains(g, fn+"(") {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no goroutine in %s is parked in %q", fn, state)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
