@@ -548,6 +548,9 @@ func (c *cconn) serve() {
 	c.started, c.done = false, false
 	c.closeAfter = c.closeAfter || r.Close || !s.o.KeepAlive || s.closing.Load()
 	c.headReq = string(r.Method) == "HEAD"
+	if testPanicPath != "" && string(r.Path) == testPanicPath {
+		panic("ASE_TEST_PANIC_PATH " + testPanicPath)
+	}
 	if s.o.Health && string(r.Path) == "/ase" {
 		c.handoff()
 		return
