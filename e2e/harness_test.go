@@ -105,10 +105,14 @@ type Instance struct {
 	Env      []string
 	MgmtURL  string
 	Password string
-	cmd      *exec.Cmd
-	out      *syncBuffer
-	done     chan error
-	exitErr  error
+	Bin      string // the ase binary to run; the suite's own when empty
+	// HTTP sends the instance's management and data requests; when nil,
+	// http.DefaultClient. A test that needs its own TLS settings sets it
+	// here: tests run in parallel, so http.DefaultClient is never changed.
+	HTTP *http.Client
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan error
 }
 
 // newInstance prepares (without starting) a server with conf applied on
@@ -162,7 +166,11 @@ func (i *Instance) Launch() {
 	i.t.Helper()
 	i.writeConf()
 	i.out = &syncBuffer{}
-	i.cmd = exec.Command(aseBin, "serve", "--config", i.ConfPath)
+	bin := aseBin
+	if i.Bin != "" {
+		bin = i.Bin
+	}
+	i.cmd = exec.Command(bin, "serve", "--config", i.ConfPath)
 	i.cmd.Dir = i.Dir
 	i.cmd.Env = append(cleanEnv(), i.Env...)
 	i.cmd.Stdout, i.cmd.Stderr = i.out, i.out
@@ -204,7 +212,7 @@ func (i *Instance) Start() {
 			i.t.Fatalf("ase exited during start-up (%v):\n%s", err, i.out.String())
 		default:
 		}
-		resp, err := http.Get(i.MgmtURL + "/v5/ase/status")
+		resp, err := i.httpClient().Get(i.MgmtURL + "/v5/ase/status")
 		if err == nil {
 			resp.Body.Close()
 			return
@@ -290,10 +298,18 @@ func (i *Instance) Do(method, path string, body string, headers map[string]strin
 	return i.send(req)
 }
 
+// httpClient is the client of the instance's requests (see HTTP).
+func (i *Instance) httpClient() *http.Client {
+	if i.HTTP != nil {
+		return i.HTTP
+	}
+	return http.DefaultClient
+}
+
 // send sends req and reads the whole reply.
 func (i *Instance) send(req *http.Request) Reply {
 	i.t.Helper()
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := i.httpClient().Do(req)
 	if err != nil {
 		i.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}

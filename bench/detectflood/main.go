@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command detectflood measures how ASE lists a flood of detected attackers
 // (issue 14, points 3 and 4): it starts `ase serve` (inline, enable_xff and
 // enable_ase_detected_attack on, a do-nothing backend), then n violators,

@@ -28,7 +28,6 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/ase-project/ase/internal/evloop"
 	"github.com/ase-project/ase/internal/frontdoor"
 	"github.com/ase-project/ase/internal/rawio"
 )
@@ -132,7 +131,7 @@ func Listen(o Options, handler fasthttp.RequestHandler) (*Ports, error) {
 	}
 	p.servers = append(p.servers, newServer())
 	if o.Fast != nil {
-		fd, err := evloop.ListenerFD(ln.(*net.TCPListener))
+		fd, err := listenerFD(ln.(*net.TCPListener))
 		ln.Close()
 		if err != nil {
 			return nil, fmt.Errorf("http_ws_port: %w", err)

@@ -440,27 +440,3 @@ func (t *tableID) expiry(k idKey) (int64, bool) {
 	}
 	return t.ttl.get(k), true
 }
-
-func (t *table4) clear() {
-	t.mu.Lock()
-	t.tab.Store(&slots4{s: make([]atomic.Uint64, minSlots)})
-	t.live, t.tomb = 0, 0
-	t.n.Store(0)
-	t.nTTL.Store(0)
-	t.ttl.mu.Lock()
-	t.ttl.m = nil
-	t.ttl.mu.Unlock()
-	t.mu.Unlock()
-}
-
-func (t *tableID) clear() {
-	t.mu.Lock()
-	t.tab.Store(&slotsID{s: make([]slotID, minSlots)})
-	t.live, t.tomb = 0, 0
-	t.n.Store(0)
-	t.nTTL.Store(0)
-	t.ttl.mu.Lock()
-	t.ttl.m = nil
-	t.ttl.mu.Unlock()
-	t.mu.Unlock()
-}

@@ -139,18 +139,6 @@ func (t *table[K]) del(k K, sh uint64) bool {
 	return ok
 }
 
-func (t *table[K]) clear() {
-	for i := range t.shards {
-		s := &t.shards[i]
-		s.mu.Lock()
-		s.m = map[K]meta{}
-		s.exp = map[K]int64{}
-		s.mu.Unlock()
-	}
-	t.n.Store(0)
-	t.nTTL.Store(0)
-}
-
 func shard6(k [16]byte) uint64 {
 	return (binary.LittleEndian.Uint64(k[:8]) ^ binary.LittleEndian.Uint64(k[8:])) * 0x9E3779B97F4A7C15 >> 58
 }
@@ -483,20 +471,6 @@ func (s *Set) covering(addr netip.Addr) []Entry {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Prefix.Bits() > out[j].Prefix.Bits() })
 	return out
-}
-
-func (s *Set) clear() {
-	s.v4.clear()
-	s.v6.clear()
-	s.ids.clear()
-	s.cidrMu.Lock()
-	s.cidr.Store(new(bart.Table[cidrVal]))
-	s.nCIDR.Store(0)
-	s.nCTTL.Store(0)
-	s.cidrMu.Unlock()
-	for i := range s.nKind {
-		s.nKind[i].Store(0)
-	}
 }
 
 // entryKey is the idKey of a token, cookie, API key or username entry.

@@ -326,17 +326,6 @@ func (c *call) count(name string) (string, int) {
 	return v, n
 }
 
-// last returns the last value of the named header.
-func (c *call) last(name string) string {
-	v := ""
-	for _, h := range c.headers {
-		if strings.EqualFold(str(h.Name), name) {
-			v = str(h.Value)
-		}
-	}
-	return v
-}
-
 // join returns every value of the named header joined with sep.
 func (c *call) join(name, sep string) string {
 	first, n := c.count(name)
