@@ -1,3 +1,5 @@
+//go:build linux && !ase_portable
+
 package proxy
 
 // The event-loop data path of the plain data port (inline mode).
@@ -47,6 +49,10 @@ const (
 	backendBuf     = 16 << 10               // a backend connection's read buffer
 	backendIdleMax = 60 * time.Second       // an unused keep-alive connection to a backend is closed after this
 )
+
+// FastPath is the plain port's fast path: the event loops, on Linux (see
+// loop_other.go for the other systems).
+func (p *Proxy) FastPath() dataport.Fast { return p.Loops }
 
 // Loops starts the event loops on the plain port; it is a dataport.Fast.
 // It starts one loop per processor (GOMAXPROCS, by default the cores) and
