@@ -242,6 +242,11 @@ func TestListBulkImportOnEtcd(t *testing.T) {
 	var mu sync.Mutex
 	var polls []poll
 	stop, done := make(chan struct{}), make(chan struct{})
+	// The poller ends with the test, however it ends: a test that stops
+	// half-way must not leave it polling into the next test.
+	var once sync.Once
+	stopPolling := func() { once.Do(func() { close(stop); <-done }) }
+	t.Cleanup(stopPolling)
 	go func() {
 		defer close(done)
 		for {
@@ -262,8 +267,7 @@ func TestListBulkImportOnEtcd(t *testing.T) {
 	wantStatus(t, a.Do("POST", "/v5/ase/firewall/blacklist", feed(100_000, 3), nil), 200, "success", "100000 entries added to blacklist, 0 already listed")
 	took := time.Since(start)
 	eventually(t, "every entry on the other node", func() bool { return denyListed(b) == 100_000 })
-	close(stop)
-	<-done
+	stopPolling()
 	var none, part, all int
 	var first, full time.Time
 	for _, p := range polls {

@@ -427,9 +427,7 @@ func TestManagementBypassFraming(t *testing.T) {
 		pem, _ := os.ReadFile(caFile)
 		pool.AppendCertsFromPEM(pem)
 		tc := &tls.Config{RootCAs: pool}
-		old := http.DefaultClient
-		http.DefaultClient = &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
-		defer func() { http.DefaultClient = old }()
+		i.HTTP = &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
 		i.Start()
 		check(t, i, func() net.Conn {
 			c, err := tls.Dial("tcp", strings.TrimPrefix(i.MgmtURL, "https://"), tc)

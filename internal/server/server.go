@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -299,7 +300,9 @@ func Run(ctx context.Context, cfg *config.Config, logOut io.Writer, version stri
 		handler = px.Serve
 		connections = px.Connections
 		if cfg.InlineEventLoops {
-			dataOpts.Fast = px.Loops
+			if dataOpts.Fast = px.FastPath(); dataOpts.Fast == nil {
+				log.Info("inline_event_loops: no event loops on " + runtime.GOOS + " (they are Linux's): the general server serves every connection")
+			}
 		}
 	}
 	data, err := dataport.Listen(dataOpts, handler)
@@ -310,7 +313,7 @@ func Run(ctx context.Context, cfg *config.Config, logOut io.Writer, version stri
 
 	srv := &http.Server{
 		TLSConfig:         managementTLS(clientCAs),
-		Handler:           mgmtHandler,
+		Handler:           admin.WriteDeadlines(mgmtHandler),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
