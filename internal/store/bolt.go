@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -45,7 +44,8 @@ type subscription struct {
 // Open opens (creating if needed) the store file at path. It fails at
 // once if another process holds the file.
 func Open(path string) (*Bolt, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	made, err := makeDirs(filepath.Dir(path))
+	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
@@ -57,6 +57,12 @@ func Open(path string) (*Bolt, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	// bbolt syncs the file, never its directory entry: without this a power
+	// cut could lose a new file, and every change acknowledged in it.
+	if err := syncDirs(append([]string{filepath.Dir(path)}, made...)...); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: %w", err)
 	}
 	s := &Bolt{db: db, subs: map[int]*subscription{}}
 	err = db.Update(func(tx *bolt.Tx) error {
