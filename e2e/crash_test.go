@@ -1,15 +1,23 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ase-project/ase/internal/powercut"
 	"github.com/ase-project/ase/internal/store"
 )
 
@@ -124,4 +132,218 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 	if err := st.Check(); err != nil {
 		t.Fatalf("store is inconsistent after crashes: %v", err)
 	}
+}
+
+// TestPowerCutKeepsAcknowledgedChanges: a management change answered 200
+// is on disk, not only in the page cache (which a kill -9 leaves, so
+// TestCrashKeepsAcknowledgedWrites cannot tell). The server runs under
+// strace; for each 200, the log is replayed to the store file a power cut
+// would leave at the moment the answer began to be sent (only what an
+// fsync made durable: the file's data, its directory entry, the data
+// directory's), and a server started on that file must have every change
+// answered so far.
+func TestPowerCutKeepsAcknowledgedChanges(t *testing.T) {
+	strace, err := powercut.Strace("../scripts/deps.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := newInstance(t, nil)
+	dir, err := filepath.EvalSymlinks(i.Dir) // strace logs real paths
+	if err != nil {
+		t.Fatal(err)
+	}
+	i.Conf["data_dir"] = filepath.Join(dir, "data") // made by ase
+	dbPath := filepath.Join(dir, "data", "ase.db")
+	logPath := filepath.Join(dir, "strace.log")
+	ase := launchTraced(t, i, strace, logPath)
+
+	// The changes go over connections whose ports are known, to find
+	// their answers in the log.
+	var mu sync.Mutex
+	ports := map[int]bool{}
+	httpc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err == nil {
+			mu.Lock()
+			ports[c.LocalAddr().(*net.TCPAddr).Port] = true
+			mu.Unlock()
+		}
+		return c, err
+	}}}
+	type state struct{ apis, blocked []string }
+	changes := []struct {
+		method, path, body string
+		after              state // what is acknowledged once it is answered
+	}{
+		{"POST", "/v5/ase/api?api_id=pc1", apiDoc("/pc1", ""), state{[]string{"pc1"}, nil}},
+		{"POST", "/v5/ase/firewall/blacklist", `{"type": "ip", "value": "192.0.2.1"}`, state{[]string{"pc1"}, []string{"192.0.2.1"}}},
+		{"POST", "/v5/ase/api?api_id=pc2", apiDoc("/pc2", ""), state{[]string{"pc1", "pc2"}, []string{"192.0.2.1"}}},
+		{"DELETE", "/v5/ase/api?api_id=pc1", "", state{[]string{"pc2"}, []string{"192.0.2.1"}}},
+		{"POST", "/v5/ase/firewall/blacklist", `{"type": "ip", "value": "192.0.2.2"}`, state{[]string{"pc2"}, []string{"192.0.2.1", "192.0.2.2"}}},
+		{"DELETE", "/v5/ase/firewall/blacklist", `{"type": "ip", "value": "192.0.2.1"}`, state{[]string{"pc2"}, []string{"192.0.2.2"}}},
+		{"POST", "/v5/ase/api?api_id=pc3", apiDoc("/pc3", ""), state{[]string{"pc2", "pc3"}, []string{"192.0.2.2"}}},
+	}
+	i.HTTP = httpc
+	for _, c := range changes {
+		if r := i.Do(c.method, c.path, c.body, nil); r.Code != 200 {
+			t.Fatalf("%s %s: HTTP %d %s", c.method, c.path, r.Code, r.Body)
+		}
+	}
+	// Power off for real too: what follows reads the log.
+	ase.kill(t)
+
+	f, err := os.Open(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := powercut.Parse(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := l.Writes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var answers []powercut.Write // to the changes, in order
+	for _, w := range ws {
+		if bytes.HasPrefix(w.Data, []byte("HTTP/1.1 ")) && ports[peerPort(w.Target)] {
+			answers = append(answers, w)
+		}
+	}
+	if len(answers) != len(changes) {
+		t.Fatalf("got %d answers to the changes in the log, want %d", len(answers), len(changes))
+	}
+	for k, c := range changes {
+		if !bytes.HasPrefix(answers[k].Data, []byte("HTTP/1.1 200 ")) {
+			t.Fatalf("answer %d in the log is %.20q, want a 200", k+1, answers[k].Data)
+		}
+		data, exists, err := l.File(dbPath, answers[k].Call.Entry)
+		if err != nil {
+			t.Fatal(err)
+		}
+		what := fmt.Sprintf("power cut as %s %s was answered 200", c.method, c.path)
+		if !exists {
+			t.Fatalf("%s: %s would not exist (its directory entry, or the data directory's, was never synced)", what, dbPath)
+		}
+		// A server on what the disk holds then.
+		after := newInstance(t, nil)
+		if err := os.MkdirAll(after.Conf["data_dir"], 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(after.Conf["data_dir"], "ase.db"), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		after.Start()
+		var apis struct {
+			API []struct {
+				ID string `json:"api_id"`
+			} `json:"api"`
+		}
+		decode(t, after.Do("GET", "/v5/ase/api", "", nil), &apis)
+		var view map[string][]struct {
+			Value string `json:"value"`
+		}
+		decode(t, after.Do("GET", "/v5/ase/firewall/blacklist?tag=manual", "", nil), &view)
+		after.Kill()
+		var got state
+		for _, a := range apis.API {
+			got.apis = append(got.apis, a.ID)
+		}
+		for _, e := range view["manual_blacklist"] {
+			got.blocked = append(got.blocked, e.Value)
+		}
+		slices.Sort(got.apis)
+		slices.Sort(got.blocked)
+		if !slices.Equal(got.apis, c.after.apis) || !slices.Equal(got.blocked, c.after.blocked) {
+			t.Fatalf("%s: a server on the disk's file has APIs %q and blocks %q, want APIs %q and %q blocked", what, got.apis, got.blocked, c.after.apis, c.after.blocked)
+		}
+	}
+}
+
+// traced is a server running under strace.
+type traced struct {
+	strace *Instance // its cmd is strace's
+	pid    int       // ase's
+	killed bool
+}
+
+// launchTraced starts i's server under strace, logging to logPath, and
+// waits for its management API.
+func launchTraced(t *testing.T, i *Instance, strace, logPath string) *traced {
+	t.Helper()
+	i.writeConf()
+	i.out = &syncBuffer{}
+	i.cmd = powercut.Command(strace, logPath, aseBin, "serve", "--config", i.ConfPath)
+	i.cmd.Dir = i.Dir
+	i.cmd.Env = append(cleanEnv(), i.Env...)
+	i.cmd.Stdout, i.cmd.Stderr = i.out, i.out
+	if err := i.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	i.done = make(chan error, 1)
+	cmd := i.cmd
+	go func() { i.done <- cmd.Wait() }()
+	tr := &traced{strace: i}
+	t.Cleanup(func() {
+		if !tr.killed {
+			tr.kill(t)
+		}
+	})
+	// strace's one child is ase.
+	children := fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid)
+	deadline := time.Now().Add(60 * time.Second)
+	for tr.pid == 0 || !answers(i.MgmtURL) {
+		if time.Now().After(deadline) {
+			t.Fatalf("ase under strace did not answer within 60s:\n%s", i.out.String())
+		}
+		select {
+		case err := <-i.done:
+			i.done <- err
+			t.Fatalf("strace or ase exited during start-up (%v):\n%s", err, i.out.String())
+		default:
+		}
+		if b, err := os.ReadFile(children); err == nil && tr.pid == 0 {
+			tr.pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return tr
+}
+
+// answers reports whether the management API at url answers.
+func answers(url string) bool {
+	resp, err := http.Get(url + "/v5/ase/status")
+	if err == nil {
+		resp.Body.Close()
+	}
+	return err == nil
+}
+
+// kill kills ase with SIGKILL; strace then writes the rest of its log
+// and exits.
+func (tr *traced) kill(t *testing.T) {
+	tr.killed = true
+	if tr.pid != 0 {
+		syscall.Kill(tr.pid, syscall.SIGKILL)
+	} else {
+		tr.strace.cmd.Process.Kill()
+	}
+	tr.strace.Wait(30 * time.Second)
+}
+
+// peerPort returns the peer's port of a TCP socket as strace -yy shows it,
+// "TCP:[127.0.0.1:80->127.0.0.1:5000]" (0 for anything else).
+func peerPort(target string) int {
+	rest, ok := strings.CutPrefix(target, "TCP:[")
+	if !ok {
+		return 0
+	}
+	_, peer, _ := strings.Cut(strings.TrimSuffix(rest, "]"), "->")
+	_, port, err := net.SplitHostPort(peer)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(port)
+	return n
 }
