@@ -60,6 +60,9 @@ type Sources struct {
 	// attack_list_memory) since start, and list entries enforced in memory
 	// but not yet stored.
 	Detections func() (listed, refused, pending int64)
+	// SecretChecks: shared secrets not verified before, checked (argon2id)
+	// or refused unchecked past the rate of such checks.
+	SecretChecks func() (checked, refused int64)
 }
 
 // Metrics is the registry and the counters.
@@ -176,6 +179,7 @@ var (
 	descClients   = prometheus.NewDesc("ase_flow_clients_tracked", "Clients whose request rate flow control is tracking.", nil, nil)
 	descDetected  = prometheus.NewDesc("ase_detections_total", "ASE-detected attackers by result: listed (deny-listed), refused (not listed: attack_list_memory is full).", []string{"result"}, nil)
 	descPending   = prometheus.NewDesc("ase_detections_pending", "Deny-list entries of detected attackers enforced in memory and not yet written to the store.", nil, nil)
+	descSecrets   = prometheus.NewDesc("ase_sideband_secret_checks_total", "Presented shared secrets not verified before, by result: checked (an argon2id check), refused (unchecked: over 20 checks a second).", []string{"result"}, nil)
 )
 
 // descBackendHealth is a state set: one series per state, 1 for the
@@ -183,7 +187,7 @@ var (
 var descBackendHealth = prometheus.NewDesc("ase_backend_health", "A backend server's health: 1 for its current state (up, down, or unknown until the first probe answers), 0 for the others.", []string{"api_id", "server", "state"}, nil)
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descBackendUp, descBackendHealth, descInFlight, descEntries, descMemory, descWS, descDropped, descClients, descDetected, descPending} {
+	for _, d := range []*prometheus.Desc{descRequests, descBackendUp, descBackendHealth, descInFlight, descEntries, descMemory, descWS, descDropped, descClients, descDetected, descPending, descSecrets} {
 		ch <- d
 	}
 }
@@ -244,5 +248,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descDetected, prometheus.CounterValue, float64(listed), "listed")
 		ch <- prometheus.MustNewConstMetric(descDetected, prometheus.CounterValue, float64(refused), "refused")
 		ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(pending))
+	}
+	if src.SecretChecks != nil {
+		checked, refused := src.SecretChecks()
+		ch <- prometheus.MustNewConstMetric(descSecrets, prometheus.CounterValue, float64(checked), "checked")
+		ch <- prometheus.MustNewConstMetric(descSecrets, prometheus.CounterValue, float64(refused), "refused")
 	}
 }

@@ -136,7 +136,10 @@ type Auth struct {
 	// slow bounds argon2id checks of secrets not yet verified.
 	slow    *rate.Limiter
 	hashing chan struct{}
-	stop    func()
+	// Secrets not verified before: checked (against the active hashes),
+	// and refused unchecked because slow had no check to spare.
+	checked, refused atomic.Int64
+	stop             func()
 }
 
 // Open loads the tokens, secrets and header from st and follows changes.
@@ -237,8 +240,10 @@ func (a *Auth) Check(ctx context.Context, token, secret []byte) bool {
 // few times a second overall; past that, it fails closed.
 func (a *Auth) verifySlow(ctx context.Context, d [32]byte, secret string) bool {
 	if !a.slow.Allow() {
+		a.refused.Add(1)
 		return false
 	}
+	a.checked.Add(1)
 	select {
 	case a.hashing <- struct{}{}:
 	case <-ctx.Done():
@@ -265,6 +270,13 @@ func (a *Auth) verifySlow(ctx context.Context, d [32]byte, secret string) bool {
 		}
 	}
 	return false
+}
+
+// SlowChecks returns how many presented secrets not verified before were
+// checked against the active secrets' hashes, and how many were refused
+// unchecked, past the rate of such checks (a flood of wrong secrets).
+func (a *Auth) SlowChecks() (checked, refused int64) {
+	return a.checked.Load(), a.refused.Load()
 }
 
 // --- operations, as store batches ---

@@ -216,6 +216,7 @@ func Run(ctx context.Context, cfg *config.Config, logOut io.Writer, version stri
 		LogDropped:   access.Dropped,
 		TrackedUsers: clients.Clients,
 		Detections:   lst.Detections,
+		SecretChecks: sba.SlowChecks,
 	}
 	mx := metrics.New(sources)
 	mgmtHandler := admin.New(admin.Deps{
