@@ -189,7 +189,7 @@ func TestIdentify(t *testing.T) {
 	for kind, want := range map[lists.Kind][]string{
 		lists.Cookie:   {"s1", "s2, SID=s3", "s2", "s3"}, // ";"-readers see "s2, SID=s3"
 		lists.Token:    {"t1", "t2"},
-		lists.APIKey:   {"x-api-key=k1", "x-api-key=k2, k3", "x-api-key=k2", "x-api-key=k3", "key=q1", "key=q2", "key=q/3", "key=q%2F3", "key=k1"},
+		lists.APIKey:   {"x-api-key=k1", "x-api-key=k2, k3", "x-api-key=k2", "x-api-key=k3", "key=q1", "key=q2", "key=q2;key=q/3", "key=q2;k%65y=q%2F3", "key=q/3", "key=q%2F3", "key=k1"}, // "&"-only readers see "q2;k%65y=q%2F3"
 		lists.Username: {"bob", "eve"},
 	} {
 		if got := values(&id, kind); !slices.Equal(got, want) {
@@ -293,9 +293,13 @@ func FuzzCookies(f *testing.F) {
 	})
 }
 
-// FuzzQueryValues checks that every value of the API's key parameter that
-// net/url reads from a query (as a Go backend would) is among the values
-// the engine decides on.
+// FuzzQueryValues checks the values of the API's key parameter the engine
+// decides on against a reference reading of the README's words ("every
+// query parameter of the API's key name (in any case, names and values
+// decoded and raw, & and ; both separating)"), against the reading of a
+// backend that separates at "&" only (net/url, PHP, Python, Node: a ";"
+// is part of the value to them), and against net/url itself: the engine
+// has every value they read and no other.
 func FuzzQueryValues(f *testing.F) {
 	f.Add("a=1&key=k%2F1&key=k2")
 	f.Add("key=a+b&KEY=c")
@@ -303,21 +307,62 @@ func FuzzQueryValues(f *testing.F) {
 	api := identityAPI(f)
 	f.Fuzz(func(t *testing.T, q string) {
 		id, _ := Identify(api, nil, q, &Client{})
-		got := values(&id, lists.APIKey)
-		parsed, _ := url.ParseQuery(q) // what it can read, even on an error
-		for _, v := range parsed["key"] {
-			if v != "" && !slices.Contains(got, "key="+v) {
-				t.Fatalf("net/url reads key=%q from %q; the engine saw %q", v, q, got)
+		got := map[string]bool{}
+		for _, v := range values(&id, lists.APIKey) {
+			if v != "=" {
+				got[strings.TrimPrefix(v, "key=")] = true
 			}
 		}
-		// A ";"-separating reader (older servers).
-		parsed, _ = url.ParseQuery(strings.ReplaceAll(q, ";", "&"))
+		want := map[string]bool{}
+		for _, seps := range []string{"&;", "&"} {
+			for v := range readQuery(q, "key", seps) {
+				if !got[v] {
+					t.Fatalf("a reader separating at %q reads key=%q from %q; the engine saw %q", seps, v, q, values(&id, lists.APIKey))
+				}
+				want[v] = true
+			}
+		}
+		for v := range got {
+			if !want[v] {
+				t.Fatalf("the engine saw key=%q in %q, which no reader reads", v, q)
+			}
+		}
+		parsed, _ := url.ParseQuery(q) // what it can read, even on an error
 		for _, v := range parsed["key"] {
-			if v != "" && !slices.Contains(got, "key="+v) {
-				t.Fatalf("a ;-reader reads key=%q from %q; the engine saw %q", v, q, got)
+			if v != "" && !got[v] {
+				t.Fatalf("net/url reads key=%q from %q; the engine saw %q", v, q, values(&id, lists.APIKey))
 			}
 		}
 	})
+}
+
+// readQuery is the reference reading of FuzzQueryValues: the non-empty
+// values of the parameters called name (ASCII case ignored, as written or
+// decoded), as written and decoded, parameters separated by any byte of
+// seps.
+func readQuery(q, name, seps string) map[string]bool {
+	lower := func(s string) string {
+		return strings.Map(func(r rune) rune {
+			if 'A' <= r && r <= 'Z' {
+				return r + 'a' - 'A'
+			}
+			return r
+		}, s)
+	}
+	out := map[string]bool{}
+	for _, p := range strings.FieldsFunc(q, func(r rune) bool { return strings.ContainsRune(seps, r) }) {
+		k, v, _ := strings.Cut(p, "=")
+		dk, err := url.QueryUnescape(k)
+		if lower(k) != name && (err != nil || lower(dk) != name) {
+			continue
+		}
+		out[v] = true
+		if dv, err := url.QueryUnescape(v); err == nil {
+			out[dv] = true
+		}
+	}
+	delete(out, "")
+	return out
 }
 
 // FuzzRead checks the front door's reading of any request against

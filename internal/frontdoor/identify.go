@@ -296,17 +296,19 @@ func (s *sink) putList(id *lists.Identity, value []byte) {
 }
 
 // queryValues records every value of the query parameter called name (in
-// any case, its name and value decoded; "&" and ";" both separate
-// parameters, as some servers read them).
+// any case, its name and value decoded and raw). "&" and ";" both
+// separate parameters, as some servers read them; and where a ";" ends a
+// value, the value up to the next "&" counts too, as most servers (Go's
+// net/url, PHP, Python, Node) read it: "key=a;b" is "a;b" to them.
 func queryValues(id *lists.Identity, s *sink, name, q string) {
-	for q != "" {
-		i := 0
+	for start := 0; start < len(q); {
+		i := start
 		for i < len(q) && q[i] != '&' && q[i] != ';' {
 			i++
 		}
-		part := q[:i]
-		q = q[min(i+1, len(q)):]
-		k, v, _ := strings.Cut(part, "=")
+		from := start
+		start = i + 1
+		k, v, hasValue := strings.Cut(q[from:i], "=")
 		if !equalFoldString(k, name) {
 			if !strings.ContainsAny(k, "%+") {
 				continue
@@ -315,14 +317,30 @@ func queryValues(id *lists.Identity, s *sink, name, q string) {
 				continue
 			}
 		}
-		if strings.ContainsAny(v, "%+") {
-			if uv, err := url.QueryUnescape(v); err == nil {
-				s.put(id, uv)
+		putQueryValue(id, s, v)
+		// To a "&"-only reader, a value a ";" ends runs on to the next
+		// "&", when the parameter starts at one (or at the start).
+		if hasValue && i < len(q) && q[i] == ';' && (from == 0 || q[from-1] == '&') {
+			end := strings.IndexByte(q[i:], '&')
+			if end < 0 {
+				end = len(q)
+			} else {
+				end += i
 			}
-			// The raw form too: a reader that does not decode sees it.
+			putQueryValue(id, s, q[from+len(k)+1:end])
 		}
-		s.put(id, v)
 	}
+}
+
+// putQueryValue records a query value decoded, and raw: a reader that does
+// not decode sees that.
+func putQueryValue(id *lists.Identity, s *sink, v string) {
+	if strings.ContainsAny(v, "%+") {
+		if uv, err := url.QueryUnescape(v); err == nil {
+			s.put(id, uv)
+		}
+	}
+	s.put(id, v)
 }
 
 // QueryValue returns the first value of query parameter name (exact
