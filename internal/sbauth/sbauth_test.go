@@ -536,6 +536,11 @@ func TestSlowChecksLimited(t *testing.T) {
 			t.Fatal("a token was refused past the limit")
 		}
 	}
+	// Counted: two checked, two refused; tokens and verified secrets are
+	// neither.
+	if checked, refused := a.SlowChecks(); checked != 2 || refused != 2 {
+		t.Fatalf("got %d checked, %d refused; want 2 and 2", checked, refused)
+	}
 
 	// Any change to a secret forgets what was verified against it: it
 	// costs a check again (and, none being left, is refused).
@@ -549,6 +554,9 @@ func TestSlowChecksLimited(t *testing.T) {
 	a.slow = rate.NewLimiter(0, 1)
 	if !a.Check(ctx, nil, []byte(first)) {
 		t.Fatal("the changed secret was refused with a check to spare")
+	}
+	if checked, refused := a.SlowChecks(); checked != 3 || refused != 3 {
+		t.Fatalf("got %d checked, %d refused; want 3 and 3", checked, refused)
 	}
 }
 
