@@ -51,6 +51,11 @@ func FuzzBasicAuth(f *testing.F) {
 	})
 }
 
+// FuzzSessionCookie: the session a login sets (Set-Cookie, written by
+// net/http) is the session read back from the Cookie a client returns,
+// wherever it stands among other cookies, or from a session_id header;
+// nothing is read that the request does not hold. The same for the token
+// of "Authorization: apikey <token>".
 func FuzzSessionCookie(f *testing.F) {
 	f.Add("session_id=0123abcd; theme=dark", "")
 	f.Add("a=b", "abc")
@@ -60,8 +65,59 @@ func FuzzSessionCookie(f *testing.F) {
 		if header != "" {
 			r.Header.Set("session_id", header)
 		}
-		sessionID(r) // must not panic
-		apiKeyToken(header)
+		got := sessionID(r)
+		switch {
+		case header != "":
+			if got != strings.TrimSpace(header) {
+				t.Fatalf("session_id header %q: got session %q, want %q", header, got, strings.TrimSpace(header))
+			}
+		case !strings.Contains(cookie, "session_id"):
+			if got != "" {
+				t.Fatalf("Cookie %q names no session_id; got session %q", cookie, got)
+			}
+		case !strings.Contains(cookie, got):
+			t.Fatalf("Cookie %q: got session %q, which it does not hold", cookie, got)
+		}
+
+		// Round trip: header as a session's ID, cookie as the client's
+		// other cookies.
+		id := header
+		if id == "" || strings.ContainsFunc(id, func(r rune) bool { return r < 0x20 || r >= 0x7f || r == '"' || r == ';' || r == '\\' }) {
+			return // net/http would not set it as it is
+		}
+		set := (&http.Cookie{Name: "session_id", Value: id}).String()
+		if strings.Count(cookie, ";") >= 2998 {
+			return // net/http reads no cookie of a header with over 3,000
+		}
+		others := &http.Request{Header: http.Header{"Cookie": {cookie}}}
+		for _, c := range []string{set, set + "; " + cookie, cookie + "; " + set} {
+			if c == cookie+"; "+set && len(others.CookiesNamed("session_id")) > 0 {
+				continue // the first one counts
+			}
+			r, _ := http.NewRequest("GET", "/", nil)
+			r.Header.Set("Cookie", c)
+			if got := sessionID(r); got != id {
+				t.Fatalf("Set-Cookie %q, then Cookie %q: got session %q, want %q", set, c, got, id)
+			}
+		}
+		if id == strings.TrimSpace(id) {
+			r, _ := http.NewRequest("GET", "/", nil)
+			r.Header.Set("session_id", " "+id+"\t")
+			if got := sessionID(r); got != id {
+				t.Fatalf("session_id header %q: got session %q, want %q", " "+id+"\t", got, id)
+			}
+			for _, scheme := range []string{"apikey ", "ApiKey  "} {
+				if tok, ok := apiKeyToken(scheme + id); !ok || tok != id {
+					t.Fatalf("apiKeyToken(%q) = %q, %v, want %q", scheme+id, tok, ok, id)
+				}
+			}
+		}
+		if tok, ok := apiKeyToken(header); ok {
+			h := strings.TrimSpace(header)
+			if tok == "" || tok != strings.TrimSpace(tok) || !strings.HasSuffix(h, tok) || !strings.EqualFold(h[:len("apikey ")], "apikey ") {
+				t.Fatalf("apiKeyToken(%q) = %q: not the token after the scheme", header, tok)
+			}
+		}
 	})
 }
 
