@@ -1,3 +1,5 @@
+//go:build linux && !ase_portable
+
 package proxy
 
 import "os"
