@@ -127,6 +127,7 @@ func newInstance(t testing.TB, conf map[string]string) *Instance {
 		"https_wss_port":     "0",
 		"management_port":    strconv.Itoa(freePort(t)),
 		"management_address": "127.0.0.1",
+		"listen_address":     "127.0.0.1", // tests listen on loopback only
 		"data_dir":           filepath.Join(dir, "data"),
 	}
 	for k, v := range conf {
