@@ -58,6 +58,9 @@ type Options struct {
 	// not read and answered itself (status and the access log's reason),
 	// so that it is logged like every other answer.
 	Refused func(peer net.Addr, status int, reason string)
+	// Accepted, when set, is told of each connection the general server
+	// accepts (the fast path's are its own to count).
+	Accepted func()
 }
 
 // Fast starts a data path that owns the plain port's socket.
@@ -143,9 +146,9 @@ func Listen(o Options, handler fasthttp.RequestHandler) (*Ports, error) {
 			return nil, fmt.Errorf("http_ws_port: %w", err) // the fast path closed fd
 		}
 		p.fast = fast
-		p.listeners = append(p.listeners, guardListener{hl})
+		p.listeners = append(p.listeners, guardListener{Listener: hl})
 	} else {
-		p.listeners = append(p.listeners, guardListener{rawio.Listener{Listener: ln}})
+		p.listeners = append(p.listeners, guardListener{Listener: rawio.Listener{Listener: ln}, accepted: o.Accepted})
 	}
 	if o.HTTPSPort != 0 {
 		cert, err := certificate(o)
@@ -161,7 +164,7 @@ func Listen(o Options, handler fasthttp.RequestHandler) (*Ports, error) {
 		srv := newServer()
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		p.servers = append(p.servers, srv)
-		p.listeners = append(p.listeners, guardListener{tls.NewListener(rawio.Listener{Listener: tln}, srv.TLSConfig)})
+		p.listeners = append(p.listeners, guardListener{Listener: tls.NewListener(rawio.Listener{Listener: tln}, srv.TLSConfig), accepted: o.Accepted})
 	}
 	return p, nil
 }
@@ -334,13 +337,20 @@ func errorReply(refused func(net.Addr, int, string)) func(*fasthttp.RequestCtx, 
 // errBareLF refuses a request head with a line ended by a bare LF.
 var errBareLF = errors.New("a request head line ends with a bare LF")
 
-// guardListener wraps the general server's connections in lfGuard.
-type guardListener struct{ net.Listener }
+// guardListener wraps the general server's connections in lfGuard, and
+// counts them (accepted, when set).
+type guardListener struct {
+	net.Listener
+	accepted func()
+}
 
 func (l guardListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
+	}
+	if l.accepted != nil {
+		l.accepted()
 	}
 	g := &lfGuard{Conn: c, head: true}
 	if tc, ok := c.(*tls.Conn); ok {

@@ -76,6 +76,7 @@ type Metrics struct {
 	authFailures  *prometheus.CounterVec
 	changes       *prometheus.CounterVec
 	inlineConns   *prometheus.CounterVec
+	sidebandConns prometheus.Counter
 }
 
 var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
@@ -98,7 +99,10 @@ func New(src Sources) *Metrics {
 	m.inlineConns = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ase_inline_connections_total", Help: "Plain-port inline connections by event: accepted by the event loops, handed_off to the general (fasthttp) server for a request outside the loops' subset.",
 	}, []string{"event"})
-	m.reg.MustRegister(m.latency, m.sidebandCalls, m.authFailures, m.changes, m.inlineConns, collector{m},
+	m.sidebandConns = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ase_sideband_connections_accepted_total", Help: "Connections the data ports accepted in sideband mode: with gateways that keep their connections open, a few, not one per call.",
+	})
+	m.reg.MustRegister(m.latency, m.sidebandCalls, m.authFailures, m.changes, m.inlineConns, m.sidebandConns, collector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -157,6 +161,14 @@ func (m *Metrics) Change(result string) {
 func (m *Metrics) InlineConnection(event string) {
 	if m != nil {
 		m.inlineConns.WithLabelValues(event).Inc()
+	}
+}
+
+// SidebandConnection counts a connection a data port accepted in sideband
+// mode.
+func (m *Metrics) SidebandConnection() {
+	if m != nil {
+		m.sidebandConns.Inc()
 	}
 }
 

@@ -287,6 +287,7 @@ func Run(ctx context.Context, cfg *config.Config, logOut io.Writer, version stri
 		sb := &sideband.Handler{Engine: eng, Auth: sba, Live: live, Log: access, KeepAlive: cfg.EnableSidebandKeepalive, IdentityHeaders: true, Metrics: mx,
 			TrustedProxies: cfg.TrustedProxies}
 		dataOpts.KeepAlive = cfg.EnableSidebandKeepalive
+		dataOpts.Accepted = mx.SidebandConnection
 		handler = sb.Serve
 	} else {
 		px := proxy.New(proxy.Options{

@@ -108,7 +108,10 @@ func (h *Handler) forwardAuth(ctx *fasthttp.RequestCtx, start time.Time) {
 	defer h.logCall(ctx, &rec, start)
 	if !h.authenticated(ctx) {
 		rec.Decision, rec.Reason = "refuse", "authentication"
-		unauthorized(ctx)
+		// No decision was made: the gateway's own credentials are wrong.
+		forwardAuthAnswer(ctx, fasthttp.StatusUnauthorized, "", func() string {
+			return `{"status":"fail","status_message":"sideband authentication failed"}`
+		})
 		return
 	}
 	c := getCall()
@@ -170,7 +173,9 @@ func (h *Handler) forwardAuth(ctx *fasthttp.RequestCtx, start time.Time) {
 			// unknown API is refused, naming why.
 			rec.Decision, rec.Reason = "block", "unknown_api"
 			ctx.Response.Header.Set("X-ASE-Reason", "unknown_api")
-			jsonReply(ctx, fasthttp.StatusForbidden, `{"decision":"block","reason":"unknown_api","status_message":`+strconv.Quote(frontdoor.Route(rerr).Reply().Body)+`}`)
+			forwardAuthAnswer(ctx, fasthttp.StatusForbidden, "block", func() string {
+				return `{"decision":"block","reason":"unknown_api","status_message":` + strconv.Quote(frontdoor.Route(rerr).Reply().Body) + `}`
+			})
 			return
 		}
 	}
@@ -185,7 +190,9 @@ func (h *Handler) forwardAuth(ctx *fasthttp.RequestCtx, start time.Time) {
 		if why == "" {
 			why = "a forwarding header is repeated"
 		}
-		jsonReply(ctx, fasthttp.StatusForbidden, `{"decision":"block","reason":"`+reasonBadRequest+`","status_message":`+strconv.Quote(why)+`}`)
+		forwardAuthAnswer(ctx, fasthttp.StatusForbidden, "block", func() string {
+			return `{"decision":"block","reason":"` + reasonBadRequest + `","status_message":` + strconv.Quote(why) + `}`
+		})
 		return
 	}
 	req := &engine.Request{API: api, Path: rd.Path, Method: method, Scheme: scheme, ContentType: rd.ContentType, ID: id}
@@ -204,12 +211,40 @@ func (h *Handler) forwardAuth(ctx *fasthttp.RequestCtx, start time.Time) {
 				out.Set("X-ASE-Username", req.ID.Username)
 			}
 		}
-		jsonReply(ctx, fasthttp.StatusOK, `{"decision":"allow","api_id":`+strconv.Quote(api.ID)+`}`)
+		forwardAuthAnswer(ctx, fasthttp.StatusOK, "allow", func() string {
+			return `{"decision":"allow","api_id":` + strconv.Quote(api.ID) + `}`
+		})
 		return
 	}
 	out.Set("X-ASE-Reason", d.Reason.String())
 	if d.Action == engine.Limit {
 		out.Set("Retry-After", strconv.Itoa(frontdoor.RetryAfterSeconds(d.RetryAfter)))
 	}
-	jsonReply(ctx, fasthttp.StatusForbidden, `{"decision":"block","api_id":`+strconv.Quote(api.ID)+`,"reason":"`+d.Reason.String()+`"}`)
+	forwardAuthAnswer(ctx, fasthttp.StatusForbidden, "block", func() string {
+		return `{"decision":"block","api_id":` + strconv.Quote(api.ID) + `,"reason":"` + d.Reason.String() + `"}`
+	})
+}
+
+// headerBody is the request header with which a gateway asks for
+// forward-auth answers with a JSON body (value "json"). A header the
+// gateway sets, not the client's Accept: nginx passes the client's headers
+// into the subrequest, and the guides remove a client's X-ASE-Body.
+const headerBody = "X-ASE-Body"
+
+// forwardAuthAnswer ends a forward-auth call: the decision is the status
+// and the X-ASE-Decision header (none when no decision was made), and the
+// body is empty (Content-Length: 0) unless the gateway asks for the JSON
+// one, which body builds. nginx's auth_request never reads a subrequest's
+// body, so it closes the connection of every answer that has one (and
+// Caddy that of a 2xx answer, whose body it does not copy): with no body,
+// gateways keep their connections to ASE.
+func forwardAuthAnswer(ctx *fasthttp.RequestCtx, code int, decision string, body func() string) {
+	ctx.SetStatusCode(code)
+	if decision != "" {
+		ctx.Response.Header.Set("X-ASE-Decision", decision)
+	}
+	if string(ctx.Request.Header.Peek(headerBody)) == "json" {
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(body())
+	}
 }

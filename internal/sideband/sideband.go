@@ -13,8 +13,10 @@
 //
 // Every block, flow control included, is 403 on the ASE protocol and on
 // forward-auth (the one code every gateway honours), with the reason in the
-// JSON body or the X-ASE-Reason header; the Authorize protocol returns the
-// exact client response (429 with Retry-After for flow control).
+// JSON body or, on forward-auth, the X-ASE-Reason header (its answers have
+// no body unless the gateway asks for one: see forwardAuthAnswer); the
+// Authorize protocol returns the exact client response (429 with
+// Retry-After for flow control).
 package sideband
 
 import (
