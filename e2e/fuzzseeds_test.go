@@ -12,9 +12,10 @@ import (
 )
 
 // TestEveryFuzzTargetHasSeeds keeps the README's promise of seed corpora
-// under each package's testdata/fuzz: every fuzz target in the module has
-// a directory testdata/fuzz/<Name> beside its test file, holding at least
-// one seed in the format go test reads ("go test fuzz v1"). Plain go test
+// under each package's testdata/fuzz: every fuzz target in the module is
+// named in the README and has a directory testdata/fuzz/<Name> beside its
+// test file, holding at least one seed in the format go test reads ("go
+// test fuzz v1"). Plain go test
 // runs those seeds, so each target's edge cases and past findings are
 // checked on every run, not only while fuzzing.
 func TestEveryFuzzTargetHasSeeds(t *testing.T) {
@@ -50,8 +51,15 @@ func TestEveryFuzzTargetHasSeeds(t *testing.T) {
 	if found[filepath.Join(root, "internal", "h1")+" FuzzParseRequest"] == "" {
 		t.Fatalf("the walk did not find h1's FuzzParseRequest; found %d targets", len(found))
 	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for key, file := range found {
 		dir, name, _ := strings.Cut(key, " ")
+		if !strings.Contains(string(readme), "`"+name+"`") {
+			t.Errorf("%s (%s) is not among the README's fuzz targets", name, file)
+		}
 		corpus := filepath.Join(dir, "testdata", "fuzz", name)
 		entries, err := os.ReadDir(corpus)
 		if err != nil || len(entries) == 0 {
