@@ -122,6 +122,20 @@ func Parse(r io.Reader) (*Log, error) {
 			return nil, fmt.Errorf("line %d: not a call: %.80q", n+1, line)
 		}
 		c := Call{Entry: n, Exit: -1, PID: pid, Name: name}
+		// A thread still in a call as the process ends: "???( <detached
+		// ...>" (a call strace does not trace), "fsync(3</a> <detached
+		// ...>". It never returned.
+		if head, ok := strings.CutSuffix(args, " <detached ...>"); ok {
+			if name == "???" {
+				continue
+			}
+			if c.Args, _, err = splitArgs(head + ")"); err != nil {
+				return nil, fmt.Errorf("line %d: %v", n+1, err)
+			}
+			c.Ret = "?"
+			l.Calls = append(l.Calls, c)
+			continue
+		}
 		if head, ok := strings.CutSuffix(args, " <unfinished ...>"); ok {
 			c.Args = []string{head} // the text so far, split when it resumes
 			open[pidText+" "+name] = len(l.Calls)

@@ -130,6 +130,8 @@ func TestInterleavedThreads(t *testing.T) {
 		`7 pwrite64(3</d/f>, "\x65", 1, 4 <unfinished ...>`,
 		`8 <... fsync resumed> <unfinished ...>) = ?`,
 		`7 <... pwrite64 resumed> <detached ...>`,
+		`10 ???( <detached ...>`,
+		`11 fdatasync(3</d/f> <detached ...>`,
 		`7 +++ killed by SIGKILL +++`,
 	}, "\n")
 	l, err := Parse(strings.NewReader(log))
