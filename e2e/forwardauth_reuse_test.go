@@ -20,10 +20,11 @@ func acceptedConnections(t *testing.T, i *Instance) float64 {
 }
 
 // TestForwardAuthConnectionsReused runs the nginx and Caddy guides against
-// the real gateways: 1,000 requests, a quarter of them refused, reach ASE
-// over the few connections the gateway keeps open, not one connection
-// each. nginx's auth_request never reads a subrequest's body, so it can
-// keep a connection only when the answer has none.
+// the real gateways: 1,000 requests, a quarter of them refused, half of
+// them with a client's X-ASE-Body, reach ASE over the few connections the
+// gateway keeps open, not one connection each. nginx's auth_request never
+// reads a subrequest's body, so it can keep a connection only when the
+// answer has none.
 func TestForwardAuthConnectionsReused(t *testing.T) {
 	var seen atomic.Int64
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -96,6 +97,11 @@ func TestForwardAuthConnectionsReused(t *testing.T) {
 							req.Header.Set("Cookie", "SID=listed")
 						} else {
 							req.Header.Set("Cookie", "SID=clean-"+strconv.FormatInt(n, 10))
+						}
+						if n%2 == 1 {
+							// A client asking for ASE's body changes nothing:
+							// the guides remove its X-ASE-Body.
+							req.Header.Set("X-ASE-Body", "json")
 						}
 						resp, err := client.Do(req)
 						if err != nil {
