@@ -1,3 +1,7 @@
+//go:build linux
+
+// strace, and so these tests, are Linux's.
+
 package powercut
 
 import (
