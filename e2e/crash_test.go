@@ -192,12 +192,7 @@ func TestPowerCutKeepsAcknowledgedChanges(t *testing.T) {
 	// Power off for real too: what follows reads the log.
 	ase.kill(t)
 
-	f, err := os.Open(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := powercut.Parse(f)
-	f.Close()
+	l, err := powercut.ParseFile(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}

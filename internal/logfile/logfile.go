@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/ase-project/ase/internal/durable"
 )
 
 // File is a size-rotated log file, safe for concurrent writers. Each Write
@@ -27,9 +29,21 @@ type File struct {
 // Open opens (appending to) the log file at path, creating its directory.
 // With sync set, every write is flushed to disk before Write returns (for
 // the audit log).
+//
+// With sync set, the file's directory entry is durable too: the
+// directories Open makes, and the file whenever it is created (at Open or
+// by a rotation), are synced into their parents before any line is
+// acknowledged, so a power cut cannot lose the file whose lines were
+// fsynced.
 func Open(path string, maxSize int64, maxFiles int, sync bool) (*File, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	made, err := durable.MakeDirs(filepath.Dir(path))
+	if err != nil {
 		return nil, err
+	}
+	if sync {
+		if err := durable.SyncDirs(made...); err != nil {
+			return nil, err
+		}
 	}
 	l := &File{path: path, maxSize: maxSize, maxFiles: maxFiles, sync: sync}
 	if err := l.open(); err != nil {
@@ -42,6 +56,14 @@ func (l *File) open() error {
 	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
+	}
+	if l.sync {
+		// A new file (or, after a rotation, the renamed ones) is kept by
+		// a power cut only once its directory is synced.
+		if err := durable.SyncDirs(filepath.Dir(l.path)); err != nil {
+			f.Close()
+			return err
+		}
 	}
 	st, err := f.Stat()
 	if err != nil {

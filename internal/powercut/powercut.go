@@ -14,6 +14,7 @@ package powercut
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -372,6 +373,7 @@ const (
 	opWrite = iota
 	opTruncate
 	opSync
+	opAppend // a write(2) to a file opened O_APPEND: at its end
 )
 
 // File returns the content path would have after a power cut at line cut
@@ -387,6 +389,7 @@ func (l *Log) File(path string, cut int) (data []byte, exists bool, err error) {
 		above[d] = true
 	}
 	var ops []fileOp
+	appending := false               // the last open of path was O_APPEND
 	created := map[string]*Call{}    // path and the ancestors the process made
 	dirSyncs := map[string][]*Call{} // an ancestor -> its fsyncs
 	var syncAll []*Call
@@ -429,6 +432,26 @@ func (l *Log) File(path string, cut int) (data []byte, exists bool, err error) {
 			if c.Name == "creat" || strings.Contains(flags, "O_TRUNC") {
 				ops = append(ops, fileOp{call: c, kind: opTruncate})
 			}
+			appending = strings.Contains(flags, "O_APPEND")
+			continue
+		case "write":
+			if p != path {
+				continue
+			}
+			if !appending {
+				// A write at the file offset: where it lands is not
+				// tracked.
+				return nil, false, fmt.Errorf("line %d: write on %s (not opened O_APPEND) is not modelled", c.Entry+1, p)
+			}
+			b, err := Str(c.argOr(1))
+			if err != nil {
+				return nil, false, fmt.Errorf("line %d: %v", c.Entry+1, err)
+			}
+			n, err := strconv.Atoi(c.Ret)
+			if err != nil || n < 0 || n > len(b) {
+				return nil, false, fmt.Errorf("line %d: result %q", c.Entry+1, c.Ret)
+			}
+			ops = append(ops, fileOp{call: c, kind: opAppend, data: b[:n]})
 			continue
 		case "mkdir", "mkdirat":
 			if above[p] && created[p] == nil {
@@ -505,6 +528,9 @@ func (l *Log) File(path string, cut int) (data []byte, exists bool, err error) {
 	sort.SliceStable(done, func(i, j int) bool { return done[i].call.Exit < done[j].call.Exit })
 	data = []byte{}
 	for _, op := range done {
+		if op.kind == opAppend {
+			op.kind, op.off = opWrite, int64(len(data))
+		}
 		end := op.off
 		if op.kind == opWrite {
 			end += int64(len(op.data))
@@ -608,4 +634,30 @@ func (c *Call) paths() ([]string, error) {
 		p, err := fdPath(c.argOr(0))
 		return []string{p}, err
 	}
+}
+
+// ParseFile parses the strace log at path (see Parse).
+func ParseFile(path string) (*Log, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return Parse(f)
+}
+
+// Acks returns where each write beginning with prefix began (its Call's
+// Entry), in order: a traced process's acknowledgements on its stdout.
+func (l *Log) Acks(prefix string) ([]int, error) {
+	ws, err := l.Writes()
+	if err != nil {
+		return nil, err
+	}
+	var at []int
+	for _, w := range ws {
+		if bytes.HasPrefix(w.Data, []byte(prefix)) {
+			at = append(at, w.Call.Entry)
+		}
+	}
+	return at, nil
 }

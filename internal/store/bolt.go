@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ase-project/ase/internal/durable"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 )
@@ -44,7 +45,7 @@ type subscription struct {
 // Open opens (creating if needed) the store file at path. It fails at
 // once if another process holds the file.
 func Open(path string) (*Bolt, error) {
-	made, err := makeDirs(filepath.Dir(path))
+	made, err := durable.MakeDirs(filepath.Dir(path))
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -60,7 +61,7 @@ func Open(path string) (*Bolt, error) {
 	}
 	// bbolt syncs the file, never its directory entry: without this a power
 	// cut could lose a new file, and every change acknowledged in it.
-	if err := syncDirs(append([]string{filepath.Dir(path)}, made...)...); err != nil {
+	if err := durable.SyncDirs(append([]string{filepath.Dir(path)}, made...)...); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: %w", err)
 	}

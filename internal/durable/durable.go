@@ -1,4 +1,7 @@
-package store
+// Package durable makes new files and directories survive a power cut:
+// an fsync of a file keeps its data, not its directory entry, which is
+// kept only once the directory holding it is synced too.
+package durable
 
 import (
 	"errors"
@@ -7,12 +10,12 @@ import (
 	"path/filepath"
 )
 
-// makeDirs makes dir and the directories above it that are missing, and
+// MakeDirs makes dir and the directories above it that are missing, and
 // returns the directories whose fsync makes them all durable: dir's
 // parent, up to the parent of the topmost one made. (Making a directory
 // changes its parent; a power cut keeps the change only once the parent
 // is synced.)
-func makeDirs(dir string) (toSync []string, err error) {
+func MakeDirs(dir string) (toSync []string, err error) {
 	top := "" // the topmost directory that is missing
 	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
 		if _, err := os.Stat(d); !errors.Is(err, fs.ErrNotExist) {
@@ -37,8 +40,8 @@ func makeDirs(dir string) (toSync []string, err error) {
 	}
 }
 
-// syncDirs fsyncs each directory in dirs.
-func syncDirs(dirs ...string) error {
+// SyncDirs fsyncs each directory in dirs.
+func SyncDirs(dirs ...string) error {
 	for _, dir := range dirs {
 		d, err := os.Open(dir)
 		if err != nil {
