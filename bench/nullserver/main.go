@@ -1,32 +1,79 @@
-// Command nullserver is the benchmarks' baseline: a do-nothing HTTP server
-// on the same stack as ASE's data ports (fasthttp), answering every request
-// 200 with a small JSON body, and optionally a net/http backend.
+// Command nullserver is the benchmarks' baseline: a do-nothing HTTP server,
+// on the same stack as ASE's data ports (fasthttp) or on net/http
+// (-stdlib), answering every request 200. Under /ase/authz it answers as a
+// forward-auth service that lets everything through: no body
+// (Content-Length: 0), as ASE's forward-auth answers; elsewhere a small JSON
+// body. GET /_nullserver/connections tells how many connections it
+// accepted, for the benchmarks' connections per request.
 package main
 
 import (
+	"bytes"
 	"flag"
 	"log"
+	"net"
 	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
 
 	"github.com/valyala/fasthttp"
 )
 
+const (
+	authzPrefix = "/ase/authz"
+	connsPath   = "/_nullserver/connections"
+)
+
+var accepted atomic.Int64
+
+// counting counts the connections it accepts: nothing per request, so the
+// baseline does no more than it did.
+type counting struct{ net.Listener }
+
+func (l counting) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		accepted.Add(1)
+	}
+	return c, err
+}
+
 func main() {
 	addr := flag.String("addr", "127.0.0.1:9001", "listen address")
-	stdlib := flag.Bool("stdlib", false, "serve with net/http instead of fasthttp (a plain backend)")
+	stdlib := flag.Bool("stdlib", false, "serve with net/http instead of fasthttp")
 	flag.Parse()
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ln = counting{ln}
 	if *stdlib {
-		log.Fatal(http.ListenAndServe(*addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			w.Write([]byte(`{"ok":true}`))
+		log.Fatal(http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch {
+			case strings.HasPrefix(r.URL.Path, authzPrefix):
+				// Nothing written: 200 with Content-Length: 0.
+			case r.URL.Path == connsPath:
+				w.Write(strconv.AppendInt(nil, accepted.Load(), 10))
+			default:
+				w.Header().Set("Content-Type", "application/json")
+				w.Write([]byte(`{"ok":true}`))
+			}
 		})))
 	}
 	srv := &fasthttp.Server{
 		Handler: func(ctx *fasthttp.RequestCtx) {
-			ctx.SetContentType("application/json")
-			ctx.SetBodyString(`{"decision":"allow"}`)
+			path := ctx.Path()
+			switch {
+			case bytes.HasPrefix(path, []byte(authzPrefix)):
+			case string(path) == connsPath:
+				ctx.SetBody(strconv.AppendInt(nil, accepted.Load(), 10))
+			default:
+				ctx.SetContentType("application/json")
+				ctx.SetBodyString(`{"decision":"allow"}`)
+			}
 		},
 		NoDefaultServerHeader: true,
 	}
-	log.Fatal(srv.ListenAndServe(*addr))
+	log.Fatal(srv.Serve(ln))
 }
