@@ -78,7 +78,9 @@ func wantAPIError(t *testing.T, r Reply, code int, typ string) {
 }
 
 func TestLoginAndSessions(t *testing.T) {
-	i := startInstance(t, map[string]string{"session_timeout": "2s"})
+	i := newInstance(t, map[string]string{"session_timeout": "1h"})
+	clock := withTestClock(t, i)
+	i.Start()
 	i.createUser("alice", "alice-password", "write")
 
 	wantJSON(t, i.as("GET", "/api/authentication/login_methods", "", nil), 200, `{"login_methods": [{"name": "local", "type": "password"}]}`)
@@ -127,12 +129,16 @@ func TestLoginAndSessions(t *testing.T) {
 	// A write as alice is audited as alice.
 	wantJSON(t, i.as("POST", "/v5/ase/api?api_id=mine", apiDoc("/mine", ""), cookie), 200, ok)
 
-	// Idle timeout, counted from the last request.
-	time.Sleep(1200 * time.Millisecond)
-	if r := i.as("GET", "/v5/ase/api", "", cookie); r.Code != 200 {
-		t.Fatalf("the session ended before its idle timeout: %d", r.Code)
+	// Idle timeout, counted from the last request, not from the login:
+	// alive 100 minutes after the login with a request 50 minutes in,
+	// ended 61 minutes after the last request.
+	for _, after := range []time.Duration{50 * time.Minute, 50 * time.Minute} {
+		clock.Advance(after)
+		if r := i.as("GET", "/v5/ase/api", "", cookie); r.Code != 200 {
+			t.Fatalf("the session ended %v after the last request, before its idle timeout (1h): %d", after, r.Code)
+		}
 	}
-	time.Sleep(2200 * time.Millisecond)
+	clock.Advance(61 * time.Minute)
 	wantStatus(t, i.as("GET", "/v5/ase/api", "", cookie), 403, "fail", "authorization failure")
 	wantAPIError(t, i.as("GET", "/api/configuration/aaa/local_database/api_keys", "", cookie), 401, "AuthenticationFailure")
 
@@ -402,16 +408,28 @@ func TestTransactions(t *testing.T) {
 }
 
 func TestTransactionExpiresAndSessionsRace(t *testing.T) {
-	i := startInstance(t, map[string]string{"session_timeout": "3s"})
+	i := newInstance(t, map[string]string{"session_timeout": "1h"})
+	clock := withTestClock(t, i)
+	i.Start()
 	i.createUser("a", "a-password", "write")
 	i.createUser("b", "b-password", "write")
 	a, b := i.login("a", "a-password"), i.login("b", "b-password")
-	i.as("POST", "/api/transaction", "{}", a)
-	i.as("POST", "/v5/ase/api?api_id=late", apiDoc("/late", ""), a)
-	// Kept alive by b's requests, a's transaction runs out on its own.
-	waitUntil(t, func() bool {
-		return i.as("POST", "/v5/ase/api?api_id=b", apiDoc("/b", ""), b).Code == 200
-	})
+	if r := i.as("POST", "/api/transaction", "{}", a); r.Code != 200 {
+		t.Fatalf("open: %d %s", r.Code, r.Body)
+	}
+	if r := i.as("POST", "/v5/ase/api?api_id=late", apiDoc("/late", ""), a); r.Code != 200 {
+		t.Fatalf("staged write: %d %s", r.Code, r.Body)
+	}
+	// Kept alive by b's requests, a's transaction runs out on its own,
+	// an hour (session_timeout) after it opened.
+	clock.Advance(40 * time.Minute)
+	if r := i.as("POST", "/v5/ase/api?api_id=b", apiDoc("/b", ""), b); r.Code != 409 {
+		t.Fatalf("a write beside a's open transaction: %d %s, want 409", r.Code, r.Body)
+	}
+	clock.Advance(30 * time.Minute)
+	if r := i.as("POST", "/v5/ase/api?api_id=b", apiDoc("/b", ""), b); r.Code != 200 {
+		t.Fatalf("a write once a's transaction ran out: %d %s", r.Code, r.Body)
+	}
 	wantStatus(t, i.Do("GET", "/v5/ase/api?api_id=late", "", nil), 404, "api_not_found", "api late does not exist")
 
 	// Two sessions race to open a transaction and to write: exactly one

@@ -41,17 +41,31 @@ func (i *Instance) Data(method, path, body string, headers map[string]string) Re
 
 func startSideband(t *testing.T, conf map[string]string) *Instance {
 	t.Helper()
+	i := newSideband(t, conf)
+	i.Start()
+	addSidebandAPIs(t, i)
+	return i
+}
+
+// newSideband prepares (without starting) a sideband server.
+func newSideband(t *testing.T, conf map[string]string) *Instance {
+	t.Helper()
 	c := map[string]string{"mode": "sideband"}
 	for k, v := range conf {
 		c[k] = v
 	}
-	i := startInstance(t, c)
+	return newInstance(t, c)
+}
+
+// addSidebandAPIs defines the APIs the sideband tests ask about: shop and
+// monitor (monitor-only).
+func addSidebandAPIs(t *testing.T, i *Instance) {
+	t.Helper()
 	shop := apiDoc("/shop", `"cookie": "SID", "oauth2_access_token": true, "apikey_header": "X-API-Key",
 		"api_pattern_enforcement": {"methods_allowed": ["GET", "POST"], "error_code": "405", "error_def": "Method Not Allowed", "error_message_body": "no such method"},
 		"decoy_config": {"decoy_enabled": true, "decoy_subpaths": ["/admin"], "response_code": 200, "response_message": "welcome, admin"}`)
 	wantJSON(t, i.Do("POST", "/v5/ase/api?api_id=shop", shop, nil), 200, ok)
 	wantJSON(t, i.Do("POST", "/v5/ase/api?api_id=monitor", apiDoc("/monitor", `"enable_blocking": false`), nil), 200, ok)
-	return i
 }
 
 func aseCall(sourceIP, method, url string, headers string) string {
@@ -445,15 +459,24 @@ func waitUntil(t *testing.T, cond func() bool) {
 }
 
 func TestTTLEntryExpiresInService(t *testing.T) {
-	i := startSideband(t, nil)
-	wantStatus(t, i.Do("POST", "/v5/ase/firewall/blacklist", `{"type": "ip", "value": "192.0.2.44", "ttl": 1}`, nil), 200, "success", "ip 192.0.2.44 added to blacklist")
+	i := newSideband(t, nil)
+	clock := withTestClock(t, i)
+	i.Start()
+	addSidebandAPIs(t, i)
+	wantStatus(t, i.Do("POST", "/v5/ase/firewall/blacklist", `{"type": "ip", "value": "192.0.2.44", "ttl": 3600}`, nil), 200, "success", "ip 192.0.2.44 added to blacklist")
 	call := aseCall("192.0.2.44", "GET", "/shop", ``)
+	// Listed until its expiry, an hour after it was added...
+	clock.Advance(59 * time.Minute)
 	if r := i.Data("POST", "/ase/request", call, nil); r.Code != 403 {
-		t.Fatalf("listed client allowed: %d", r.Code)
+		t.Fatalf("listed client allowed a minute before the entry's expiry: %d", r.Code)
 	}
-	// The entry stops matching and leaves the view at its expiry (a second
-	// after it was added), without any operator action.
-	waitUntil(t, func() bool { return i.Data("POST", "/ase/request", call, nil).Code == 200 })
+	if r := i.Do("GET", "/v5/ase/firewall/blacklist?tag=manual", "", nil); r.Code != 200 || !strings.Contains(string(r.Body), "192.0.2.44") {
+		t.Fatalf("the entry left the view before its expiry: %d %s", r.Code, r.Body)
+	}
+	// ...then it stops matching and leaves the view, without any operator
+	// action.
+	clock.Advance(2 * time.Minute)
+	wantJSON(t, i.Data("POST", "/ase/request", call, nil), 200, `{"decision": "allow", "api_id": "shop"}`)
 	wantJSON(t, i.Do("GET", "/v5/ase/firewall/blacklist?tag=manual", "", nil), 200, `{"manual_blacklist": []}`)
 	// And it is gone from the store too: a restart does not bring it back.
 	i.Restart()

@@ -126,7 +126,8 @@ func Run(ctx context.Context, cfg *config.Config, logOut io.Writer, version stri
 			return err
 		}
 	}
-	lst, err := lists.Open(ctx, st, lists.Options{Limit: int64(cfg.AttackListMemory), Log: log, Node: listsNode})
+	now := clock(log) // time.Now, except in end-to-end tests (ASE_TEST_CLOCK)
+	lst, err := lists.Open(ctx, st, lists.Options{Limit: int64(cfg.AttackListMemory), Log: log, Node: listsNode, Now: now})
 	if err != nil {
 		return err
 	}
@@ -191,7 +192,7 @@ func Run(ctx context.Context, cfg *config.Config, logOut io.Writer, version stri
 	}
 	// Sessions live in the store (every node of a cluster knows them);
 	// each node sweeps the expired ones, harmlessly at the same time.
-	sessions := accounts.NewSessions(st, cfg.SessionTimeout.Std(), nil, log)
+	sessions := accounts.NewSessions(st, cfg.SessionTimeout.Std(), now, log)
 	go func() {
 		t := time.NewTicker(time.Minute)
 		defer t.Stop()
@@ -237,6 +238,7 @@ func Run(ctx context.Context, cfg *config.Config, logOut io.Writer, version stri
 		Sessions:       sessions,
 		ClientCAs:      clientCAs,
 		TxnLifetime:    cfg.SessionTimeout.Std(),
+		Now:            now,
 		Metrics:        mx,
 		Cluster:        clusterFunc(cfg, etcdStore),
 		Reloader:       reload,
