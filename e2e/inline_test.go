@@ -242,8 +242,10 @@ func TestInlineFailover(t *testing.T) {
 	if codes[200] != 2 || codes[502] != 2 {
 		t.Fatalf("POSTs: got %v, want two 200 and two 502", codes)
 	}
-	// With health checks the dead server goes Down and gets nothing.
-	doc = apiDoc("/api", fmt.Sprintf(`"health_check": true, "health_check_interval": 1, "health_retry_count": 1, "servers": [{"host": "127.0.0.1", "port": %d}, {"host": "127.0.0.1", "port": %d}]`, deadPort, live.port()))
+	// With health checks the dead server goes Down and gets nothing. (A
+	// probe's timeout is the interval: 3 s, so that a probe of the live
+	// server on a busy machine does not take it Down.)
+	doc = apiDoc("/api", fmt.Sprintf(`"health_check": true, "health_check_interval": 3, "health_retry_count": 1, "servers": [{"host": "127.0.0.1", "port": %d}, {"host": "127.0.0.1", "port": %d}]`, deadPort, live.port()))
 	wantJSON(t, i.Do("PUT", "/v5/ase/api?api_id=api", doc, nil), 200, ok)
 	waitUntil(t, func() bool {
 		out, _, _ := i.CLI("", "health_status", "api")
@@ -256,7 +258,7 @@ func TestInlineFailover(t *testing.T) {
 	}
 	// Everything down: 503.
 	live.Close()
-	waitUntil(t, func() bool { return i.get("GET", "/api/x", nil).Code == 503 })
+	eventually(t, "503 once every server is down", func() bool { return i.get("GET", "/api/x", nil).Code == 503 })
 	if r := i.get("GET", "/api/x", nil); string(r.Body) != "Error: No Server Available" {
 		t.Fatalf("got %s", r.Body)
 	}
