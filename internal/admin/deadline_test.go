@@ -11,9 +11,12 @@ import (
 // A handler that works longer than the server's WriteTimeout still gets
 // its answer to the client; without WriteDeadlines the client reads EOF.
 func TestWriteDeadlinesStartWithTheAnswer(t *testing.T) {
-	release := make(chan struct{})
+	const timeout = 50 * time.Millisecond
 	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		<-release // the work: done only after the server's timeout passed
+		// The work: it ends only once the server's write deadline (set
+		// when the request was read, before this handler ran) has passed,
+		// an instant on the wall clock, however slow the machine.
+		time.Sleep(4 * timeout)
 		writeJSON(w, 200, success("done"))
 	})
 	for _, wrapped := range []bool{false, true} {
@@ -22,15 +25,8 @@ func TestWriteDeadlinesStartWithTheAnswer(t *testing.T) {
 			h = WriteDeadlines(slow)
 		}
 		srv := httptest.NewUnstartedServer(h)
-		srv.Config.WriteTimeout = 50 * time.Millisecond
+		srv.Config.WriteTimeout = timeout
 		srv.Start()
-		go func() {
-			// Release the handler once its timeout has certainly passed:
-			// the deadline is a wall-clock instant, so waiting past it is
-			// an event, however slow the machine.
-			time.Sleep(200 * time.Millisecond)
-			release <- struct{}{}
-		}()
 		resp, err := http.Get(srv.URL)
 		switch {
 		case wrapped && err != nil:
