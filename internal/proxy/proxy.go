@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -211,14 +212,16 @@ func (p *Proxy) sync(snap *catalog.Snapshot) {
 
 func (p *Proxy) newClient(k clientKey) *fasthttp.HostClient {
 	c := &fasthttp.HostClient{
-		Addr:                          k.addr,
-		Name:                          "ase",
-		NoDefaultUserAgentHeader:      true,
-		IsTLS:                         k.tls,
-		MaxConns:                      4096,
-		MaxIdleConnDuration:           60 * time.Second,
-		ReadTimeout:                   p.o.Timeout,
+		Addr:                     k.addr,
+		Name:                     "ase",
+		NoDefaultUserAgentHeader: true,
+		IsTLS:                    k.tls,
+		MaxConns:                 4096,
+		MaxIdleConnDuration:      60 * time.Second,
+		// backend_timeout bounds each wait for the backend (idleConn), not
+		// the whole response: a body streams as fast as the client reads.
 		WriteTimeout:                  p.o.Timeout,
+		StreamResponseBody:            true,
 		DisableHeaderNamesNormalizing: true,
 		DisablePathNormalizing:        true,
 		ReadBufferSize:                16 << 10,
@@ -231,7 +234,7 @@ func (p *Proxy) newClient(k clientKey) *fasthttp.HostClient {
 			if err != nil {
 				return nil, err
 			}
-			return rawio.Wrap(c), nil
+			return &idleConn{Conn: rawio.Wrap(c), timeout: p.o.Timeout}, nil
 		},
 	}
 	if k.tls {
@@ -301,12 +304,17 @@ func (p *Proxy) Serve(ctx *fasthttp.RequestCtx) {
 	// The record is written before Serve returns, while these views of the
 	// request are still valid.
 	var rec accesslog.Record
+	var streaming *bodyRelay // a response body that streams after Serve returns
 	defer func() {
 		rec.Time, rec.Latency = start, time.Since(start)
 		if rec.Status == 0 {
 			rec.Status = ctx.Response.StatusCode()
 		}
 		rec.BytesIn = int64(len(ctx.Request.Body()))
+		if streaming != nil {
+			streaming.serveReturned(&rec, start, p) // logged when the body is done
+			return
+		}
 		if !ctx.IsHead() && rec.Status != fasthttp.StatusSwitchingProtocols {
 			rec.BytesOut = int64(len(ctx.Response.Body()))
 		}
@@ -351,7 +359,7 @@ func (p *Proxy) Serve(ctx *fasthttp.RequestCtx) {
 		p.websocket(ctx, pl, x, &rec)
 		return
 	}
-	p.forward(ctx, pl, x, &rec)
+	streaming = p.forward(ctx, pl, x, &rec)
 }
 
 func peer(ctx *fasthttp.RequestCtx) netip.Addr {
@@ -455,7 +463,9 @@ func idempotent(m []byte) bool {
 	return false
 }
 
-func (p *Proxy) forward(ctx *fasthttp.RequestCtx, pl *pool, x *frontdoor.Inline, rec *accesslog.Record) {
+// forward sends the request to a backend and answers with its response,
+// returning the bodyRelay when the body streams on after Serve returns.
+func (p *Proxy) forward(ctx *fasthttp.RequestCtx, pl *pool, x *frontdoor.Inline, rec *accesslog.Record) *bodyRelay {
 	out := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(out)
 	body := ctx.Request.Body()
@@ -472,27 +482,30 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, pl *pool, x *frontdoor.Inline,
 		b, i, err := p.acquire(pl, cookie, tried)
 		if err != nil {
 			fail(ctx, rec, frontdoor.NoServer)
-			return
+			return nil
 		}
 		tried |= 1 << i
 		rec.Backend = b.addr
 		b.inflight.Add(1)
-		err = b.client.DoTimeout(out, &ctx.Response, p.o.Timeout)
-		b.inflight.Add(-1)
-		p.release(pl, b)
-		if err == nil {
-			stripHopByHop(&ctx.Response.Header)
-			return
+		br := fasthttp.AcquireResponse()
+		err = b.client.Do(out, br)
+		release := func() {
+			b.inflight.Add(-1)
+			p.release(pl, b)
 		}
-		ctx.Response.Reset()
-		if errors.Is(err, fasthttp.ErrTimeout) {
+		if err == nil {
+			return deliver(ctx, br, release)
+		}
+		fasthttp.ReleaseResponse(br)
+		release()
+		if timedOut(err) {
 			fail(ctx, rec, frontdoor.GatewayTimeout)
-			return
+			return nil
 		}
 		if !retry || !connectionFailed(err) {
 			p.o.Logger.Warn("backend request failed", "api_id", pl.api.ID, "server", b.addr, "error", err)
 			fail(ctx, rec, frontdoor.BadGateway)
-			return
+			return nil
 		}
 		p.o.Logger.Warn("backend connection failed; trying another server", "api_id", pl.api.ID, "server", b.addr, "error", err)
 	}
@@ -523,6 +536,13 @@ func loadHead(out *fasthttp.Request, head []byte, tls bool) {
 	} else {
 		out.URI().SetScheme("http")
 	}
+}
+
+// timedOut reports whether err is the backend not answering within
+// backend_timeout (a read past idleConn's deadline, or fasthttp's own).
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // connectionFailed reports whether err is a failure to reach the server
