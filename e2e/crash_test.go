@@ -320,7 +320,18 @@ func answers(url string) bool {
 func (tr *traced) kill(t *testing.T) {
 	tr.killed = true
 	if tr.pid != 0 {
-		syscall.Kill(tr.pid, syscall.SIGKILL)
+		// Once, a run found ase alive under its strace 20 minutes after
+		// this SIGKILL (and then alive until killed by hand): the signal
+		// is sent again until the process is gone (or a zombie, which
+		// strace reaps).
+		for deadline := time.Now().Add(time.Minute); ; {
+			syscall.Kill(tr.pid, syscall.SIGKILL)
+			st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", tr.pid))
+			if err != nil || strings.Contains(string(st), ") Z ") || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	} else {
 		tr.strace.cmd.Process.Kill()
 	}
