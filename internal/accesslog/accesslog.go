@@ -48,13 +48,16 @@ type Log struct {
 	w   io.Writer
 
 	// Requests append their lines to cur under mu; the writer swaps it
-	// for an empty buffer every flushEvery and writes the full one. A
-	// request never waits for I/O nor wakes another goroutine.
+	// for an empty buffer flushEvery after the first line of a batch and
+	// writes the full one. A request never waits for I/O; only the first
+	// line after an empty buffer wakes the writer, whose timer is armed
+	// only while lines wait: an idle log wakes nothing.
 	mu      sync.Mutex
 	stamp   stamp // the formatted time of the current second, under mu
 	cur     []byte
 	spare   []byte
 	dropped atomic.Int64
+	pending chan struct{} // a line came into an empty buffer
 	stop    chan struct{}
 	done    chan struct{}
 }
@@ -68,7 +71,8 @@ const (
 
 // New starts a log writing to w, with times in loc.
 func New(w io.Writer, loc *time.Location) *Log {
-	l := &Log{loc: loc, w: w, cur: make([]byte, 0, 256<<10), spare: make([]byte, 0, 256<<10), stop: make(chan struct{}), done: make(chan struct{})}
+	l := &Log{loc: loc, w: w, cur: make([]byte, 0, 256<<10), spare: make([]byte, 0, 256<<10),
+		pending: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go l.run()
 	return l
 }
@@ -93,26 +97,46 @@ func (l *Log) Write(r *Record) {
 		l.dropped.Add(1)
 		return
 	}
+	first := len(l.cur) == 0
 	l.cur = r.append(l.cur, &l.stamp, l.loc)
 	l.mu.Unlock()
-}
-
-func (l *Log) run() {
-	defer close(l.done)
-	tick := time.NewTicker(flushEvery)
-	defer tick.Stop()
-	for {
+	if first {
 		select {
-		case <-tick.C:
-			l.flush()
-		case <-l.stop:
-			l.flush()
-			return
+		case l.pending <- struct{}{}:
+		default:
 		}
 	}
 }
 
-func (l *Log) flush() {
+func (l *Log) run() {
+	defer close(l.done)
+	timer := time.NewTimer(flushEvery)
+	timer.Stop()
+	for {
+		select {
+		case <-l.pending:
+		case <-l.stop:
+			l.flush()
+			return
+		}
+		// Lines wait: they are written flushEvery from now, with those
+		// that join them meanwhile, and so on while lines keep coming.
+		for more := true; more; {
+			timer.Reset(flushEvery)
+			select {
+			case <-timer.C:
+			case <-l.stop:
+				timer.Stop()
+				l.flush()
+				return
+			}
+			more = l.flush()
+		}
+	}
+}
+
+// flush writes the lines pending and reports whether there were any.
+func (l *Log) flush() bool {
 	l.mu.Lock()
 	full := l.cur
 	l.cur = l.spare[:0]
@@ -121,6 +145,7 @@ func (l *Log) flush() {
 		l.w.Write(full)
 	}
 	l.spare = full[:0]
+	return len(full) > 0
 }
 
 // Close writes what is pending and stops.

@@ -71,6 +71,7 @@ type Sessions struct {
 	Now     func() time.Time
 	st      store.Store
 	log     *slog.Logger
+	created chan struct{} // a session was created (see Run)
 }
 
 // NewSessions returns the sessions kept in st, with the given idle timeout.
@@ -81,7 +82,7 @@ func NewSessions(st store.Store, timeout time.Duration, now func() time.Time, lo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Sessions{Timeout: timeout, Now: now, st: st, log: log}
+	return &Sessions{Timeout: timeout, Now: now, st: st, log: log, created: make(chan struct{}, 1)}
 }
 
 func sessionKey(handle string) string { return SessionPrefix + handle }
@@ -99,6 +100,10 @@ func (s *Sessions) Create(ctx context.Context, u *User, method string) (*Session
 	key := sessionKey(sess.Handle)
 	if _, err := s.st.Commit(ctx, store.Batch{Conds: []store.Cond{store.Absent(key)}, Ops: []store.Op{store.Put(key, rec)}}); err != nil {
 		return nil, err
+	}
+	select {
+	case s.created <- struct{}{}:
+	default:
 	}
 	return sess, nil
 }
@@ -213,21 +218,31 @@ func (s *Sessions) EndUser(ctx context.Context, user string) error {
 // if it is still as read, so nodes sweeping at the same time, or a
 // request recording a session's use meanwhile, do no harm.
 func (s *Sessions) Sweep(ctx context.Context) (int, error) {
+	n, _, err := s.sweep(ctx)
+	return n, err
+}
+
+// sweep is Sweep; it also returns when the first session left expires
+// (zero: none is left).
+func (s *Sessions) sweep(ctx context.Context) (int, time.Time, error) {
 	type item struct {
 		handle string
 		raw    []byte
 	}
 	var expired []item
+	var next time.Time
 	now := s.Now()
 	err := s.st.Scan(ctx, SessionPrefix, func(key string, value []byte) error {
 		var sess Session
 		if err := json.Unmarshal(value, &sess); err != nil || now.Sub(sess.LastSeen) >= s.Timeout {
 			expired = append(expired, item{key[len(SessionPrefix):], slices.Clone(value)})
+		} else if at := sess.LastSeen.Add(s.Timeout); next.IsZero() || at.Before(next) {
+			next = at
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return 0, time.Time{}, err
 	}
 	n := 0
 	for _, it := range expired {
@@ -235,5 +250,45 @@ func (s *Sessions) Sweep(ctx context.Context) (int, error) {
 			n++
 		}
 	}
-	return n, nil
+	return n, next, nil
+}
+
+// Run sweeps expired sessions until ctx ends: when the first known
+// session expires (or later, if it was used meanwhile), and with none
+// known, not until one is created here. With shared, the store is shared
+// with other nodes, whose new sessions this one learns of only by
+// sweeping: it then sweeps at least every minute as well. A failed sweep
+// is retried a minute later.
+func (s *Sessions) Run(ctx context.Context, shared bool) {
+	timer := time.NewTimer(time.Minute)
+	defer timer.Stop()
+	for {
+		_, next, err := s.sweep(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		var due <-chan time.Time
+		wait := time.Duration(0)
+		switch {
+		case err != nil:
+			s.log.Warn("sweeping expired sessions failed", "error", err)
+			wait = time.Minute
+		case !next.IsZero():
+			wait = max(next.Sub(s.Now()), time.Second)
+		}
+		if shared && (wait == 0 || wait > time.Minute) {
+			wait = time.Minute
+		}
+		timer.Stop()
+		if wait > 0 {
+			timer.Reset(wait)
+			due = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-due:
+		case <-s.created:
+		}
+	}
 }

@@ -16,6 +16,7 @@ package evloop
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"runtime"
@@ -49,13 +50,15 @@ type Loop struct {
 	Now  int64
 	stop atomic.Bool
 	done chan struct{}
-	// Idle, if set, tells whether the loop has nothing to serve and no
-	// timeout to keep (then it waits without a tick, as an ordinary
-	// blocking system call; see Run).
+	// Idle, if set, tells whether the loop has nothing to serve (then it
+	// waits as an ordinary blocking system call at once; see Run).
 	Idle func() bool
 	// OnPanic is told about a handler's panic (with the handler, possibly
 	// nil); it should log it and close what the handler owned.
 	OnPanic func(h Handler, v any)
+
+	due       int64 // when tick is due (Unix ns); 0: nothing is (see At)
+	lastEvent int64 // when the last events came (see Run)
 
 	efd      int // eventfd: wakes the loop for posted work
 	mu       sync.Mutex
@@ -162,46 +165,74 @@ func (l *Loop) Detach(fd int) {
 	syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, fd, nil)
 }
 
-// Run serves events until Stop, calling tick about every period (for
-// timeouts) on the loop's goroutine. It locks the goroutine to its
-// thread: the loop's sockets, buffers and caches stay on one core's
-// thread, as an nginx worker's do.
-func (l *Loop) Run(period time.Duration, tick func(now int64)) {
+// quiet is how long a loop with connections but no events keeps waiting
+// as a raw call before it waits as one the scheduler knows about.
+const quiet = 100 * time.Millisecond
+
+// At has Run call tick at t (Unix ns) or soon after; 0 asks for nothing.
+// Only the loop's goroutine calls it (a handler, posted work, tick).
+// The earliest time asked for stands: a tick that finds nothing due yet
+// returns the next time something will be.
+func (l *Loop) At(t int64) {
+	if t != 0 && (l.due == 0 || t < l.due) {
+		l.due = t
+	}
+}
+
+// Run serves events until Stop. tick runs on the loop's goroutine when a
+// time asked for with At has come, and returns the next such time (0:
+// none): the loop has no timer of its own, and one with nothing due
+// sleeps until an event. Run locks the goroutine to its thread: the
+// loop's sockets, buffers and caches stay on one core's thread, as an
+// nginx worker's do.
+func (l *Loop) Run(tick func(now int64) (next int64)) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	defer close(l.done)
 	evs := make([]syscall.EpollEvent, 256)
-	next := time.Now().Add(period).UnixNano()
-	ms := int(period / time.Millisecond)
+	l.lastEvent = l.Now
 	for !l.stop.Load() {
-		// The wait is a raw system call: the loop keeps its processor
-		// while it waits, as an nginx worker keeps its core. A wait the
-		// scheduler knew about would hand the processor back after 20 µs,
-		// and every wake-up would have to take one again; measured under
-		// the inline benchmark, that and the monitor thread it kept busy
-		// cost about 10% of the CPU per request. The runtime can still
-		// stop the loop when it must (garbage collection, fairness after
-		// 10 ms): its preemption signal interrupts the wait. The program
-		// needs one processor more than it has loops (see proxy.Loops).
+		ms := -1 // until an event
+		if l.due != 0 {
+			ms = int(min(max(l.due-l.Now+int64(time.Millisecond)-1, 0)/int64(time.Millisecond), math.MaxInt32))
+		}
+		// The wait is a raw system call while traffic flows: the loop
+		// keeps its processor while it waits, as an nginx worker keeps
+		// its core. A wait the scheduler knew about would hand the
+		// processor back after 20 µs, and every wake-up would have to
+		// take one again; measured under the inline benchmark, that and
+		// the monitor thread it kept busy cost about 10% of the CPU per
+		// request. The runtime can still stop the loop when it must
+		// (garbage collection, fairness after 10 ms): its preemption
+		// signal interrupts the wait. The program needs one processor
+		// more than it has loops (see proxy.Loops).
+		//
+		// With nothing to serve, or no event for a while, the loop waits
+		// as a system call the scheduler knows about instead, so an idle
+		// loop holds no processor and keeps no monitor awake: it wakes
+		// for an event, a Post or the next time due, and for nothing else.
 		var n int
-		if l.Idle != nil && l.Idle() {
-			// Nothing to serve and nothing to time out: wait, until an
-			// event or Post, as a system call the scheduler knows about,
-			// so an idle loop holds no processor and wakes nothing.
+		if (l.Idle != nil && l.Idle()) || l.Now-l.lastEvent >= int64(quiet) {
 			var err error
-			if n, err = syscall.EpollWait(l.ep, evs, -1); err != nil && !errors.Is(err, syscall.EINTR) {
+			if n, err = syscall.EpollWait(l.ep, evs, ms); err != nil && !errors.Is(err, syscall.EINTR) {
 				panic(fmt.Sprintf("epoll_wait: %v", err))
 			}
 		} else {
+			if q := int(quiet / time.Millisecond); ms < 0 || ms > q {
+				ms = q
+			}
 			n = poll(l.ep, evs, ms)
 		}
 		l.Now = time.Now().UnixNano()
+		if n > 0 {
+			l.lastEvent = l.Now
+		}
 		for i := 0; i < n; {
 			i = l.dispatch(evs[i:n], i)
 		}
-		if l.Now >= next {
-			next = l.Now + int64(period)
-			tick(l.Now)
+		if l.due != 0 && l.Now >= l.due {
+			l.due = 0
+			l.At(tick(l.Now))
 		}
 	}
 	l.runPosted(true) // work posted meanwhile still runs (and sees Stopping)

@@ -79,23 +79,19 @@ func startEcho(t *testing.T) (string, chan any) {
 	if err := l.AddListener(fd, acceptor{l: l, ln: fd}); err != nil {
 		t.Fatal(err)
 	}
-	ticks := make(chan int64, 100)
-	go l.Run(10*time.Millisecond, func(now int64) {
-		select {
-		case ticks <- now:
-		default:
-		}
-	})
+	go l.Run(func(int64) int64 { return 0 })
 	t.Cleanup(func() {
 		l.Stop()
 		<-l.Done()
 		l.Release()
 		syscall.Close(fd)
 	})
+	running := make(chan struct{})
+	l.Post(func() { close(running) })
 	select {
-	case <-ticks:
+	case <-running:
 	case <-time.After(5 * time.Second):
-		t.Fatal("the loop never ticked")
+		t.Fatal("the loop never ran")
 	}
 	return addr, panics
 }
@@ -182,7 +178,7 @@ func TestPost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go l.Run(time.Hour, func(int64) {}) // no tick: only the post wakes it
+	go l.Run(func(int64) int64 { return 0 }) // no tick: only the post wakes it
 	ran := make(chan int, 10)
 	for i := 0; i < 10; i++ {
 		go l.Post(func() { ran <- i })
@@ -231,7 +227,7 @@ func TestStopWakesAnIdleLoop(t *testing.T) {
 		once.Do(func() { close(waiting) })
 		return true
 	}
-	go l.Run(time.Hour, func(int64) {})
+	go l.Run(func(int64) int64 { return 0 })
 	select {
 	case <-waiting:
 	case <-time.After(5 * time.Second):
@@ -243,5 +239,52 @@ func TestStopWakesAnIdleLoop(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("an idle loop did not stop")
 	}
+	l.Release()
+}
+
+// TestTickWhenAsked: the loop has no timer of its own; tick runs when a
+// time asked for with At (by a handler, posted work, or tick's own answer)
+// has come, never before it, until tick asks for nothing more.
+func TestTickWhenAsked(t *testing.T) {
+	l, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	type tick struct{ asked, now int64 }
+	ticks := make(chan tick, 10)
+	var asked int64
+	n := 0
+	go l.Run(func(now int64) int64 {
+		ticks <- tick{asked, now}
+		if n++; n == 3 {
+			return 0
+		}
+		asked = now + int64(2*time.Millisecond)
+		return asked
+	})
+	l.Post(func() {
+		asked = l.Now + int64(time.Millisecond)
+		l.At(asked)
+		l.At(0) // asks for nothing: the earlier time stands
+	})
+	for i := range 3 {
+		select {
+		case tk := <-ticks:
+			if tk.now < tk.asked {
+				t.Fatalf("tick %d at %d, before the %d asked for", i, tk.now, tk.asked)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("tick %d never came", i)
+		}
+	}
+	// tick asked for nothing more: work posted now finds no tick came
+	// meanwhile, and the loop still serves.
+	done := make(chan int, 1)
+	l.Post(func() { done <- len(ticks) })
+	if got := <-done; got != 0 {
+		t.Fatalf("got %d more ticks, want 0", got)
+	}
+	l.Stop()
+	<-l.Done()
 	l.Release()
 }

@@ -64,6 +64,9 @@ type Clients struct {
 	cl     *clientCluster // cluster mode (Node.Clients); nil standalone
 	shards [numShards]clientShard
 	count  atomic.Int64
+	// tracked tells Run that a client is tracked again after none were:
+	// with none, there is nothing to sweep and Run arms no timer.
+	tracked chan struct{}
 }
 
 const numShards = 128
@@ -83,7 +86,7 @@ func NewClients(now func() int64) *Clients {
 	if now == nil {
 		now = func() int64 { return time.Now().UnixNano() }
 	}
-	c := &Clients{now: now, seed: maphash.MakeSeed(), seed2: maphash.MakeSeed()}
+	c := &Clients{now: now, seed: maphash.MakeSeed(), seed2: maphash.MakeSeed(), tracked: make(chan struct{}, 1)}
 	for i := range c.shards {
 		c.shards[i].m = map[[2]uint64]int64{}
 	}
@@ -134,8 +137,11 @@ func (c *Clients) Allow(api *apidef.API, id lists.Identity, now int64) (bool, ti
 	tat, ok, wait := g.admit(tat, now)
 	s.m[k] = tat
 	s.mu.Unlock()
-	if !known {
-		c.count.Add(1)
+	if !known && c.count.Add(1) == 1 {
+		select {
+		case c.tracked <- struct{}{}:
+		default:
+		}
 	}
 	return ok, wait
 }
@@ -164,13 +170,23 @@ func (c *Clients) Sweep() int {
 	return n
 }
 
-// Run sweeps every interval until stop is closed.
+// Run sweeps every interval while clients are tracked, until stop is
+// closed; with none tracked it sleeps until one is.
 func (c *Clients) Run(interval time.Duration, stop <-chan struct{}) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
+	t := time.NewTimer(interval)
+	t.Stop()
 	for {
+		if c.count.Load() == 0 {
+			select {
+			case <-stop:
+				return
+			case <-c.tracked:
+			}
+		}
+		t.Reset(interval)
 		select {
 		case <-stop:
+			t.Stop()
 			return
 		case <-t.C:
 			c.Sweep()

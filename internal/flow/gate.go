@@ -33,6 +33,7 @@ type Gate struct {
 	maxWait  time.Duration
 
 	mu      sync.Mutex
+	queued  func()
 	servers []gateServer
 	next    int
 	queue   []*waiter
@@ -75,6 +76,11 @@ type GateOptions struct {
 	// the nodes.
 	Cluster *Node
 	API     string
+	// Queued, when set, is called (without the gate's lock) each time a
+	// request is left waiting in the queue: a rate-limited server becomes
+	// eligible with time, so someone must call Dispatch while requests
+	// wait, and need not while none do.
+	Queued func()
 }
 
 // NewGate returns a gate over servers.
@@ -82,7 +88,7 @@ func NewGate(servers []ServerLimits, o GateOptions) *Gate {
 	if o.Now == nil {
 		o.Now = func() int64 { return time.Now().UnixNano() }
 	}
-	g := &Gate{now: o.Now, queueing: o.Queueing, maxQueue: o.MaxQueue, maxWait: o.MaxWait}
+	g := &Gate{now: o.Now, queueing: o.Queueing, maxQueue: o.MaxQueue, maxWait: o.MaxWait, queued: o.Queued}
 	g.servers = make([]gateServer, len(servers))
 	for i, s := range servers {
 		g.servers[i].ServerLimits = s
@@ -126,7 +132,7 @@ func (g *Gate) Update(servers []ServerLimits, o GateOptions) {
 		}
 	}
 	g.servers = next
-	g.queueing, g.maxQueue, g.maxWait = o.Queueing, o.MaxQueue, o.MaxWait
+	g.queueing, g.maxQueue, g.maxWait, g.queued = o.Queueing, o.MaxQueue, o.MaxWait, o.Queued
 	switch {
 	case o.Cluster == nil:
 		g.cl = nil
@@ -233,7 +239,12 @@ func (g *Gate) Acquire(prefer int, skip uint64) (int, error) {
 	w := &waiter{prefer: prefer, skip: skip, deadline: now + int64(g.maxWait), ch: make(chan int, 1)}
 	g.queue = append(g.queue, w)
 	g.dispatchLocked(now) // capacity may be free already: serve the head
+	queued := g.queued
+	waiting := len(g.queue) > 0
 	g.mu.Unlock()
+	if waiting && queued != nil {
+		queued()
+	}
 	if i := <-w.ch; i >= 0 {
 		return i, nil
 	}
@@ -269,8 +280,8 @@ func (g *Gate) ReleaseAddr(addr string) {
 
 // Dispatch hands capacity to waiting requests and refuses those that
 // waited too long. A rate-limited server becomes eligible with time, not
-// on a release, so the proxy calls it periodically; tests call it after
-// moving their clock.
+// on a release, so the proxy calls it periodically while requests wait
+// (see GateOptions.Queued); tests call it after moving their clock.
 func (g *Gate) Dispatch() {
 	g.mu.Lock()
 	g.dispatchLocked(g.now())

@@ -304,11 +304,14 @@ func (l *Lists) Flush(ctx context.Context) error {
 }
 
 // commitLoop writes the pending entries, one round at a time: while a
-// round commits, the next one gathers.
+// round commits, the next one gathers. Its log timer is armed only while
+// detections wait to be logged.
 func (l *Lists) commitLoop(ctx context.Context) {
 	defer l.done.Done()
-	tick := time.NewTicker(logEvery)
-	defer tick.Stop()
+	timer := time.NewTimer(logEvery)
+	timer.Stop()
+	defer timer.Stop()
+	var logDue <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -322,7 +325,8 @@ func (l *Lists) commitLoop(ctx context.Context) {
 			l.logDetections(true)
 			return
 		case <-l.det.wake:
-		case <-tick.C:
+		case <-logDue:
+			logDue = nil
 		}
 		for {
 			more, err := l.commitRound(ctx)
@@ -342,6 +346,10 @@ func (l *Lists) commitLoop(ctx context.Context) {
 			}
 		}
 		l.logDetections(false)
+		if logDue == nil && (l.det.unloggedListed.Load() > 0 || l.det.unloggedRefused.Load() > 0) {
+			timer.Reset(logEvery)
+			logDue = timer.C
+		}
 	}
 }
 

@@ -726,26 +726,29 @@ func (l *Lists) schedule(at int64, key string) {
 	}
 }
 
-// expireLoop sleeps until the next expiry. Lookups already refuse an
-// expired entry on their own, to the millisecond; this removes it from
-// memory and the store soon after, touching only the entries due.
+// expireLoop sleeps until the next expiry, and with no entry to expire
+// until one is scheduled: no timer is armed for nothing. Lookups already
+// refuse an expired entry on their own, to the millisecond; this removes
+// it from memory and the store soon after, touching only the entries due.
 func (l *Lists) expireLoop(ctx context.Context) {
 	defer l.done.Done()
 	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	defer timer.Stop()
 	for {
+		var due <-chan time.Time
 		l.expMu.Lock()
-		wait := time.Hour
 		if len(l.exp) > 0 {
-			wait = max(time.Duration(l.exp[0].at-l.now().UnixMilli())*time.Millisecond, 0)
+			timer.Reset(max(time.Duration(l.exp[0].at-l.now().UnixMilli())*time.Millisecond, 0))
+			due = timer.C
 		}
 		l.expMu.Unlock()
-		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
 		case <-l.wake:
-		case <-timer.C:
+			timer.Stop()
+		case <-due:
 			l.ExpireDue(ctx)
 		}
 	}

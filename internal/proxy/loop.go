@@ -44,7 +44,7 @@ import (
 )
 
 const (
-	tickPeriod     = 100 * time.Millisecond // timeouts are checked this often
+	tickPeriod     = 100 * time.Millisecond // timeouts are checked at most this often
 	clientBuf      = 4 << 10                // a client connection's first read buffer
 	backendBuf     = 16 << 10               // a backend connection's read buffer
 	backendIdleMax = 60 * time.Second       // an unused keep-alive connection to a backend is closed after this
@@ -77,7 +77,7 @@ func (p *Proxy) Loops(o dataport.FastOptions) (dataport.FastServer, error) {
 		}
 		w := &worker{s: s, l: l, idle: map[string][]*bconn{}}
 		l.OnPanic = w.panicked
-		l.Idle = func() bool { return len(w.clients) == 0 && len(w.idle) == 0 && w.accepts }
+		l.Idle = func() bool { return len(w.clients) == 0 }
 		s.workers = append(s.workers, w)
 		if err := l.AddListener(o.Listener, acceptor{w}); err != nil {
 			s.abandon()
@@ -88,6 +88,10 @@ func (p *Proxy) Loops(o dataport.FastOptions) (dataport.FastServer, error) {
 	for _, w := range s.workers {
 		go w.run()
 	}
+	// A catalog change may leave idle connections to backends no longer
+	// used: the loops look at once, not at their next timeout.
+	nudge := s.nudge
+	p.repooled.Store(&nudge)
 	return s, nil
 }
 
@@ -109,11 +113,19 @@ func (s *loops) abandon() {
 	}
 }
 
+// nudge has every loop run its tick now (it has no timer that would).
+func (s *loops) nudge() {
+	for _, w := range s.workers {
+		w.l.Post(func() { w.l.At(w.now()) })
+	}
+}
+
 // Shutdown stops accepting, lets the exchanges in flight finish (until
 // ctx ends; idle keep-alive connections are closed at once) and closes
 // every connection.
 func (s *loops) Shutdown(ctx context.Context) error {
 	s.closing.Store(true)
+	s.nudge()
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	var err error
@@ -165,7 +177,7 @@ type worker struct {
 
 func (w *worker) run() {
 	w.accepts = true
-	w.l.Run(tickPeriod, w.tick)
+	w.l.Run(w.tick)
 	for len(w.clients) > 0 {
 		w.clients[len(w.clients)-1].close()
 	}
@@ -189,17 +201,38 @@ func (w *worker) dateLine() []byte {
 
 // tick enforces the timeouts, drops idle backend connections that are no
 // longer wanted, and, while shutting down, stops accepting and closes idle
-// clients.
-func (w *worker) tick(now int64) {
+// clients. It runs when something is due (see evloop.Loop.At: a deadline
+// set, a connection put in the idle pool, a pause in accepting, a
+// catalog change, the shutdown) and returns when something next is:
+// nothing at all on a loop without connections, so an idle loop sleeps.
+// Ticks come at most every tickPeriod, one tick serving every deadline
+// that passed by then.
+func (w *worker) tick(now int64) int64 {
+	next := int64(0)
+	due := func(t int64) {
+		if t != 0 && (next == 0 || t < next) {
+			next = t
+		}
+	}
 	closing := w.s.closing.Load()
 	if closing && w.accepts {
 		w.accepts = false
 		w.l.Detach(w.s.fd)
 	}
-	if !closing && !w.accepts && now >= w.acceptAt {
-		if err := w.l.AddListener(w.s.fd, acceptor{w}); err == nil {
-			w.accepts = true
+	if !closing && !w.accepts {
+		if now >= w.acceptAt {
+			if err := w.l.AddListener(w.s.fd, acceptor{w}); err == nil {
+				w.accepts = true
+			} else {
+				w.acceptAt = now + int64(acceptPause)
+			}
 		}
+		if !w.accepts {
+			due(w.acceptAt)
+		}
+	}
+	if closing && len(w.clients) > 0 {
+		due(now + int64(tickPeriod)) // exchanges in flight end; connections accepted meanwhile close
 	}
 	for i := 0; i < len(w.clients); {
 		c := w.clients[i]
@@ -210,10 +243,12 @@ func (w *worker) tick(now int64) {
 			w.guard(c, c.timeout)
 		default:
 			c.closeAfter = c.closeAfter || closing
+			due(c.deadline)
 			i++
 			continue
 		}
 		if i < len(w.clients) && w.clients[i] == c {
+			due(c.deadline)
 			i++ // still open (a timeout answered)
 		}
 	}
@@ -225,6 +260,7 @@ func (w *worker) tick(now int64) {
 				w.l.Close(b.fd)
 				continue
 			}
+			due(b.since + int64(backendIdleMax) + 1)
 			keep = append(keep, b)
 		}
 		if len(keep) == 0 {
@@ -234,6 +270,10 @@ func (w *worker) tick(now int64) {
 		}
 	}
 	w.pools = pools
+	if next != 0 {
+		next = max(next, now+int64(tickPeriod))
+	}
+	return next
 }
 
 func wanted(pools map[string]*pool, addr string) bool {
@@ -337,6 +377,7 @@ func (w *worker) pauseAccepting(err error) {
 	w.accepts = false
 	w.l.Detach(w.s.fd)
 	w.acceptAt = w.now() + int64(acceptPause)
+	w.l.At(w.acceptAt)
 	if w.now()-w.warned > int64(10*time.Second) {
 		w.warned = w.now()
 		w.s.o.Log.Warn("cannot accept connections on http_ws_port; pausing", "error", err, "pause", acceptPause)
@@ -364,7 +405,8 @@ func (w *worker) adopt(fd int, peer netip.Addr) {
 		// The first request is awaited for read_timeout, not idle_timeout
 		// (which is for the time between requests), and answered 408 if
 		// it does not come, as the general server does.
-		c.state, c.deadline, c.awaiting = stReading, w.now()+int64(t), true
+		c.state, c.awaiting = stReading, true
+		c.setDeadline(w.now() + int64(t))
 	}
 }
 
@@ -451,8 +493,15 @@ func (c *cconn) enterIdle() {
 	c.state = stIdle
 	c.deadline = 0
 	if t := c.w.s.o.IdleTimeout; t > 0 {
-		c.deadline = c.w.now() + int64(t)
+		c.setDeadline(c.w.now() + int64(t))
 	}
+}
+
+// setDeadline sets when the current state times out (0: never) and has
+// the loop tick then.
+func (c *cconn) setDeadline(t int64) {
+	c.deadline = t
+	c.w.l.At(t)
 }
 
 // readRequest reads and serves requests until one is at a backend, the
@@ -474,7 +523,7 @@ func (c *cconn) readRequest() {
 				c.start = c.w.now()
 				c.deadline = 0
 				if o.ReadTimeout > 0 {
-					c.deadline = c.start + int64(o.ReadTimeout)
+					c.setDeadline(c.start + int64(o.ReadTimeout))
 				}
 			}
 			st := h1.More
@@ -658,9 +707,9 @@ func (c *cconn) enterWriting() {
 	c.state = stWriting
 	c.deadline = 0
 	if t := c.w.s.o.WriteTimeout; t > 0 {
-		c.deadline = c.w.now() + int64(t)
+		c.setDeadline(c.w.now() + int64(t))
 	} else if c.bc != nil {
-		c.deadline = c.w.now() + int64(c.w.s.p.o.Timeout)
+		c.setDeadline(c.w.now() + int64(c.w.s.p.o.Timeout))
 	}
 }
 

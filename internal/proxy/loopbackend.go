@@ -60,9 +60,10 @@ func (c *cconn) attempt() {
 	bc.c, c.bc = c, bc
 	c.state = stBackend
 	c.due = c.w.now() + int64(c.w.s.p.o.Timeout)
-	c.deadline = c.due
 	if bc.connecting {
-		c.deadline = min(c.due, c.w.now()+int64(connectTimeout))
+		c.setDeadline(min(c.due, c.w.now()+int64(connectTimeout)))
+	} else {
+		c.setDeadline(c.due)
 	}
 	c.started, c.done, c.remain, c.chunks = false, false, 0, h1.Chunks{}
 	bc.out, bc.outOff, bc.got = c.fwd, 0, false
@@ -120,7 +121,7 @@ func (bc *bconn) Event(ev uint32) {
 			return
 		}
 		bc.connecting = false
-		c.deadline = c.due
+		c.setDeadline(c.due)
 	}
 	if bc.outOff < len(bc.out) {
 		bc.flush()
@@ -346,6 +347,7 @@ func (c *cconn) releaseBackend(reuse bool) {
 	if reuse && bc.outOff == len(bc.out) && !bc.hup && !c.w.s.closing.Load() && bc.drained() {
 		bc.out, bc.in, bc.since = nil, bc.in[:0], c.w.now()
 		c.w.idle[bc.addr] = append(c.w.idle[bc.addr], bc)
+		c.w.l.At(bc.since + int64(backendIdleMax) + 1)
 		return
 	}
 	c.w.l.Close(bc.fd)

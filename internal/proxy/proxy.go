@@ -76,6 +76,10 @@ type Proxy struct {
 	conns    sync.Map                 // api_id -> *connCount
 	seed     maphash.Seed
 	stop     chan struct{}
+	queued   chan struct{} // a request waits in a gate's queue (see dispatch)
+	// repooled, once the event loops run, has them look at the pools
+	// again (they keep idle backend connections per address).
+	repooled atomic.Pointer[func()]
 }
 
 type clientKey struct {
@@ -116,7 +120,7 @@ func New(o Options) *Proxy {
 		o.Clock = flow.RealClock
 	}
 	p := &Proxy{o: o, door: frontdoor.Door{Engine: o.Engine, TrustXFF: o.TrustXFF, Trusted: o.TrustedProxies}, clients: map[clientKey]*fasthttp.HostClient{}, gates: map[string]*flow.Gate{}, inflight: map[string]*atomic.Int64{},
-		seed: maphash.MakeSeed(), stop: make(chan struct{})}
+		seed: maphash.MakeSeed(), stop: make(chan struct{}), queued: make(chan struct{}, 1)}
 	empty := map[string]*pool{}
 	p.pools.Store(&empty)
 	o.Live.Watch(p.sync)
@@ -127,23 +131,46 @@ func New(o Options) *Proxy {
 // Close stops the proxy's background work.
 func (p *Proxy) Close() { close(p.stop) }
 
+// dispatchEvery is how often queued requests are looked at while some
+// wait.
+const dispatchEvery = 5 * time.Millisecond
+
 // dispatch serves queued requests whose server became eligible with time
 // (a spike threshold) and refuses those that waited too long; releases
-// serve the queue at once on their own.
+// serve the queue at once on their own. Its ticker runs only while
+// requests wait: a gate tells when one starts to (noteQueued).
 func (p *Proxy) dispatch() {
-	t := time.NewTicker(5 * time.Millisecond)
-	defer t.Stop()
 	for {
 		select {
 		case <-p.stop:
 			return
-		case <-t.C:
+		case <-p.queued:
 		}
-		for _, pl := range *p.pools.Load() {
-			if pl.gate != nil && pl.gate.Waiting() > 0 {
-				pl.gate.Dispatch()
+		t := time.NewTicker(dispatchEvery)
+		for waiting := true; waiting; {
+			select {
+			case <-p.stop:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			waiting = false
+			for _, pl := range *p.pools.Load() {
+				if pl.gate != nil && pl.gate.Waiting() > 0 {
+					pl.gate.Dispatch()
+					waiting = waiting || pl.gate.Waiting() > 0
+				}
 			}
 		}
+		t.Stop()
+	}
+}
+
+// noteQueued wakes dispatch: a request waits in a gate's queue.
+func (p *Proxy) noteQueued() {
+	select {
+	case p.queued <- struct{}{}:
+	default:
 	}
 }
 
@@ -180,7 +207,7 @@ func (p *Proxy) sync(snap *catalog.Snapshot) {
 			limits = append(limits, flow.ServerLimits{Addr: b.addr, Quota: s.ConnectionQuota, Spike: s.SpikeThreshold, Up: b.up})
 		}
 		opts := flow.GateOptions{Queueing: a.FlowControl.ServerConnectionQueueing, MaxQueue: p.o.QueueSize, MaxWait: p.o.QueueWait,
-			Cluster: p.o.Flow, API: id}
+			Cluster: p.o.Flow, API: id, Queued: p.noteQueued}
 		if g := p.gates[id]; g != nil {
 			g.Update(limits, opts) // in-flight counts carry over
 			pl.gate = g
@@ -208,6 +235,9 @@ func (p *Proxy) sync(snap *catalog.Snapshot) {
 		}
 	}
 	p.pools.Store(&pools)
+	if f := p.repooled.Load(); f != nil {
+		(*f)()
+	}
 }
 
 func (p *Proxy) newClient(k clientKey) *fasthttp.HostClient {

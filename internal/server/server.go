@@ -193,20 +193,10 @@ func Run(ctx context.Context, cfg *config.Config, logOut io.Writer, version stri
 	// Sessions live in the store (every node of a cluster knows them);
 	// each node sweeps the expired ones, harmlessly at the same time.
 	sessions := accounts.NewSessions(st, cfg.SessionTimeout.Std(), now, log)
-	go func() {
-		t := time.NewTicker(time.Minute)
-		defer t.Stop()
-		for {
-			select {
-			case <-sweepStop:
-				return
-			case <-t.C:
-				if _, err := sessions.Sweep(ctx); err != nil && ctx.Err() == nil {
-					log.Warn("sweeping expired sessions failed", "error", err)
-				}
-			}
-		}
-	}()
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	sweepDone := make(chan struct{})
+	go func() { defer close(sweepDone); sessions.Run(sweepCtx, etcdStore != nil) }()
+	defer func() { stopSweep(); <-sweepDone }()
 
 	// Live WebSocket counts and backend gauges come from the inline
 	// proxy, once it exists.
