@@ -10,6 +10,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -97,23 +98,29 @@ func (h *Handler) addList(l lists.List) func(c *call) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		// A bulk import is checked whole, then decoded again as it is
+		// written: its entries are never all in memory.
 		var entries []lists.Entry
+		var blk *lists.Bulk
 		bulk := true
-		if c.isText() {
+		switch now := time.Now(); {
+		case c.isText():
 			// JSON sent as text is the vendor's missing content type, not
 			// a feed with a bad first line.
 			if t := bytes.TrimLeft(bytes.TrimPrefix(body, []byte("\xef\xbb\xbf")), " \t\r\n"); len(t) > 0 && (t[0] == '{' || t[0] == '[') {
 				return nil, fail(http.StatusForbidden, wire.StatusFail, "content-type header missing")
 			}
-			entries, err = lists.ParseFeed(body, time.Now(), d)
-		} else {
-			entries, bulk, err = lists.DecodeEntriesWith(body, true, time.Now(), d)
+			blk, err = lists.ParseBulk(body, true, now, d)
+		case lists.IsArray(body):
+			blk, err = lists.ParseBulk(body, false, now, d)
+		default:
+			entries, bulk, err = lists.DecodeEntriesWith(body, true, now, d)
 		}
 		if err != nil {
 			return nil, err
 		}
 		if bulk {
-			c.params = map[string]any{"bulk": len(entries)}
+			c.params = map[string]any{"bulk": blk.Len()}
 			if c.isText() {
 				c.params["format"] = "text"
 			}
@@ -131,9 +138,12 @@ func (h *Handler) addList(l lists.List) func(c *call) (any, error) {
 			// A bulk import commits itself, all or nothing, within the
 			// store's limits (as a generation when it needs many batches),
 			// taking effect on condition that no transaction is open.
-			res, err = h.d.Lists.Import(c.ctx, l, entries, noTxn)
+			res, err = h.d.Lists.ImportFrom(c.ctx, l, blk, noTxn)
 			err = c.refusedByTxn(err)
 		} else {
+			if bulk { // staged in the transaction, whole
+				entries = slices.Collect(blk.All())
+			}
 			var b store.Batch
 			if b, res, err = h.d.Lists.Add(c.ctx, c.reader(), l, entries, bulk); err == nil {
 				err = c.commit(b)

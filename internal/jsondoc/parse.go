@@ -26,7 +26,7 @@ type Object struct {
 func Parse(data []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	v, err := readValue(dec, 0)
+	v, err := readValue(dec, 0, true)
 	if err != nil {
 		return nil, err
 	}
@@ -36,11 +36,28 @@ func Parse(data []byte) (any, error) {
 	return v, nil
 }
 
+// Check reports what Parse would about data, without building the
+// document: for documents too large to hold decoded (a bulk import of a
+// million entries).
+func Check(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if _, err := readValue(dec, 0, false); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("unexpected data after the JSON document")
+	}
+	return nil
+}
+
 // maxDepth bounds nesting so that a hostile document cannot exhaust the
 // stack; API definitions are at most four levels deep.
 const maxDepth = 32
 
-func readValue(dec *json.Decoder, depth int) (any, error) {
+// readValue reads one value; unless keep, only its keys are kept (to find
+// duplicates), and it returns nil.
+func readValue(dec *json.Decoder, depth int, keep bool) (any, error) {
 	if depth > maxDepth {
 		return nil, errors.New("JSON nested too deeply")
 	}
@@ -65,7 +82,7 @@ func readValue(dec *json.Decoder, depth int) (any, error) {
 				if _, dup := obj.values[key]; dup {
 					return nil, fmt.Errorf("duplicate key %q", key)
 				}
-				v, err := readValue(dec, depth+1)
+				v, err := readValue(dec, depth+1, keep)
 				if err != nil {
 					return nil, err
 				}
@@ -75,18 +92,26 @@ func readValue(dec *json.Decoder, depth int) (any, error) {
 			if _, err := dec.Token(); err != nil {
 				return nil, syntaxError(err)
 			}
+			if !keep {
+				return nil, nil
+			}
 			return obj, nil
 		case '[':
 			arr := []any{}
 			for dec.More() {
-				v, err := readValue(dec, depth+1)
+				v, err := readValue(dec, depth+1, keep)
 				if err != nil {
 					return nil, err
 				}
-				arr = append(arr, v)
+				if keep {
+					arr = append(arr, v)
+				}
 			}
 			if _, err := dec.Token(); err != nil {
 				return nil, syntaxError(err)
+			}
+			if !keep {
+				return nil, nil
 			}
 			return arr, nil
 		default:

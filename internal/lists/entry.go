@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,10 +35,17 @@ func (k Kind) String() string { return kindNames[k] }
 func ParseKind(s string) (Kind, bool) { return parseKind(s) }
 
 func parseKind(s string) (Kind, bool) {
-	for k, n := range kindNames {
-		if n == s {
-			return k, true
-		}
+	switch s { // not a loop over kindNames: a bulk import parses a million
+	case "ip":
+		return IP, true
+	case "token":
+		return Token, true
+	case "cookie":
+		return Cookie, true
+	case "api_key":
+		return APIKey, true
+	case "username":
+		return Username, true
 	}
 	return 0, false
 }
@@ -136,8 +144,9 @@ const (
 	maxTTL      = 10 * 365 * 24 * 3600 // ten years, in seconds
 	// MaxReason is the longest reason an entry may carry, in bytes.
 	MaxReason = 1024
-	// MaxBulk is how many entries one bulk import may carry.
-	MaxBulk = 100_000
+	// MaxBulk is how many entries one bulk import may carry: a plain-text
+	// feed of a million addresses fits the 32 MiB a body may take.
+	MaxBulk = 1_000_000
 )
 
 // Input is an entry as a client sent it, before validation.
@@ -169,142 +178,107 @@ func DecodeEntries(body []byte, allowBulk bool, now time.Time) ([]Entry, bool, e
 }
 
 // DecodeEntriesWith is DecodeEntries with defaults for the entries that
-// carry no TTL or reason.
+// carry no TTL or reason. An array is read as a bulk import is (ParseBulk).
 func DecodeEntriesWith(body []byte, allowBulk bool, now time.Time, d Defaults) ([]Entry, bool, error) {
-	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	isArray := len(trimmed) > 0 && trimmed[0] == '['
-	if isArray && !allowBulk {
-		return nil, false, jsondoc.ValidationError{{Msg: "this endpoint takes one entry, not an array"}}
+	if IsArray(body) {
+		if !allowBulk {
+			return nil, false, jsondoc.ValidationError{{Msg: "this endpoint takes one entry, not an array"}}
+		}
+		b, err := ParseBulk(body, false, now, d)
+		if err != nil {
+			return nil, true, err
+		}
+		return slices.Collect(b.All()), true, nil
 	}
-	inputs, err := decodeInputs(body, isArray, now)
+	in, err := decodeOne(body, now)
 	if err != nil {
-		return nil, isArray, err
-	}
-	if isArray && len(inputs) > MaxBulk {
-		return nil, true, jsondoc.ValidationError{{Msg: fmt.Sprintf("a bulk import takes at most %d entries, got %d", MaxBulk, len(inputs))}}
-	}
-	if isArray && len(inputs) == 0 {
-		return nil, true, jsondoc.ValidationError{{Msg: "the array of entries is empty"}}
+		return nil, false, err
 	}
 	var w jsondoc.Walker
-	out := make([]Entry, 0, len(inputs))
-	for i, in := range inputs {
-		if e, ok := validate(&w, itemPath(isArray, i), in, now); ok {
-			out = append(out, d.apply(e, in, now))
-		}
-	}
+	e, _ := validate(&w, itemPath(false, 0), in, now)
 	if err := w.Err(); err != nil {
-		return nil, isArray, err
+		return nil, false, err
 	}
-	return out, isArray, nil
+	return []Entry{d.apply(e, in, now)}, false, nil
 }
 
-// decodeInputs decodes quickly with encoding/json (a threat feed may hold
-// 100,000 entries); only when that fails does it walk the document again
-// to name every problem.
-func decodeInputs(body []byte, isArray bool, now time.Time) ([]Input, error) {
+// decodeOne decodes one entry object quickly with encoding/json; only when
+// that fails does it walk the document again to name every problem.
+func decodeOne(body []byte, now time.Time) (Input, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	var inputs []Input
-	var err error
-	if isArray {
-		err = dec.Decode(&inputs)
-	} else {
-		var one Input
-		if err = dec.Decode(&one); err == nil {
-			inputs = []Input{one}
-		}
-	}
+	var in Input
+	err := dec.Decode(&in)
 	if err == nil && dec.More() {
 		err = errors.New("unexpected data after the JSON document")
 	}
-	if err == nil {
-		for _, in := range inputs {
-			// encoding/json leaves absent fields empty; the walker tells
-			// "missing" from "empty", so let it name them.
-			if in.Type == "" || in.Value == "" {
-				err = errors.New("missing field")
-				break
-			}
-		}
+	// encoding/json leaves absent fields empty; the walker tells "missing"
+	// from "empty", so let it name them.
+	if err == nil && in.Type != "" && in.Value != "" {
+		return in, nil
 	}
-	if err == nil {
-		return inputs, nil
-	}
-	return nil, describe(body, isArray, now)
-}
-
-// describe names every problem of a body encoding/json refused: the
-// structural ones, and the others of the entries that are well-formed.
-func describe(body []byte, isArray bool, now time.Time) error {
 	doc, err := jsondoc.Parse(body)
 	if err != nil {
-		return jsondoc.ValidationError{{Msg: "invalid JSON: " + err.Error()}}
+		return in, jsondoc.ValidationError{{Msg: "invalid JSON: " + err.Error()}}
 	}
 	var w jsondoc.Walker
-	items := []any{doc}
-	prefix := func(int) string { return "" }
-	if isArray {
-		arr, ok := doc.([]any)
-		if !ok {
-			w.Fail("", "must be an entry object or an array of them, got %s", jsondoc.TypeName(doc))
-			return w.Err()
-		}
-		items = arr
-		prefix = func(i int) string { return fmt.Sprintf("[%d]", i) }
-	}
-	for i, item := range items {
-		n := len(w.Errs())
-		f := w.Object(prefix(i), item, true)
-		var in Input
-		if v, ok := f.Get("type"); !ok {
-			w.Fail(f.At("type"), "is required (ip, token, cookie, api_key or username)")
-		} else if s, isStr := v.(string); !isStr {
-			w.Fail(f.At("type"), "must be a string, got %s", jsondoc.TypeName(v))
-		} else {
-			in.Type = s
-		}
-		if v, ok := f.Get("value"); !ok {
-			w.Fail(f.At("value"), "is required")
-		} else if s, isStr := v.(string); !isStr {
-			w.Fail(f.At("value"), "must be a string, got %s", jsondoc.TypeName(v))
-		} else if s == "" {
-			w.Fail(f.At("value"), "must not be empty")
-		} else {
-			in.Value = s
-		}
-		if _, ok := f.Get("name"); ok {
-			name := f.Str("name", "")
-			in.Name = &name
-		}
-		if v, ok := f.Get("ttl"); ok {
-			// validate names a wrong value; here only its JSON form.
-			switch t := v.(type) {
-			case json.Number:
-				in.TTL = json.RawMessage(t)
-			case string:
-				in.TTL, _ = json.Marshal(t)
-			default:
-				w.Fail(f.At("ttl"), "%s, got %s", ttlSyntax, jsondoc.TypeName(v))
-			}
-		}
-		if _, ok := f.Get("reason"); ok {
-			reason := f.Str("reason", "")
-			in.Reason = &reason
-		}
-		f.Close()
-		if len(w.Errs()) == n {
-			validate(&w, itemPath(isArray, i), in, now)
-		}
-	}
+	describeItem(&w, 0, false, doc, now)
 	if err := w.Err(); err != nil {
-		return err
+		return in, err
 	}
-	return jsondoc.ValidationError{{Msg: "invalid JSON: the entries could not be decoded"}}
+	return in, jsondoc.ValidationError{{Msg: "invalid JSON: the entries could not be decoded"}}
+}
+
+// describeItem names every problem of one decoded entry (the i-th of an
+// array, or the body's only one).
+func describeItem(w *jsondoc.Walker, i int, isArray bool, item any, now time.Time) {
+	prefix := itemPath(isArray, i)()
+	n := len(w.Errs())
+	f := w.Object(prefix, item, true)
+	var in Input
+	if v, ok := f.Get("type"); !ok {
+		w.Fail(f.At("type"), "is required (ip, token, cookie, api_key or username)")
+	} else if s, isStr := v.(string); !isStr {
+		w.Fail(f.At("type"), "must be a string, got %s", jsondoc.TypeName(v))
+	} else {
+		in.Type = s
+	}
+	if v, ok := f.Get("value"); !ok {
+		w.Fail(f.At("value"), "is required")
+	} else if s, isStr := v.(string); !isStr {
+		w.Fail(f.At("value"), "must be a string, got %s", jsondoc.TypeName(v))
+	} else if s == "" {
+		w.Fail(f.At("value"), "must not be empty")
+	} else {
+		in.Value = s
+	}
+	if _, ok := f.Get("name"); ok {
+		name := f.Str("name", "")
+		in.Name = &name
+	}
+	if v, ok := f.Get("ttl"); ok {
+		// validate names a wrong value; here only its JSON form.
+		switch t := v.(type) {
+		case json.Number:
+			in.TTL = json.RawMessage(t)
+		case string:
+			in.TTL, _ = json.Marshal(t)
+		default:
+			w.Fail(f.At("ttl"), "%s, got %s", ttlSyntax, jsondoc.TypeName(v))
+		}
+	}
+	if _, ok := f.Get("reason"); ok {
+		reason := f.Str("reason", "")
+		in.Reason = &reason
+	}
+	f.Close()
+	if len(w.Errs()) == n {
+		validate(w, itemPath(isArray, i), in, now)
+	}
 }
 
 // itemPath returns the JSON path of an entry, formatted only when a
-// problem needs naming: a bulk import validates 100,000 entries.
+// problem needs naming: a bulk import validates a million entries.
 func itemPath(isArray bool, i int) func() string {
 	return func() string {
 		if isArray {
@@ -344,7 +318,13 @@ func validate(w *jsondoc.Walker, path func() string, in Input, now time.Time) (E
 		if err != nil {
 			w.Fail(at("value"), "%v", err)
 		} else {
-			e.Prefix, e.Value = p, formatPrefix(p)
+			e.Prefix = p
+			// Most values are canonical already: keep them, rather than
+			// make the same string again.
+			var buf [64]byte
+			if v := appendPrefix(buf[:0], p); string(v) != in.Value {
+				e.Value = string(v)
+			}
 		}
 	} else if msg := valueProblem(in.Value); msg != "" {
 		w.Fail(at("value"), "%s", msg)
@@ -431,6 +411,14 @@ func formatPrefix(p netip.Prefix) string {
 		return p.Addr().String()
 	}
 	return p.String()
+}
+
+// appendPrefix appends formatPrefix(p) to b.
+func appendPrefix(b []byte, p netip.Prefix) []byte {
+	if p.IsSingleIP() {
+		return p.Addr().AppendTo(b)
+	}
+	return p.AppendTo(b)
 }
 
 func valueProblem(s string) string {

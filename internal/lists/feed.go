@@ -3,7 +3,9 @@ package lists
 import (
 	"bytes"
 	"fmt"
+	"iter"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,25 +20,19 @@ import (
 // allowed. Anything else on a line refuses the whole feed, so that a file
 // in another format is never half-read.
 
-// maxFeedProblems is how many bad lines a refusal names.
-const maxFeedProblems = 20
-
 // ParseFeed reads a plain-text feed into deny- or allow-list entries, all
-// created at now with d's TTL and reason. Every bad line is named by its
-// number (the first 20 of them); a feed with no entries or with more than
-// MaxBulk is refused.
+// created at now with d's TTL and reason (ParseBulk, then every entry).
 func ParseFeed(body []byte, now time.Time, d Defaults) ([]Entry, error) {
-	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))
-	var (
-		out      []Entry
-		problems []string
-		bad, n   int // bad lines, entries
-	)
-	created := now.Truncate(time.Millisecond)
-	var expires time.Time
-	if d.TTL > 0 {
-		expires = expiry(now, d.TTL)
+	b, err := ParseBulk(body, true, now, d)
+	if err != nil {
+		return nil, err
 	}
+	return slices.Collect(b.All()), nil
+}
+
+// lines calls fn with each line of body and its number, until fn returns
+// false.
+func lines(body []byte, fn func(ln int, line []byte) bool) {
 	for ln := 1; len(body) > 0; ln++ {
 		line := body
 		if i := bytes.IndexByte(body, '\n'); i >= 0 {
@@ -44,31 +40,66 @@ func ParseFeed(body []byte, now time.Time, d Defaults) ([]Entry, error) {
 		} else {
 			body = nil
 		}
+		if !fn(ln, line) {
+			return
+		}
+	}
+}
+
+// checkFeed checks b's feed (its byte order mark taken off) and counts its
+// entries. Every bad line is named by its number (the first 20 of them);
+// a feed with no entries or with more than MaxBulk is refused.
+func checkFeed(b *Bulk) error {
+	var problems []string
+	bad := 0
+	e := Entry{Kind: IP, Reason: b.d.Reason}
+	if b.d.TTL > 0 {
+		e.Expires = expiry(b.now, b.d.TTL)
+	}
+	var buf []byte
+	lines(b.body, func(ln int, line []byte) bool {
 		v, msg := feedLine(line)
 		switch {
 		case msg != "":
-			if bad++; bad <= maxFeedProblems {
+			if bad++; bad <= maxProblems {
 				problems = append(problems, fmt.Sprintf("line %d: %s", ln, msg))
 			}
-		case v.IsValid():
-			// Past a bad line or the limit, entries are only counted.
-			if n++; bad == 0 && n <= MaxBulk {
-				out = append(out, Entry{Kind: IP, Prefix: v, Value: formatPrefix(v), Created: created, Expires: expires, Reason: d.Reason})
-			}
+		case v.IsValid() && bad == 0:
+			// What the entry takes, without making its value.
+			buf = appendPrefix(buf[:0], v)
+			e.Prefix = v
+			b.count(&e)
+			b.size += 2 * len(buf)
 		}
-	}
+		return true
+	})
 	switch {
-	case bad > maxFeedProblems:
-		problems = append(problems, fmt.Sprintf("and %d more lines", bad-maxFeedProblems))
+	case bad > maxProblems:
+		problems = append(problems, fmt.Sprintf("and %d more lines", bad-maxProblems))
 		fallthrough
 	case bad > 0:
-		return nil, jsondoc.ValidationError{{Msg: strings.Join(problems, "; ")}}
-	case n == 0:
-		return nil, jsondoc.ValidationError{{Msg: "the feed has no entries (one IP address or CIDR range per line)"}}
-	case n > MaxBulk:
-		return nil, jsondoc.ValidationError{{Msg: fmt.Sprintf("a bulk import takes at most %d entries, got %d", MaxBulk, n)}}
+		return jsondoc.ValidationError{{Msg: strings.Join(problems, "; ")}}
+	case b.n == 0:
+		return jsondoc.ValidationError{{Msg: "the feed has no entries (one IP address or CIDR range per line)"}}
+	case b.n > MaxBulk:
+		return tooMany(b.n)
 	}
-	return out, nil
+	return nil
+}
+
+// feedEntries decodes the entries of a checked feed.
+func feedEntries(body []byte, now time.Time, d Defaults) iter.Seq[Entry] {
+	created := now.Truncate(time.Millisecond)
+	var expires time.Time
+	if d.TTL > 0 {
+		expires = expiry(now, d.TTL)
+	}
+	return func(yield func(Entry) bool) {
+		lines(body, func(_ int, line []byte) bool {
+			v, _ := feedLine(line)
+			return !v.IsValid() || yield(Entry{Kind: IP, Prefix: v, Value: formatPrefix(v), Created: created, Expires: expires, Reason: d.Reason})
+		})
+	}
 }
 
 // feedLine reads one line: its range (invalid for a blank or comment

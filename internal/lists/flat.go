@@ -192,7 +192,7 @@ func (t *table4) putLocked(k uint32, tag Tag, exp int64) bool {
 		return false
 	}
 	if tooFull(t.live+t.tomb+1, len(tab.s)) {
-		tab = t.rebuild(tab)
+		tab = t.rebuild(tab, t.live+1)
 	}
 	_, free := t.find(tab, k)
 	if tab.s[free].Load() == slotTomb {
@@ -226,10 +226,10 @@ func (t *table4) del(k uint32) bool {
 	return true
 }
 
-// rebuild copies the live entries into a table sized for them (growing,
-// or just dropping tombstones) and publishes it.
-func (t *table4) rebuild(old *slots4) *slots4 {
-	size := rebuildSize(t.live + 1)
+// rebuild copies the live entries into a table sized for n (growing, or
+// just dropping tombstones) and publishes it.
+func (t *table4) rebuild(old *slots4, n int) *slots4 {
+	size := rebuildSize(n)
 	nt := &slots4{s: make([]atomic.Uint64, size)}
 	for i := range old.s {
 		w := old.s[i].Load()
@@ -245,6 +245,33 @@ func (t *table4) rebuild(old *slots4) *slots4 {
 	t.tomb = 0
 	t.tab.Store(nt)
 	return nt
+}
+
+// reserve makes room for n more entries: a large merge rebuilds the table
+// once, not at every doubling.
+func (t *table4) reserve(n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if tab := t.tab.Load(); tooFull(t.live+t.tomb+n, len(tab.s)) {
+		t.rebuild(tab, t.live+n)
+	}
+}
+
+// each calls fn for every entry, with its expiry (0: none). The table must
+// not change meanwhile.
+func (t *table4) each(fn func(k uint32, m meta, exp int64)) {
+	tab := t.tab.Load()
+	for i := range tab.s {
+		w := tab.s[i].Load()
+		if w == slotEmpty || w == slotTomb {
+			continue
+		}
+		k, m, exp := uint32(w>>8), meta(w), int64(0)
+		if m&hasTTL != 0 {
+			exp = t.ttl.get(k)
+		}
+		fn(k, m, exp)
+	}
 }
 
 func (t *table4) expiry(k uint32) (int64, bool) {
@@ -377,7 +404,7 @@ func (t *tableID) putLocked(k idKey, tag Tag, exp int64) bool {
 		return false
 	}
 	if tooFull(t.live+t.tomb+1, len(tab.s)) {
-		tab = t.rebuild(tab)
+		tab = t.rebuild(tab, t.live+1)
 	}
 	_, free := t.find(tab, k)
 	if tab.s[free].w0.Load() == slotTomb {
@@ -412,8 +439,8 @@ func (t *tableID) del(k idKey) bool {
 	return true
 }
 
-func (t *tableID) rebuild(old *slotsID) *slotsID {
-	size := rebuildSize(t.live + 1)
+func (t *tableID) rebuild(old *slotsID, n int) *slotsID {
+	size := rebuildSize(n)
 	nt := &slotsID{s: make([]slotID, size)}
 	for i := range old.s {
 		w0 := old.s[i].w0.Load()
@@ -431,6 +458,33 @@ func (t *tableID) rebuild(old *slotsID) *slotsID {
 	t.tomb = 0
 	t.tab.Store(nt)
 	return nt
+}
+
+// reserve is table4.reserve for hashed identities.
+func (t *tableID) reserve(n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if tab := t.tab.Load(); tooFull(t.live+t.tomb+n, len(tab.s)) {
+		t.rebuild(tab, t.live+n)
+	}
+}
+
+// each is table4.each for hashed identities: a key is whole in its slot,
+// since hasher.key keeps only the bits a slot holds.
+func (t *tableID) each(fn func(k idKey, m meta, exp int64)) {
+	tab := t.tab.Load()
+	for i := range tab.s {
+		w0 := tab.s[i].w0.Load()
+		if w0 == slotEmpty || w0 == slotTomb {
+			continue
+		}
+		w1 := tab.s[i].w1.Load()
+		k, m, exp := idKey{w0, w1 &^ 0xff}, meta(w1), int64(0)
+		if m&hasTTL != 0 {
+			exp = t.ttl.get(k)
+		}
+		fn(k, m, exp)
+	}
 }
 
 func (t *tableID) expiry(k idKey) (int64, bool) {

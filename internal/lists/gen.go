@@ -1,14 +1,16 @@
 package lists
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"iter"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ase-project/ase/internal/store"
@@ -136,31 +138,32 @@ func withGen(v []byte, g uint64) { binary.BigEndian.PutUint64(v[valueLen:], g) }
 // aside while the generation is not live.
 type generation struct {
 	marker
-	value   []byte            // the marker as stored
-	held    map[string][]byte // key -> value written by the import
-	retryAt int64             // Unix ms: a failed cleanup waits until then
+	value   []byte   // the marker as stored
+	held    *heldSet // the entries the import wrote; nil once live
+	retryAt int64    // Unix ms: a failed cleanup waits until then
 }
 
 // setGen records a marker (nil value: deleted) and returns the entries to
-// enforce now: those held when it turns live. Under genMu.
-func (l *Lists) setGen(g uint64, value []byte) map[string][]byte {
+// enforce now: those held when it turns live, and their list. Under genMu.
+func (l *Lists) setGen(g uint64, value []byte) (List, *heldSet) {
 	gen := l.gens[g]
 	if value == nil {
 		if gen != nil && gen.state != genLive {
 			l.open.Add(-1)
 		}
 		delete(l.gens, g)
-		return nil
+		return 0, nil
 	}
 	m, ok := decodeMarker(value)
 	if !ok {
 		l.log.Error("ignoring a malformed list import marker", "key", genKey(g))
-		return nil
+		return 0, nil
 	}
 	if gen == nil {
-		gen = &generation{held: map[string][]byte{}}
+		gen = &generation{}
 		l.gens[g] = gen
 		if m.state != genLive {
+			gen.held = newHeldSet()
 			l.open.Add(1)
 		}
 	} else if gen.state != genLive && m.state == genLive {
@@ -173,26 +176,38 @@ func (l *Lists) setGen(g uint64, value []byte) map[string][]byte {
 		case l.genWake <- struct{}{}:
 		default:
 		}
-		return nil
+		return 0, nil
 	}
 	if was == genLive {
-		return nil
+		return 0, nil
 	}
 	held := gen.held
 	gen.held = nil
-	return held
+	return m.list, held
 }
 
-// admit routes a put of an entry (value nil: a deletion): it drops the key
-// from every generation holding it under another value, and holds it if
-// its own generation is not live. It reports whether the entry is to be
+// admit routes a put of an entry (value nil: a deletion): it drops the
+// entry from every generation holding it under another value, and holds it
+// if its own generation is not live. It reports whether the entry is to be
 // enforced now. Under genMu.
 func (l *Lists) admit(key string, value []byte) bool {
 	g := valueGen(value)
 	if l.open.Load() > 0 {
+		var e Entry
+		list, parsed := List(0), false
 		for id, gen := range l.gens {
-			if id != g && gen.held != nil {
-				delete(gen.held, key)
+			if id == g || gen.held == nil || gen.held.n == 0 {
+				continue
+			}
+			if !parsed {
+				var err error
+				if list, e, err = parseKey(key); err != nil {
+					break
+				}
+				parsed = true
+			}
+			if gen.list == list {
+				gen.held.del(l.h, e)
 			}
 		}
 	}
@@ -206,7 +221,12 @@ func (l *Lists) admit(key string, value []byte) bool {
 	case gen.state == genLive:
 		return true
 	}
-	gen.held[key] = value
+	list, e, err := parseStored(key, value)
+	if err != nil || list != gen.list {
+		l.log.Error("ignoring a malformed list entry of a bulk import", "key", key, "import", genKey(g))
+		return false
+	}
+	gen.held.put(l.h, e, key)
 	return false
 }
 
@@ -240,19 +260,20 @@ func (l *Lists) heldCost() int64 {
 	return n
 }
 
-// heldBy returns the generation (and its state) holding key aside, if any.
-func (l *Lists) heldBy(key string) (uint64, genState, []byte) {
+// heldBy returns the generation (and its state) holding e of list aside,
+// if any.
+func (l *Lists) heldBy(list List, e Entry) (uint64, genState) {
 	if l.open.Load() == 0 {
-		return 0, 0, nil
+		return 0, 0
 	}
 	l.genMu.Lock()
 	defer l.genMu.Unlock()
 	for g, gen := range l.gens {
-		if v, ok := gen.held[key]; ok {
-			return g, gen.state, v
+		if gen.held != nil && gen.list == list && gen.held.has(l.h, e) {
+			return g, gen.state
 		}
 	}
-	return 0, 0, nil
+	return 0, 0
 }
 
 // --- batches within the store's limits ---
@@ -340,12 +361,57 @@ func (l *Lists) commitEach(ctx context.Context, conds []store.Cond, ops []store.
 
 // --- the import ---
 
+// Source is a bulk import's entries, decoded as they are read: an import
+// holds one batch of them at a time, never all of them.
+type Source interface {
+	All() iter.Seq[Entry]
+	// Bounds returns upper bounds of what the entries take: how many
+	// there are, what they need of the memory budget and the bytes of
+	// their keys and values (plannedSize), none of them listed yet.
+	Bounds() (n int, need int64, size int)
+}
+
+// Entries is a Source of entries in memory.
+type Entries []Entry
+
+// All implements Source.
+func (es Entries) All() iter.Seq[Entry] { return slices.Values(es) }
+
+// Bounds implements Source.
+func (es Entries) Bounds() (int, int64, int) {
+	need, size := int64(0), 0
+	for i := range es {
+		need += cost(es[i])
+		size += plannedSize(len(allowPrefix), &es[i])
+	}
+	return len(es), need, size
+}
+
+// importBatch bounds one batch of an import on a store whose own limits
+// are larger (the embedded store has none): the store holds every page a
+// batch changes in memory until it commits, so an import past this is
+// written as a generation, in batches of this size, as on etcd.
+var importBatch = store.Limits{MaxOps: 8_192, MaxBytes: 1 << 20}
+
+// batchLimits are the limits of one batch of an import.
+func (l *Lists) batchLimits() store.Limits {
+	lim := l.st.Limits()
+	if lim.MaxOps == 0 || lim.MaxOps > importBatch.MaxOps {
+		lim.MaxOps = importBatch.MaxOps
+	}
+	if lim.MaxBytes == 0 || lim.MaxBytes > importBatch.MaxBytes {
+		lim.MaxBytes = importBatch.MaxBytes
+	}
+	return lim
+}
+
 // importItem is one entry of a bulk import.
 type importItem struct {
 	key   string
 	value []byte // as stored
 	cond  store.Cond
-	cost  int64
+	// at, end: the value in the batch's buffer, until the batch is made
+	at, end int
 }
 
 // ErrImportAbandoned refuses an import whose marker was abandoned by
@@ -363,101 +429,203 @@ func busyError(key string) error {
 		what, &store.ConflictError{Cond: store.Absent(key)})
 }
 
-// Import adds entries to list as one bulk import, all or nothing, on the
-// live store (in a transaction, Add stages them instead). Entries already
-// listed, or repeated, are skipped and counted. The memory budget is
-// checked for all of them together (with the imports in progress), and
-// past it nothing is added (*MemoryError). When the import fits one batch
-// of the store it is one batch; otherwise it is a generation (see above).
+// Import adds entries to list as one bulk import: ImportFrom with the
+// entries in memory.
+func (l *Lists) Import(ctx context.Context, list List, entries []Entry, final ...store.Cond) (AddResult, error) {
+	return l.ImportFrom(ctx, list, Entries(entries), final...)
+}
+
+// ImportFrom adds the entries of src to list as one bulk import, all or
+// nothing, on the live store (in a transaction, Add stages them instead).
+// Entries already listed, or repeated, are skipped and counted. The memory
+// budget is checked for all of them together (with the imports in
+// progress), and past it nothing is added (*MemoryError). An import that
+// fits one batch of the store (and importBatch) is one batch; a larger one
+// is a generation (see above), written a batch at a time as src is read.
 // Every entry's put is conditional on its key being absent or holding an
 // entry that is not enforced. The conditions final go with the batch that
 // makes the import take effect (the management API's "no transaction is
 // open"); when one fails, nothing is imported and the commit's
 // *store.ConflictError is returned.
-func (l *Lists) Import(ctx context.Context, list List, entries []Entry, final ...store.Cond) (AddResult, error) {
-	var res AddResult
+func (l *Lists) ImportFrom(ctx context.Context, list List, src Source, final ...store.Cond) (AddResult, error) {
 	now := l.now().UnixMilli()
-	seen := make(map[string]bool, len(entries))
-	items := make([]importItem, 0, len(entries))
-	size := 0
-	for i := range entries {
-		size += entries[i].valueSize()
-	}
-	values := make([]byte, 0, size) // one allocation for all
-	need := int64(0)
-	for _, e := range entries {
-		if list == Allow {
-			e.Tag = Manual
+	n, need, size := src.Bounds()
+	if used := l.MemoryUsed() + l.heldCost(); used+need > l.limit {
+		// The bound counts the entries listed already, and repeats: count
+		// them out.
+		if need = l.exactNeed(list, src, now); used+need > l.limit && need > 0 {
+			return AddResult{}, &MemoryError{Configured: l.limit, Used: used, Need: need}
 		}
-		key := e.StoreKey(list)
-		if seen[key] {
-			res.Skipped++
-			continue
-		}
-		seen[key] = true
-		at := len(values)
-		values = e.appendValue(values)
-		it := importItem{key: key, value: values[at:len(values):len(values)], cond: store.Absent(key), cost: cost(e)}
-		exp, ok := l.sets[list].expiry(l.h, e)
-		if ok && (exp == 0 || now < exp) {
-			res.Skipped++
-			continue
-		}
-		if g, state, v := l.heldBy(key); g != 0 {
-			if state == genPending {
-				return AddResult{}, busyError(key)
-			}
-			it.cond = store.Unchanged(key, v) // an abandoned import's
-		} else if ok {
-			// An expired entry, still stored: the put replaces it.
-			skip, err := l.resolveImport(ctx, &it, 0)
-			if err != nil {
-				return AddResult{}, err
-			}
-			if skip {
-				res.Skipped++
-				continue
-			}
-		}
-		need += it.cost
-		items = append(items, it)
 	}
-	if used := l.MemoryUsed() + l.heldCost(); used+need > l.limit && need > 0 {
-		return AddResult{}, &MemoryError{Configured: l.limit, Used: used, Need: need}
-	}
-	if len(items) == 0 {
-		return res, nil
-	}
-	// Sorted keys fill the store's pages sequentially.
-	slices.SortFunc(items, func(a, b importItem) int { return strings.Compare(a.key, b.key) })
-	lim := l.st.Limits()
+	lim := l.batchLimits()
 	fb := 0
 	for _, c := range final {
 		fb += len(c.Key) + len(c.Value)
 	}
-	f := newFiller(lim, room{conds: len(final), bytes: fb})
-	one := true
-	for i := range items {
-		if !f.take(1, 1, itemSize(&items[i])) {
-			one = false
-			break
+	if (lim.MaxOps == 0 || n+len(final) <= lim.MaxOps) && (lim.MaxBytes == 0 || size+fb <= lim.MaxBytes) {
+		b := &batcher{l: l, list: list, now: now}
+		for e := range src.All() {
+			if err := b.add(ctx, e); err != nil {
+				return AddResult{}, err
+			}
 		}
-	}
-	if one {
+		items := b.make(0)
+		res := b.res
+		if len(items) == 0 {
+			return res, nil
+		}
 		added, err := l.importOne(ctx, items, final)
 		res.Added, res.Skipped = added, res.Skipped+len(items)-added
 		return res, err
 	}
-	added, err := l.importGen(ctx, list, items, need, final)
-	if err != nil {
-		return AddResult{}, err
-	}
-	res.Added, res.Skipped = added, res.Skipped+len(items)-added
-	return res, nil
+	return l.importGen(ctx, list, src, need, final)
 }
 
-func itemSize(it *importItem) int {
-	return 2*len(it.key) + len(it.value) + len(it.cond.Value)
+// listedAt reports whether e is listed and live at now (Unix ms).
+func (l *Lists) listedAt(list List, e Entry, now int64) bool {
+	exp, ok := l.sets[list].expiry(l.h, e)
+	return ok && (exp == 0 || now < exp)
+}
+
+// exactNeed is what an import needs of the budget, the entries listed
+// already left out and each other entry counted once.
+func (l *Lists) exactNeed(list List, src Source, now int64) int64 {
+	seen := newHeldSet()
+	need := int64(0)
+	for e := range src.All() {
+		if list == Allow {
+			e.Tag = Manual
+		}
+		if l.listedAt(list, e, now) || seen.has(l.h, e) {
+			continue
+		}
+		seen.put(l.h, e, "")
+		need += cost(e)
+	}
+	return need
+}
+
+// plannedSize is the itemSize e will have (with an Absent condition) in
+// the list whose prefix is prefixLen bytes long.
+func plannedSize(prefixLen int, e *Entry) int {
+	n := prefixLen + len(e.Kind.String()) + 1 + len(e.Value)
+	if e.Name != "" {
+		n += len(e.Name) + 1
+	}
+	return 2*n + e.valueSize()
+}
+
+// batcher makes an import's batches: an entry at a time, the values in one
+// buffer reused from batch to batch.
+type batcher struct {
+	l      *Lists
+	list   List
+	gen    uint64      // the generation, 0 for an import of one batch
+	own    *generation // the generation as this node holds it
+	now    int64
+	items  []importItem // in the order given
+	vals   []byte
+	order  []int32 // items sorted by key
+	sorted []importItem
+	res    AddResult // entries skipped so far
+}
+
+// prepare returns the item e makes, or false when e is skipped (listed, a
+// repeat of an entry an earlier batch wrote, or stored and enforced).
+func (b *batcher) prepare(ctx context.Context, e Entry) (importItem, bool, error) {
+	l := b.l
+	if b.list == Allow {
+		e.Tag = Manual
+	}
+	exp, listed := l.sets[b.list].expiry(l.h, e)
+	if listed && (exp == 0 || b.now < exp) {
+		b.res.Skipped++
+		return importItem{}, false, nil
+	}
+	if b.own != nil {
+		l.genMu.Lock()
+		repeat := b.own.held != nil && b.own.held.has(l.h, e)
+		l.genMu.Unlock()
+		if repeat {
+			// An earlier batch wrote it: this node holds it aside.
+			b.res.Skipped++
+			return importItem{}, false, nil
+		}
+	}
+	other, mine := uint64(0), int64(0)
+	if b.own != nil {
+		mine = 1
+	}
+	if l.open.Load() > mine { // another import is in progress
+		other, _ = l.heldBy(b.list, e)
+	}
+	key := e.StoreKey(b.list)
+	at := len(b.vals)
+	b.vals = e.appendValue(b.vals)
+	it := importItem{key: key, cond: store.Absent(key), at: at, end: len(b.vals)}
+	if other != 0 || listed {
+		// Another import's (pending: refused; abandoned: replaced), or an
+		// expired entry still stored (replaced).
+		skip, err := l.resolveImport(ctx, &it, b.gen)
+		if err != nil {
+			return importItem{}, false, err
+		}
+		if skip {
+			b.vals = b.vals[:at]
+			b.res.Skipped++
+			return importItem{}, false, nil
+		}
+	}
+	return it, true, nil
+}
+
+// add adds e to the batch.
+func (b *batcher) add(ctx context.Context, e Entry) error {
+	it, ok, err := b.prepare(ctx, e)
+	if ok {
+		b.items = append(b.items, it)
+	}
+	return err
+}
+
+// make returns the batch's items sorted by key, each key once (the first
+// entry given wins, the others are skipped), their values of generation g.
+// Sorted keys fill the store's pages sequentially.
+func (b *batcher) make(g uint64) []importItem {
+	b.order = b.order[:0]
+	for i := range b.items {
+		b.order = append(b.order, int32(i))
+	}
+	// An index is sorted rather than the items: a fifth of the bytes moved.
+	slices.SortFunc(b.order, func(x, y int32) int {
+		if c := strings.Compare(b.items[x].key, b.items[y].key); c != 0 {
+			return c
+		}
+		return int(x - y) // the entry given first
+	})
+	out := b.sorted[:0]
+	for _, i := range b.order {
+		it := b.items[i]
+		if len(out) > 0 && out[len(out)-1].key == it.key {
+			b.res.Skipped++
+			continue
+		}
+		it.value = b.vals[it.at:it.end:it.end]
+		if g != 0 {
+			withGen(it.value, g)
+		}
+		out = append(out, it)
+	}
+	b.sorted = out
+	return out
+}
+
+// reset starts the next batch, reusing the buffers: the store keeps
+// neither a batch's slices nor its values once it committed.
+func (b *batcher) reset() {
+	clear(b.items)
+	clear(b.sorted)
+	b.items, b.sorted, b.vals = b.items[:0], b.sorted[:0], b.vals[:0]
 }
 
 // resolveImport reads it's key and sets what its put is conditional on;
@@ -546,41 +714,28 @@ func (l *Lists) resolveAll(ctx context.Context, items []importItem, own uint64) 
 	return out, nil
 }
 
-// importGen writes an import as a generation and returns how many entries
-// it added. On any failure nothing becomes live and what it wrote is
-// deleted.
-func (l *Lists) importGen(ctx context.Context, list List, items []importItem, need int64, final []store.Cond) (int, error) {
+// importGen writes an import as a generation and returns what it did. On
+// any failure nothing becomes live and what it wrote is deleted.
+func (l *Lists) importGen(ctx context.Context, list List, src Source, need int64, final []store.Cond) (AddResult, error) {
 	g := rand.Uint64()
 	for g == 0 {
 		g = rand.Uint64()
-	}
-	size := 0
-	for i := range items {
-		size += len(items[i].value)
-	}
-	values := make([]byte, size)
-	for i, at := 0, 0; i < len(items); i++ {
-		n := len(items[i].value)
-		v := values[at : at+n : at+n]
-		copy(v, items[i].value)
-		withGen(v, g)
-		items[i].value, at = v, at+n
 	}
 	mk := genKey(g)
 	cleared := store.Absent(clearedKey(list))
 	if v, err := l.st.Get(ctx, clearedKey(list)); err == nil {
 		cleared = store.Unchanged(clearedKey(list), v)
 	} else if !errors.Is(err, store.ErrNotFound) {
-		return 0, err
+		return AddResult{}, err
 	}
 	m := marker{state: genPending, list: list, deadline: l.now().Add(l.genTTL).UnixMilli(), need: need, owner: l.node}
 	cur := m.encode()
 	if _, err := l.st.Commit(ctx, store.Batch{Conds: []store.Cond{store.Absent(mk)}, Ops: []store.Op{store.Put(mk, cur)}}); err != nil {
-		return 0, err
+		return AddResult{}, err
 	}
-	added, err := l.writeGen(ctx, g, items, &m, &cur, append([]store.Cond{cleared}, final...))
+	res, err := l.writeGen(ctx, list, g, src, &m, &cur, append([]store.Cond{cleared}, final...))
 	if err == nil {
-		return added, nil
+		return res, nil
 	}
 	// Whatever failed (the request's context included), clean up now; what
 	// cannot be cleaned now is cleaned by the deadline or the next start.
@@ -593,53 +748,156 @@ func (l *Lists) importGen(ctx context.Context, list List, items []importItem, ne
 	live := l.gens[g] != nil && l.gens[g].state == genLive
 	l.genMu.Unlock()
 	if live { // the last commit reported an error but did apply
-		return added, nil
+		return res, nil
 	}
-	return 0, err
+	return AddResult{}, err
 }
 
-// writeGen writes the entries of generation g in batches, then makes it
-// live.
-func (l *Lists) writeGen(ctx context.Context, g uint64, items []importItem, m *marker, cur *[]byte, final []store.Cond) (int, error) {
+// writeGen writes the entries of src as generation g, a batch at a time,
+// then makes it live. A batch is made (entries decoded, checked, sorted)
+// while the one before is committed, on another core.
+func (l *Lists) writeGen(ctx context.Context, list List, g uint64, src Source, m *marker, cur *[]byte, final []store.Cond) (AddResult, error) {
 	mk := genKey(g)
-	lim := l.st.Limits()
-	refreshed := l.now()
-	added := 0
-	for i, chunk, attempt := 0, 0, 0; i < len(items); {
-		// Room for the marker's condition and, now and then, its new
-		// deadline.
-		r := room{ops: 1, conds: 1, bytes: 2*len(mk) + 2*len(*cur) + 8}
-		f := newFiller(lim, r)
-		j := i
-		for j < len(items) && f.take(1, 1, itemSize(&items[j])) {
-			j++
+	lim := l.batchLimits()
+	l.genMu.Lock()
+	own := l.gens[g] // put there when its marker was committed
+	l.genMu.Unlock()
+	now := l.now().UnixMilli()
+	// Two batchers: one filled while the other's batch is committed.
+	type job struct {
+		b     *batcher
+		items []importItem
+	}
+	bs := [2]*batcher{}
+	free := make(chan *batcher, len(bs))
+	n, _, size := src.Bounds()
+	n, size = min(n, lim.MaxOps), min(size, lim.MaxBytes)
+	for i := range bs {
+		bs[i] = &batcher{l: l, list: list, gen: g, own: own, now: now,
+			items: make([]importItem, 0, n), sorted: make([]importItem, 0, n), order: make([]int32, 0, n), vals: make([]byte, 0, size)}
+		free <- bs[i]
+	}
+	full := make(chan job)
+	done := make(chan error, 1)
+	var failed atomic.Bool
+	added, skipped := 0, 0
+	go func() {
+		refreshed, chunk := l.now(), 0
+		var err error
+		for j := range full {
+			if err == nil {
+				var ok int
+				ok, err = l.commitGen(ctx, g, j.items, m, cur, &refreshed, &chunk)
+				added, skipped = added+ok, skipped+len(j.items)-ok
+				failed.Store(err != nil)
+			}
+			free <- j.b
 		}
-		b := store.Batch{Conds: make([]store.Cond, 0, j-i+1), Ops: make([]store.Op, 0, j-i+1)}
-		b.Conds = append(b.Conds, store.Unchanged(mk, *cur))
-		for k := i; k < j; k++ {
-			b.Conds = append(b.Conds, items[k].cond)
-			b.Ops = append(b.Ops, store.Put(items[k].key, items[k].value))
+		done <- err
+	}()
+	// Room for the marker's condition and, now and then, its new deadline.
+	r := room{ops: 1, conds: 1, bytes: 2*len(mk) + 2*len(*cur) + 8}
+	b, f := <-free, newFiller(lim, r)
+	send := func() error {
+		full <- job{b, b.make(g)}
+		b, f = <-free, newFiller(lim, r)
+		b.reset()
+		if failed.Load() {
+			return errImportStopped
+		}
+		return nil
+	}
+	err := func() error {
+		for e := range src.All() {
+			it, ok, err := b.prepare(ctx, e)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			if !f.take(1, 1, plannedItemSize(&it)) {
+				// The item's value is the last in the buffer: carried over.
+				v := bytes.Clone(b.vals[it.at:it.end])
+				b.vals = b.vals[:it.at]
+				if err := send(); err != nil {
+					return err
+				}
+				it.at = len(b.vals)
+				b.vals = append(b.vals, v...)
+				it.end = len(b.vals)
+				f.take(1, 1, plannedItemSize(&it))
+			}
+			b.items = append(b.items, it)
+		}
+		return send()
+	}()
+	close(full)
+	if cerr := <-done; cerr != nil || err != nil {
+		if cerr != nil && (err == nil || err == errImportStopped) {
+			err = cerr
+		}
+		return AddResult{}, err
+	}
+	for _, b := range bs {
+		skipped += b.res.Skipped
+	}
+	live := *m
+	live.state = genLive
+	_, err = l.st.Commit(ctx, store.Batch{
+		Conds: append([]store.Cond{store.Unchanged(mk, *cur)}, final...),
+		Ops:   []store.Op{store.Put(mk, live.encode())},
+	})
+	var conflict *store.ConflictError
+	if errors.As(err, &conflict) && conflict.Cond.Key == final[0].Key {
+		return AddResult{}, fmt.Errorf("lists: the %s was cleared during the bulk import; nothing was imported: %w", m.list, err)
+	}
+	if errors.As(err, &conflict) && conflict.Cond.Key == mk {
+		return AddResult{}, errImportAbandoned
+	}
+	return AddResult{Added: added, Skipped: skipped}, err
+}
+
+// errImportStopped stops making batches once their commit failed.
+var errImportStopped = errors.New("lists: the import's commit failed")
+
+// plannedItemSize is the itemSize of a prepared item.
+func plannedItemSize(it *importItem) int {
+	return 2*len(it.key) + it.end - it.at + len(it.cond.Value)
+}
+
+// commitGen commits one batch of generation g, on condition that its
+// marker is unchanged, pushing the marker's deadline back now and then;
+// an entry put meanwhile by someone else is read again, and left when it
+// is enforced. It returns how many entries it wrote.
+func (l *Lists) commitGen(ctx context.Context, g uint64, items []importItem, m *marker, cur *[]byte, refreshed *time.Time, chunk *int) (int, error) {
+	mk := genKey(g)
+	for attempt := 0; len(items) > 0; attempt++ {
+		bt := store.Batch{Conds: make([]store.Cond, 0, len(items)+1), Ops: make([]store.Op, 0, len(items)+1)}
+		bt.Conds = append(bt.Conds, store.Unchanged(mk, *cur))
+		for k := range items {
+			bt.Conds = append(bt.Conds, items[k].cond)
+			bt.Ops = append(bt.Ops, store.Put(items[k].key, items[k].value))
 		}
 		nm, refresh := *m, false
-		if now := l.now(); now.Sub(refreshed) >= l.genTTL/4 {
+		if now := l.now(); now.Sub(*refreshed) >= l.genTTL/4 {
 			nm.deadline, refresh = now.Add(l.genTTL).UnixMilli(), true
-			b.Ops = append(b.Ops, store.Put(mk, nm.encode()))
+			bt.Ops = append(bt.Ops, store.Put(mk, nm.encode()))
 		}
 		if l.importHook != nil {
-			if err := l.importHook(chunk); err != nil {
+			if err := l.importHook(*chunk); err != nil {
 				return 0, err
 			}
 		}
-		_, err := l.st.Commit(ctx, b)
+		_, err := l.st.Commit(ctx, bt)
 		var conflict *store.ConflictError
 		switch {
 		case err == nil:
 			if refresh {
-				*m, *cur, refreshed = nm, nm.encode(), l.now()
+				*m, *cur, *refreshed = nm, nm.encode(), l.now()
 			}
-			added += j - i
-			i, chunk, attempt = j, chunk+1, 0
-			continue
+			*chunk++
+			return len(items), nil
 		case !errors.As(err, &conflict):
 			return 0, err
 		case conflict.Cond.Key == mk:
@@ -647,34 +905,24 @@ func (l *Lists) writeGen(ctx context.Context, g uint64, items []importItem, m *m
 		case attempt == 3:
 			return 0, err
 		}
-		// An entry was put meanwhile (an operator's, a detection): read the
-		// batch's keys again, leave the enforced ones and retry.
-		attempt++
-		rest, err := l.resolveAll(ctx, append([]importItem(nil), items[i:j]...), g)
-		if err != nil {
+		// An entry was put meanwhile (an operator's, a detection, or one
+		// the batch before wrote and this node had not yet seen when this
+		// batch was made): read the batch's keys again, leave the enforced
+		// ones and retry.
+		if items, err = l.resolveAll(ctx, items, g); err != nil {
 			return 0, err
 		}
-		items = append(append(items[:i:i], rest...), items[j:]...)
 	}
-	live := *m
-	live.state = genLive
-	_, err := l.st.Commit(ctx, store.Batch{
-		Conds: append([]store.Cond{store.Unchanged(mk, *cur)}, final...),
-		Ops:   []store.Op{store.Put(mk, live.encode())},
-	})
-	var conflict *store.ConflictError
-	if errors.As(err, &conflict) && conflict.Cond.Key == final[0].Key {
-		return 0, fmt.Errorf("lists: the %s was cleared during the bulk import; nothing was imported: %w", m.list, err)
-	}
-	if errors.As(err, &conflict) && conflict.Cond.Key == mk {
-		return 0, errImportAbandoned
-	}
-	return added, err
+	return 0, nil
 }
 
+// cleanupChunk is how many entries of an abandoned import a cleanup
+// deletes from one scan of the store.
+const cleanupChunk = 16_384
+
 // cleanupGen abandons generation g unless it is live: its marker is made
-// aborted (no batch of the import can land after), the entries it holds
-// aside are deleted where they are still its own, then the marker.
+// aborted (no batch of the import can land after), the entries it wrote
+// are deleted where they are still its own, then the marker.
 func (l *Lists) cleanupGen(ctx context.Context, g uint64) error {
 	mk := genKey(g)
 	l.genMu.Lock()
@@ -697,25 +945,32 @@ func (l *Lists) cleanupGen(ctx context.Context, g uint64) error {
 		}
 		val = next
 	}
-	// Committed before the abort, every entry of the import has reached this
-	// node: the generation holds them all.
-	l.genMu.Lock()
-	var conds []store.Cond
-	var ops []store.Op
-	if gen := l.gens[g]; gen != nil {
-		keys := make([]string, 0, len(gen.held))
-		for k := range gen.held {
-			keys = append(keys, k)
+	// Committed before the abort, every entry the import wrote is in the
+	// store with its id: they are deleted a chunk at a time, each only if
+	// it is still the import's.
+	for after := ""; ; {
+		var conds []store.Cond
+		var ops []store.Op
+		err := l.scanKinds(ctx, l.st, m.list, 0, after, func(k string, v []byte) error {
+			after = k
+			if valueGen(v) == g {
+				conds = append(conds, store.Unchanged(k, bytes.Clone(v)))
+				ops = append(ops, store.Delete(k))
+				if len(ops) == cleanupChunk {
+					return errStop
+				}
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errStop) {
+			return err
 		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			conds = append(conds, store.Unchanged(k, gen.held[k]))
-			ops = append(ops, store.Delete(k))
+		if _, cerr := l.commitEach(ctx, conds, ops); cerr != nil {
+			return cerr
 		}
-	}
-	l.genMu.Unlock()
-	if _, err := l.commitEach(ctx, conds, ops); err != nil {
-		return err
+		if err == nil {
+			break
+		}
 	}
 	_, err := l.st.Commit(ctx, store.Batch{Conds: []store.Cond{store.Unchanged(mk, val)}, Ops: []store.Op{store.Delete(mk)}})
 	if errors.As(err, new(*store.ConflictError)) {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -73,7 +72,9 @@ func heldCount(l *Lists) int {
 	defer l.genMu.Unlock()
 	n := 0
 	for _, g := range l.gens {
-		n += len(g.held)
+		if g.held != nil {
+			n += g.held.n
+		}
 	}
 	return n
 }
@@ -178,15 +179,35 @@ func TestImportAllOrNothingWithEtcdLimits(t *testing.T) {
 	}
 }
 
-// Without limits, an import is one batch as before: no generation.
-func TestImportWithoutLimitsIsOneBatch(t *testing.T) {
+// Without limits (the embedded store), an import of up to importBatch
+// entries is one batch: no generation. A larger one is a generation of
+// batches of importBatch, so that no commit holds more than that in
+// memory; the other node holds its entries aside until the last batch.
+func TestImportWithoutLimits(t *testing.T) {
 	ctx := context.Background()
 	a, b, st, _ := limited(t, store.Limits{}, 1<<30)
-	a.importHook = func(int) error { t.Error("a generation without limits"); return nil }
+	a.importHook = func(int) error { t.Error("a generation for 5,000 entries"); return nil }
 	rev := st.Rev()
-	res, err := a.Import(ctx, Deny, bulk(10_000, 2))
-	if err != nil || res.Added != 10_000 || st.Rev() != rev+1 || entries(b, Deny) != 10_000 || keys(t, st, metaPrefix) != 0 {
+	res, err := a.Import(ctx, Deny, bulk(5_000, 2))
+	if err != nil || res.Added != 5_000 || st.Rev() != rev+1 || entries(b, Deny) != 5_000 || keys(t, st, metaPrefix) != 0 {
 		t.Fatalf("import: %+v %v, %d commits", res, err, st.Rev()-rev)
+	}
+	per := importBatch.MaxOps - 1 // and the marker's condition
+	es := bulk(3*per, 3)
+	batches := 0
+	a.importHook = func(n int) error {
+		if batches = n + 1; n == 2 {
+			if listed, held := entries(b, Deny), heldCount(b); listed != 5_000 || held != 2*per {
+				t.Errorf("before the last batch, node b lists %d, holds %d aside; want 5000 and %d", listed, held, 2*per)
+			}
+		}
+		return nil
+	}
+	if res, err = a.Import(ctx, Deny, es); err != nil || res.Added != len(es) || batches != 3 {
+		t.Fatalf("import of %d: %+v %v in %d batches", len(es), res, err, batches)
+	}
+	if n := entries(b, Deny); n != int64(5_000+len(es)) || heldCount(b) != 0 || !listedOn(b, es[len(es)-1]) {
+		t.Fatalf("after the import, node b lists %d, holds %d", n, heldCount(b))
 	}
 }
 
@@ -200,8 +221,6 @@ func TestImportKeepsOperatorEntries(t *testing.T) {
 	add(t, b, st, Deny, `{"type": "token", "value": "tok-3-99", "ttl": 1}`)
 	c.add(2 * time.Second) // expired, still stored
 	es := bulk(100, 3)
-	sorted := append([]Entry(nil), es...)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].StoreKey(Deny) < sorted[j].StoreKey(Deny) })
 	operator := func(e Entry) {
 		e.Expires = c.now().Add(time.Hour).Truncate(time.Millisecond)
 		bt, _, err := b.Add(ctx, st, Deny, []Entry{e}, false)
@@ -212,7 +231,9 @@ func TestImportKeepsOperatorEntries(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	early, late := sorted[0], sorted[97] // written in the first batch; in one of the last
+	// Batches follow the entries' order (each sorted by key): es[0] is
+	// written in the first batch, es[97] in one of the last.
+	early, late := es[0], es[97]
 	a.importHook = func(n int) error {
 		if n == 3 {
 			operator(early)

@@ -127,22 +127,24 @@ func Open(ctx context.Context, st store.Store, o Options) (*Lists, error) {
 			}
 			return nil
 		}
-		if g := valueGen(value); g != 0 {
-			gen := l.gens[g]
-			switch {
-			case gen == nil:
-				orphans = append(orphans, store.Unchanged(key, bytes.Clone(value)))
-				return nil
-			case gen.state != genLive:
-				gen.held[key] = bytes.Clone(value)
-				return nil
-			}
-			refs[g]++
+		g := valueGen(value)
+		if g != 0 && l.gens[g] == nil {
+			orphans = append(orphans, store.Unchanged(key, bytes.Clone(value)))
+			return nil
 		}
 		list, e, err := parseStored(key, value)
 		if err != nil {
 			l.log.Error("ignoring a malformed list entry in the store", "key", key, "error", err)
 			return nil
+		}
+		if g != 0 {
+			if gen := l.gens[g]; gen.state != genLive {
+				if list == gen.list {
+					gen.held.put(l.h, e, key)
+				}
+				return nil
+			}
+			refs[g]++
 		}
 		if !e.Expires.IsZero() && e.Expires.UnixMilli() <= now {
 			expired = append(expired, key)
@@ -217,8 +219,8 @@ func (l *Lists) tidyGens(ctx context.Context, orphans []store.Cond, refs map[uin
 	}
 	for _, g := range mine {
 		n := 0
-		if gen := l.gens[g]; gen != nil {
-			n = len(gen.held)
+		if gen := l.gens[g]; gen != nil && gen.held != nil {
+			n = gen.held.n
 		}
 		if err := l.cleanupGen(ctx, g); err != nil {
 			// Never enforced; the cleanup is retried in the background.
@@ -264,12 +266,14 @@ func (l *Lists) apply(ev store.Event) {
 				continue
 			}
 			l.genMu.Lock()
-			promoted := l.setGen(g, c.Value)
+			list, promoted := l.setGen(g, c.Value)
 			l.genMu.Unlock()
 			// An import turned live: every entry it wrote is enforced now,
 			// in this one event.
-			for k, v := range promoted {
-				l.enforce(k, v, &cidrs)
+			if promoted != nil && promoted.n > 0 {
+				for _, it := range l.sets[list].merge(promoted) {
+					l.schedule(it.at, it.key)
+				}
 			}
 			continue
 		}

@@ -156,7 +156,10 @@ type hasher struct{ s1, s2 maphash.Seed }
 func newHasher() hasher { return hasher{maphash.MakeSeed(), maphash.MakeSeed()} }
 
 // key hashes value under (kind, name). API key names are compared without
-// case, as HTTP header names are; callers pass them lower-cased.
+// case, as HTTP header names are; callers pass them lower-cased. A key
+// keeps only the bits a flat table's slot holds (the top bit of the first
+// word is set, the low byte of the second is clear), so that a key read
+// back from a slot is the key itself (tableID.each).
 func (h hasher) key(kind Kind, name, value string) idKey {
 	n1, n2 := uint64(kind), uint64(kind)<<1
 	if name != "" {
@@ -164,8 +167,8 @@ func (h hasher) key(kind Kind, name, value string) idKey {
 		n2 += maphash.String(h.s2, name)
 	}
 	return idKey{
-		maphash.String(h.s1, value) ^ (n1 * 0x9E3779B97F4A7C15),
-		maphash.String(h.s2, value) ^ (n2 * 0xC2B2AE3D27D4EB4F),
+		(maphash.String(h.s1, value) ^ (n1 * 0x9E3779B97F4A7C15)) | liveBit,
+		(maphash.String(h.s2, value) ^ (n2 * 0xC2B2AE3D27D4EB4F)) &^ 0xff,
 	}
 }
 

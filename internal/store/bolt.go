@@ -139,8 +139,18 @@ func (s *Bolt) Commit(ctx context.Context, b Batch) (int64, error) {
 	rev := s.rev.Load() + 1
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		kv := tx.Bucket(bucketKV)
+		// One cursor and one key buffer for the whole batch: a batch of a
+		// bulk import checks and puts thousands of keys (bbolt copies the
+		// keys it keeps).
+		cur, key := kv.Cursor(), []byte(nil)
 		for _, c := range b.Conds {
-			v := kv.Get([]byte(c.Key))
+			key = append(key[:0], c.Key...)
+			k, v := cur.Seek(key)
+			if !bytes.Equal(k, key) {
+				v = nil
+			} else if v == nil {
+				v = []byte{} // present, empty
+			}
 			if (v != nil) != c.Exists || (c.Value != nil && !bytes.Equal(v, c.Value)) {
 				return &ConflictError{Cond: c}
 			}
@@ -152,7 +162,7 @@ func (s *Bolt) Commit(ctx context.Context, b Batch) (int64, error) {
 				if op.Key == "" {
 					return errors.New("store: empty key")
 				}
-				if err := kv.Put([]byte(op.Key), op.Value); err != nil {
+				if err := kv.Put(append(key[:0], op.Key...), op.Value); err != nil {
 					return err
 				}
 				changes = append(changes, Change{Key: op.Key, Value: op.Value})
@@ -188,6 +198,9 @@ func (s *Bolt) Commit(ctx context.Context, b Batch) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if len(b.Ops) >= dropAfter {
+		s.dropResident()
+	}
 	s.rev.Store(rev)
 	for _, sub := range s.subs {
 		if cs := filter(changes, sub.prefix); len(cs) > 0 {
@@ -195,6 +208,22 @@ func (s *Bolt) Commit(ctx context.Context, b Batch) (int64, error) {
 		}
 	}
 	return rev, nil
+}
+
+// dropAfter is how many changes a commit makes before the pages of the
+// file it read are dropped from the process's resident memory (a batch of
+// a bulk import reads thousands; a setting, a few).
+const dropAfter = 1024
+
+// dropResident drops the file's pages from the process's resident memory
+// (see resident.go). Under mu.
+func (s *Bolt) dropResident() {
+	var size int64
+	s.db.View(func(tx *bolt.Tx) error {
+		size = tx.Size()
+		return nil
+	})
+	dropResident(s.db, size)
 }
 
 // revChanges are the changes of one revision made elsewhere.
@@ -256,6 +285,13 @@ func (s *Bolt) applyRevs(revs []revChanges, meta map[string][]byte) error {
 	if err != nil {
 		return s.wrap(err)
 	}
+	n := 0
+	for i := range done {
+		n += len(done[i])
+	}
+	if n >= dropAfter {
+		s.dropResident()
+	}
 	for i, rc := range revs {
 		r := rc.rev
 		if r == 0 {
@@ -307,6 +343,9 @@ func (s *Bolt) Subscribe(ctx context.Context, prefix string, load func(key strin
 		if err := s.db.View(func(tx *bolt.Tx) error { return scan(ctx, tx, prefix, load) }); err != nil {
 			return nil, err
 		}
+		// A first load reads every page of the prefix: a million list
+		// entries are a hundred megabytes of the file.
+		s.dropResident()
 	}
 	id := s.nextID
 	s.nextID++

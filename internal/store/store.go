@@ -207,10 +207,21 @@ type Store interface {
 
 // filter returns the changes under prefix.
 func filter(changes []Change, prefix string) []Change {
-	if prefix == "" {
-		return changes
+	n := 0
+	for _, c := range changes {
+		if strings.HasPrefix(c.Key, prefix) {
+			n++
+		}
 	}
-	var out []Change
+	// Every change (a bulk import's batch of list entries to the lists'
+	// subscription), or none: nothing to copy.
+	switch n {
+	case len(changes):
+		return changes
+	case 0:
+		return nil
+	}
+	out := make([]Change, 0, n)
 	for _, c := range changes {
 		if strings.HasPrefix(c.Key, prefix) {
 			out = append(out, c)
