@@ -319,21 +319,39 @@ func answers(url string) bool {
 // and exits.
 func (tr *traced) kill(t *testing.T) {
 	tr.killed = true
+	// Twice under load a run found ase alive under its strace long after
+	// this SIGKILL (it then died at a kill -9 by hand): the children are
+	// read again now, and each is sent the signal until it is gone (or a
+	// zombie, which strace reaps); what was done is logged.
+	pids := map[int]bool{}
 	if tr.pid != 0 {
-		// Once, a run found ase alive under its strace 20 minutes after
-		// this SIGKILL (and then alive until killed by hand): the signal
-		// is sent again until the process is gone (or a zombie, which
-		// strace reaps).
-		for deadline := time.Now().Add(time.Minute); ; {
-			syscall.Kill(tr.pid, syscall.SIGKILL)
-			st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", tr.pid))
-			if err != nil || strings.Contains(string(st), ") Z ") || time.Now().After(deadline) {
+		pids[tr.pid] = true
+	}
+	sp := tr.strace.cmd.Process.Pid
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", sp, sp)); err == nil {
+		for _, f := range strings.Fields(string(b)) {
+			if p, err := strconv.Atoi(f); err == nil {
+				pids[p] = true
+			}
+		}
+	}
+	if len(pids) == 0 {
+		t.Logf("no child of strace (%d) to kill: killing strace", sp)
+		tr.strace.cmd.Process.Kill()
+	}
+	for pid := range pids {
+		for n, deadline := 0, time.Now().Add(time.Minute); ; n++ {
+			err := syscall.Kill(pid, syscall.SIGKILL)
+			st, rerr := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			if rerr != nil || strings.Contains(string(st), ") Z ") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Logf("ase (%d) still alive after %d SIGKILLs (last: %v): %s", pid, n+1, err, st)
 				break
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-	} else {
-		tr.strace.cmd.Process.Kill()
 	}
 	// strace writes out what it still holds of a busy process's calls
 	// (every byte of every write, in hex): on a loaded machine that took
