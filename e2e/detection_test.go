@@ -260,15 +260,16 @@ func TestDetectionPastTheMemoryBudget(t *testing.T) {
 	a := newBackend(t, "a", false)
 	i := startInstance(t, map[string]string{"enable_xff": "true", "enable_ase_detected_attack": "true", "attack_list_memory": "1MB"})
 	detectionAPIs(t, i, servers(a))
-	// 1 MB holds 65,536 IPv4 entries; leave room for 100.
-	const room, violators = 100, 300
+	// 1 MB holds 66,639 IPv4 addresses (a table of 88,852 8-byte slots,
+	// 3/4 full; one more doubles it past 1 MB): leave room for 100.
+	const capacity, room, violators = 66639, 100, 300
 	var feed []string
-	for n := 0; n < 65536-room; n++ {
+	for n := 0; n < capacity-room; n++ {
 		feed = append(feed, fmt.Sprintf(`{"type": "ip", "value": "10.%d.%d.%d"}`, n/65536, (n/256)%256, n%256))
 	}
-	wantStatus(t, i.Do("POST", "/v5/ase/firewall/blacklist", "["+strings.Join(feed, ",")+"]", nil), 200, "success", "65436 entries added to blacklist, 0 already listed")
+	wantStatus(t, i.Do("POST", "/v5/ase/firewall/blacklist", "["+strings.Join(feed, ",")+"]", nil), 200, "success", "66539 entries added to blacklist, 0 already listed")
 	c := dataClient(t, 1)
-	ip := func(n int) string { return fmt.Sprintf("198.18.%d.%d", n/256, n%256) } // IPv4: 16 bytes each
+	ip := func(n int) string { return fmt.Sprintf("198.18.%d.%d", n/256, n%256) }
 	for n := 0; n < violators; n++ {
 		if code, _, err := inlineCall(c, i, "DELETE", "/shop/items", ip(n), nil); err != nil || code != 405 {
 			t.Fatalf("violator %d: got %d %v", n, code, err)
@@ -287,8 +288,8 @@ func TestDetectionPastTheMemoryBudget(t *testing.T) {
 	}
 	var view map[string][]map[string]any
 	decode(t, i.Do("GET", "/v5/ase/firewall/blacklist", "", nil), &view)
-	if len(view["manual_blacklist"]) != 65536-room || len(view["invalid_method_blacklist"]) != room {
-		t.Fatalf("listed %d manual and %d invalid_method entries, want %d and %d", len(view["manual_blacklist"]), len(view["invalid_method_blacklist"]), 65536-room, room)
+	if len(view["manual_blacklist"]) != capacity-room || len(view["invalid_method_blacklist"]) != room {
+		t.Fatalf("listed %d manual and %d invalid_method entries, want %d and %d", len(view["manual_blacklist"]), len(view["invalid_method_blacklist"]), capacity-room, room)
 	}
 	fams := scrape(t, i)
 	if got := value(t, fams, "ase_detections_total", map[string]string{"result": "refused"}); got != violators-room {

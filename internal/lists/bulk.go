@@ -28,8 +28,8 @@ type Bulk struct {
 	now  time.Time
 	d    Defaults
 	n    int
-	need int64 // what every entry costs, none of them listed yet
-	size int   // the bytes of their keys and values, in either list
+	c    counts // every entry, none of them listed yet
+	size int    // the bytes of their keys and values, in either list
 }
 
 // IsArray reports whether a JSON body is an array (a bulk import) rather
@@ -63,7 +63,7 @@ func ParseBulk(body []byte, text bool, now time.Time, d Defaults) (*Bulk, error)
 // count counts a checked entry in b's bounds.
 func (b *Bulk) count(e *Entry) {
 	b.n++
-	b.need += cost(*e)
+	b.c.add(*e)
 	b.size += plannedSize(len(allowPrefix), e)
 }
 
@@ -71,7 +71,7 @@ func (b *Bulk) count(e *Entry) {
 func (b *Bulk) Len() int { return b.n }
 
 // Bounds implements Source.
-func (b *Bulk) Bounds() (int, int64, int) { return b.n, b.need, b.size }
+func (b *Bulk) Bounds() (int, counts, int) { return b.n, b.c, b.size }
 
 // All decodes the entries, in the body's order.
 func (b *Bulk) All() iter.Seq[Entry] {

@@ -170,7 +170,8 @@ func (l *Lists) Report(tag Tag, id *Identity) {
 	fresh := entries[:0]
 	stale := make([]bool, 0, len(entries))
 	values := make([][]byte, 0, len(entries))
-	need, bytes := int64(0), int64(0)
+	var need counts
+	bytes := int64(0)
 	for _, e := range entries {
 		key := e.StoreKey(Deny)
 		if d.pending[key] != nil || containsKey(keys, key) {
@@ -182,14 +183,14 @@ func (l *Lists) Report(tag Tag, id *Identity) {
 		}
 		v := e.storeValue()
 		fresh, keys, stale, values = append(fresh, e), append(keys, key), append(stale, ok), append(values, v)
-		need += cost(e)
+		need.add(e)
 		bytes += int64(len(key)+len(v)) + pendOverhead
 	}
 	if len(fresh) == 0 {
 		d.mu.Unlock()
 		return
 	}
-	if l.MemoryUsed()+need > l.limit || d.bytes+bytes > l.limit {
+	if l.checkBudget(Deny, need) != nil || d.bytes+bytes > l.limit {
 		d.mu.Unlock()
 		d.refused.Add(1)
 		if d.unloggedRefused.Add(1) == 1 {

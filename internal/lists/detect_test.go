@@ -218,19 +218,20 @@ func TestDetectionPastBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 1 MB holds 65,536 IPv4 entries: leave room for 10.
-	var full []Entry
-	for i := 0; i < 65536-10; i++ {
-		a := netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
-		full = append(full, Entry{Kind: IP, Prefix: netip.PrefixFrom(a, 32), Value: a.String()})
+	// Addresses up to 10 short of the budget: an 11th more would grow the
+	// table past 1 MB.
+	fits := func(n int64) bool { return l.checkBudget(Deny, counts{v4: n}) == nil }
+	for i := 0; fits(11); i++ {
+		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		l.Load(Deny, []Entry{{Kind: IP, Prefix: netip.PrefixFrom(a, 32), Value: a.String()}})
 	}
-	l.Load(Deny, full)
+	full := l.Count(Deny, IP)
 	for i := 0; i < 1000; i++ {
 		l.Report(Decoy, &Identity{IP: floodIP(i)})
 	}
 	listed, refused, _ := l.Detections()
-	if listed != 10 || refused != 990 || l.Count(Deny, IP) != 65536 {
-		t.Fatalf("listed %d, refused %d, %d in memory; want 10, 990, 65536", listed, refused, l.Count(Deny, IP))
+	if listed != 10 || refused != 990 || l.Count(Deny, IP) != full+10 {
+		t.Fatalf("listed %d, refused %d, %d in memory; want 10, 990, %d", listed, refused, l.Count(Deny, IP), full+10)
 	}
 	for i := 0; i < 10; i++ {
 		if _, ok := matches(l, Identity{IP: floodIP(i)}); !ok {

@@ -484,7 +484,11 @@ func ListPrefix(l List) string {
 // StoreKey returns e's key in list l.
 func (e Entry) StoreKey(l List) string {
 	var b strings.Builder
-	b.Grow(len(ListPrefix(l)) + 10 + len(e.Name) + len(e.Value))
+	n := len(ListPrefix(l)) + len(e.Kind.String()) + 1 + len(e.Value)
+	if e.Name != "" {
+		n += len(e.Name) + 1
+	}
+	b.Grow(n) // exactly: the expiry heap keeps the keys of entries with a TTL
 	b.WriteString(ListPrefix(l))
 	b.WriteString(e.Kind.String())
 	b.WriteByte('/')

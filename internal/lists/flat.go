@@ -42,6 +42,20 @@ func countTTL(n *atomic.Int64, had, has bool) {
 
 func tooFull(used, size int) bool { return used*4 > size*3 }
 
+// grownSize is the size a table of size slots, holding live entries and
+// tomb tombstones, has grown to once n more entries were put one by one.
+func grownSize(live, tomb, size, n int) int {
+	for {
+		fit := size*3/4 - live - tomb // puts before the one that rebuilds
+		if fit >= n {
+			return size
+		}
+		fit = max(fit, 0)
+		live, n = live+fit+1, n-fit-1
+		size, tomb = rebuildSize(live), 0
+	}
+}
+
 func index(h uint64, n int) uint64 {
 	hi, _ := bits.Mul64(h, uint64(n))
 	return hi
@@ -59,8 +73,9 @@ func mix(x uint64) uint64 {
 // ttlMap keeps the expiry of the few entries that have one; lookups
 // consult it only for an entry whose meta says it has a TTL.
 type ttlMap[K comparable] struct {
-	mu sync.RWMutex
-	m  map[K]int64
+	mu   sync.RWMutex
+	m    map[K]int64
+	peak int // the most entries m held: a Go map does not shrink
 }
 
 func (t *ttlMap[K]) get(k K) int64 {
@@ -72,12 +87,15 @@ func (t *ttlMap[K]) get(k K) int64 {
 func (t *ttlMap[K]) set(k K, exp int64) {
 	t.mu.Lock()
 	if exp == 0 {
-		delete(t.m, k)
+		if delete(t.m, k); len(t.m) == 0 {
+			t.m, t.peak = nil, 0 // emptied: its memory goes
+		}
 	} else {
 		if t.m == nil {
 			t.m = map[K]int64{}
 		}
 		t.m[k] = exp
+		t.peak = max(t.peak, len(t.m))
 	}
 	t.mu.Unlock()
 }
@@ -97,9 +115,14 @@ type table4 struct {
 	ttl  ttlMap[uint32]
 }
 
+// emptySlots4 is every empty table's array, never written: its one empty
+// slot ends every probe, and the first put rebuilds the table (tooFull).
+// An empty list takes nothing.
+var emptySlots4 = &slots4{s: make([]atomic.Uint64, 1)}
+
 func newTable4() *table4 {
 	t := &table4{}
-	t.tab.Store(&slots4{s: make([]atomic.Uint64, minSlots)})
+	t.tab.Store(emptySlots4)
 	return t
 }
 
@@ -192,7 +215,7 @@ func (t *table4) putLocked(k uint32, tag Tag, exp int64) bool {
 		return false
 	}
 	if tooFull(t.live+t.tomb+1, len(tab.s)) {
-		tab = t.rebuild(tab, t.live+1)
+		tab = t.rebuild(tab, rebuildSize(t.live+1))
 	}
 	_, free := t.find(tab, k)
 	if tab.s[free].Load() == slotTomb {
@@ -223,13 +246,16 @@ func (t *table4) del(k uint32) bool {
 		t.ttl.set(k, 0)
 		t.nTTL.Add(-1)
 	}
+	if t.live == 0 { // emptied (cleared): its memory goes
+		t.tab.Store(emptySlots4)
+		t.tomb = 0
+	}
 	return true
 }
 
-// rebuild copies the live entries into a table sized for n (growing, or
+// rebuild copies the live entries into a table of size slots (growing, or
 // just dropping tombstones) and publishes it.
-func (t *table4) rebuild(old *slots4, n int) *slots4 {
-	size := rebuildSize(n)
+func (t *table4) rebuild(old *slots4, size int) *slots4 {
 	nt := &slots4{s: make([]atomic.Uint64, size)}
 	for i := range old.s {
 		w := old.s[i].Load()
@@ -248,12 +274,13 @@ func (t *table4) rebuild(old *slots4, n int) *slots4 {
 }
 
 // reserve makes room for n more entries: a large merge rebuilds the table
-// once, not at every doubling.
+// once, not at every doubling, to the size those puts would have grown it
+// to (so that what it takes is what memory.go predicts either way).
 func (t *table4) reserve(n int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if tab := t.tab.Load(); tooFull(t.live+t.tomb+n, len(tab.s)) {
-		t.rebuild(tab, t.live+n)
+	if tab := t.tab.Load(); grownSize(t.live, t.tomb, len(tab.s), n) != len(tab.s) {
+		t.rebuild(tab, grownSize(t.live, t.tomb, len(tab.s), n))
 	}
 }
 
@@ -302,9 +329,12 @@ type tableID struct {
 	ttl  ttlMap[idKey]
 }
 
+// emptySlotsID is emptySlots4 for hashed identities.
+var emptySlotsID = &slotsID{s: make([]slotID, 1)}
+
 func newTableID() *tableID {
 	t := &tableID{}
-	t.tab.Store(&slotsID{s: make([]slotID, minSlots)})
+	t.tab.Store(emptySlotsID)
 	return t
 }
 
@@ -404,7 +434,7 @@ func (t *tableID) putLocked(k idKey, tag Tag, exp int64) bool {
 		return false
 	}
 	if tooFull(t.live+t.tomb+1, len(tab.s)) {
-		tab = t.rebuild(tab, t.live+1)
+		tab = t.rebuild(tab, rebuildSize(t.live+1))
 	}
 	_, free := t.find(tab, k)
 	if tab.s[free].w0.Load() == slotTomb {
@@ -436,11 +466,14 @@ func (t *tableID) del(k idKey) bool {
 		t.ttl.set(k, 0)
 		t.nTTL.Add(-1)
 	}
+	if t.live == 0 {
+		t.tab.Store(emptySlotsID)
+		t.tomb = 0
+	}
 	return true
 }
 
-func (t *tableID) rebuild(old *slotsID, n int) *slotsID {
-	size := rebuildSize(n)
+func (t *tableID) rebuild(old *slotsID, size int) *slotsID {
 	nt := &slotsID{s: make([]slotID, size)}
 	for i := range old.s {
 		w0 := old.s[i].w0.Load()
@@ -464,8 +497,8 @@ func (t *tableID) rebuild(old *slotsID, n int) *slotsID {
 func (t *tableID) reserve(n int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if tab := t.tab.Load(); tooFull(t.live+t.tomb+n, len(tab.s)) {
-		t.rebuild(tab, t.live+n)
+	if tab := t.tab.Load(); grownSize(t.live, t.tomb, len(tab.s), n) != len(tab.s) {
+		t.rebuild(tab, grownSize(t.live, t.tomb, len(tab.s), n))
 	}
 }
 

@@ -366,9 +366,9 @@ func (l *Lists) commitEach(ctx context.Context, conds []store.Cond, ops []store.
 type Source interface {
 	All() iter.Seq[Entry]
 	// Bounds returns upper bounds of what the entries take: how many
-	// there are, what they need of the memory budget and the bytes of
-	// their keys and values (plannedSize), none of them listed yet.
-	Bounds() (n int, need int64, size int)
+	// there are, by what they take in memory, and the bytes of their keys
+	// and values (plannedSize), none of them listed yet.
+	Bounds() (n int, c counts, size int)
 }
 
 // Entries is a Source of entries in memory.
@@ -378,13 +378,14 @@ type Entries []Entry
 func (es Entries) All() iter.Seq[Entry] { return slices.Values(es) }
 
 // Bounds implements Source.
-func (es Entries) Bounds() (int, int64, int) {
-	need, size := int64(0), 0
+func (es Entries) Bounds() (int, counts, int) {
+	var c counts
+	size := 0
 	for i := range es {
-		need += cost(es[i])
+		c.add(es[i])
 		size += plannedSize(len(allowPrefix), &es[i])
 	}
-	return len(es), need, size
+	return len(es), c, size
 }
 
 // importBatch bounds one batch of an import on a store whose own limits
@@ -449,12 +450,15 @@ func (l *Lists) Import(ctx context.Context, list List, entries []Entry, final ..
 // *store.ConflictError is returned.
 func (l *Lists) ImportFrom(ctx context.Context, list List, src Source, final ...store.Cond) (AddResult, error) {
 	now := l.now().UnixMilli()
-	n, need, size := src.Bounds()
-	if used := l.MemoryUsed() + l.heldCost(); used+need > l.limit {
+	n, c, size := src.Bounds()
+	used, need := l.needFor(list, c)
+	if held := l.heldCost(); used+held+need > l.limit {
 		// The bound counts the entries listed already, and repeats: count
 		// them out.
-		if need = l.exactNeed(list, src, now); used+need > l.limit && need > 0 {
-			return AddResult{}, &MemoryError{Configured: l.limit, Used: used, Need: need}
+		if c = l.exactCounts(list, src, now); c != (counts{}) {
+			if used, need = l.needFor(list, c); used+held+need > l.limit {
+				return AddResult{}, &MemoryError{Configured: l.limit, Used: used + held, Need: need}
+			}
 		}
 	}
 	lim := l.batchLimits()
@@ -487,11 +491,11 @@ func (l *Lists) listedAt(list List, e Entry, now int64) bool {
 	return ok && (exp == 0 || now < exp)
 }
 
-// exactNeed is what an import needs of the budget, the entries listed
-// already left out and each other entry counted once.
-func (l *Lists) exactNeed(list List, src Source, now int64) int64 {
+// exactCounts counts the entries of an import, those listed already left
+// out and each other counted once.
+func (l *Lists) exactCounts(list List, src Source, now int64) counts {
 	seen := newHeldSet()
-	need := int64(0)
+	var c counts
 	for e := range src.All() {
 		if list == Allow {
 			e.Tag = Manual
@@ -500,9 +504,9 @@ func (l *Lists) exactNeed(list List, src Source, now int64) int64 {
 			continue
 		}
 		seen.put(l.h, e, "")
-		need += cost(e)
+		c.add(e)
 	}
-	return need
+	return c
 }
 
 // plannedSize is the itemSize e will have (with an Absent condition) in

@@ -365,8 +365,7 @@ func TestImportAbandonedOrClearedMeanwhile(t *testing.T) {
 // progress on other nodes: past it nothing is written.
 func TestImportMemoryBudgetWithLimits(t *testing.T) {
 	ctx := context.Background()
-	limit := int64(1500) * costV4 // IPs and tokens: 16 and 32 bytes
-	a, b, st, _ := limited(t, store.EtcdLimits, limit)
+	a, b, st, _ := limited(t, store.EtcdLimits, 32<<10)
 	var me *MemoryError
 	if _, err := a.Import(ctx, Deny, bulk(100_000, 8)); !errors.As(err, &me) {
 		t.Fatalf("import past the budget: %v", err)
@@ -374,9 +373,10 @@ func TestImportMemoryBudgetWithLimits(t *testing.T) {
 	if n := keys(t, st, Prefix); n != 0 {
 		t.Fatalf("%d keys after a refused import", n)
 	}
-	// 500 entries cost 500*(16+32)/2 = 12,000 bytes of 24,000; node b's
-	// import of 800 more (19,200) fits alone, but not beside a's 500 in
-	// progress, all of which its marker reserves from its first batch.
+	// 500 entries (250 addresses, 250 tokens) take two tables of 1,024
+	// slots, of 8 and 16 bytes: 24 KiB of 32. Node b's import of 800
+	// takes as much: it fits alone, but not beside a's in progress, whose
+	// marker reserves its 24 KiB from its first batch.
 	var errB error
 	a.importHook = func(n int) error {
 		if n == 0 {

@@ -75,6 +75,10 @@ type Lists struct {
 	// of an entry in memory and the read of its stored value.
 	sweepHook func()
 
+	// keySample is what the expiry heap's keys take (memory.go), under
+	// expMu.
+	keySample keySample
+
 	// Bulk imports written as generations (gen.go).
 	genMu   sync.Mutex
 	gens    map[uint64]*generation
@@ -449,9 +453,6 @@ func (l *Lists) Contains(list List, e Entry) bool {
 // Limit returns attack_list_memory.
 func (l *Lists) Limit() int64 { return l.limit }
 
-// MemoryUsed returns the estimated bytes both lists use.
-func (l *Lists) MemoryUsed() int64 { return l.sets[Deny].memory() + l.sets[Allow].memory() }
-
 // Count returns the number of entries of a kind in list.
 func (l *Lists) Count(list List, kind Kind) int64 {
 	s := l.sets[list]
@@ -510,7 +511,7 @@ func (l *Lists) Add(ctx context.Context, r store.Reader, list List, entries []En
 	var res AddResult
 	seen := make(map[string]bool, len(entries))
 	ops := make([]store.Op, 0, len(entries))
-	need := int64(0)
+	var c counts
 	for _, e := range entries {
 		if list == Allow {
 			e.Tag = Manual
@@ -532,12 +533,12 @@ func (l *Lists) Add(ctx context.Context, r store.Reader, list List, entries []En
 			res.Skipped++
 			continue
 		}
-		need += cost(e)
+		c.add(e)
 		ops = append(ops, store.Put(key, e.storeValue()))
 		res.Added++
 	}
-	if used := l.MemoryUsed(); used+need > l.limit && need > 0 {
-		return store.Batch{}, AddResult{}, &MemoryError{Configured: l.limit, Used: used, Need: need}
+	if err := l.checkBudget(list, c); err != nil {
+		return store.Batch{}, AddResult{}, err
 	}
 	// Sorted keys fill the store's pages sequentially: bulk imports of a
 	// threat feed are several times faster.
@@ -559,7 +560,7 @@ func (l *Lists) CheckBudget(ctx context.Context, r store.Reader, b store.Batch) 
 			final[op.Key] = nil
 		}
 	}
-	need := int64(0)
+	var c [2]counts
 	for key, v := range final {
 		if v == nil {
 			continue
@@ -569,14 +570,18 @@ func (l *Lists) CheckBudget(ctx context.Context, r store.Reader, b store.Batch) 
 		} else if exists {
 			continue
 		}
-		_, e, err := parseStored(key, v)
+		list, e, err := parseStored(key, v)
 		if err != nil {
 			return err
 		}
-		need += cost(e)
+		c[list].add(e)
 	}
-	if used := l.MemoryUsed(); need > 0 && used+need > l.limit {
-		return &MemoryError{Configured: l.limit, Used: used, Need: need}
+	if c == ([2]counts{}) {
+		return nil
+	}
+	used := l.MemoryUsed()
+	if after := l.memoryAfter(c); after > l.limit {
+		return &MemoryError{Configured: l.limit, Used: used, Need: after - used}
 	}
 	return nil
 }

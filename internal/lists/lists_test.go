@@ -333,30 +333,42 @@ func TestAddRemoveClear(t *testing.T) {
 	}
 }
 
+// The budget counts what the lists' structures will take: 768 addresses
+// fill 3/4 of a table of 1,024 8-byte slots, so one more (which doubles
+// the table) or a first token (a table of 1,024 16-byte slots) is past 8
+// KiB.
 func TestMemoryBudget(t *testing.T) {
 	ctx := context.Background()
-	l, st, _ := open(t, 10*costV4)
+	l, st, _ := open(t, 8<<10)
 	var body strings.Builder
 	body.WriteString("[")
-	for i := 0; i < 10; i++ {
-		fmt.Fprintf(&body, `{"type": "ip", "value": "192.0.2.%d"},`, i)
+	for i := 0; i < 768; i++ {
+		fmt.Fprintf(&body, `{"type": "ip", "value": "192.0.%d.%d"},`, i/256, i%256)
 	}
 	add(t, l, st, Deny, strings.TrimSuffix(body.String(), ",")+"]")
-	_, _, err := l.Add(ctx, st, Deny, mustEntries(t, `[{"type": "ip", "value": "198.51.100.1"}, {"type": "ip", "value": "192.0.2.1"}]`, l.now()), true)
-	var me *MemoryError
-	if !errors.As(err, &me) || !strings.HasPrefix(err.Error(), "attack list memory is full: configured 0.00 MB") {
-		t.Fatalf("got %v", err)
+	if used := l.MemoryUsed(); used != 8<<10 {
+		t.Fatalf("768 addresses take %d bytes, want 8 KiB", used)
+	}
+	for _, more := range []string{`{"type": "ip", "value": "198.51.100.1"}`, `{"type": "token", "value": "t"}`} {
+		_, _, err := l.Add(ctx, st, Deny, mustEntries(t, `[`+more+`, {"type": "ip", "value": "192.0.2.1"}]`, l.now()), true)
+		var me *MemoryError
+		if !errors.As(err, &me) || !strings.HasPrefix(err.Error(), "attack list memory is full: configured 0.01 MB, used 0.01 MB, free 0.00 MB") {
+			t.Fatalf("%s: got %v", more, err)
+		}
 	}
 	// Entries already listed cost nothing to re-add; nothing was dropped.
 	if _, res, err := l.Add(ctx, st, Deny, mustEntries(t, `[{"type": "ip", "value": "192.0.2.1"}]`, l.now()), true); err != nil || res.Skipped != 1 {
 		t.Fatalf("got %+v, %v", res, err)
 	}
-	if l.Count(Deny, IP) != 10 {
-		t.Fatalf("got %d entries, want 10", l.Count(Deny, IP))
+	if l.Count(Deny, IP) != 768 {
+		t.Fatalf("got %d entries, want 768", l.Count(Deny, IP))
 	}
 	// A detected attacker is not listed past the budget either.
 	l.Report(Decoy, &Identity{IP: netip.MustParseAddr("203.0.113.1")})
-	if l.Count(Deny, IP) != 10 {
+	if err := l.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if l.Count(Deny, IP) != 768 {
 		t.Fatal("detection went past the memory budget")
 	}
 }

@@ -30,13 +30,21 @@ type shard[K comparable] struct {
 	mu  sync.RWMutex
 	m   map[K]meta
 	exp map[K]int64 // Unix ms, only for entries with a TTL
-	_   [40]byte    // keep shards' locks on separate cache lines
+	// the most entries m and exp held: Go's maps do not shrink
+	// (memory.go)
+	peak, peakExp int32
+	_             [32]byte // keep shards' locks on separate cache lines
 }
 
 type table[K comparable] struct {
 	shards [numShards]shard[K]
 	n      atomic.Int64
 	nTTL   atomic.Int64
+}
+
+// grew records new highs of the shard's maps (under its lock).
+func (s *shard[K]) grew() {
+	s.peak, s.peakExp = max(s.peak, int32(len(s.m))), max(s.peakExp, int32(len(s.exp)))
 }
 
 func newTable[K comparable]() *table[K] {
@@ -78,6 +86,7 @@ func (t *table[K]) put(k K, sh uint64, tag Tag, exp int64) bool {
 		delete(s.exp, k)
 	}
 	s.m[k] = m
+	s.grew()
 	s.mu.Unlock()
 	if !existed {
 		t.n.Add(1)
@@ -99,6 +108,7 @@ func (t *table[K]) add(k K, sh uint64, tag Tag, now int64) (put, isNew bool) {
 		delete(s.exp, k)
 	}
 	s.m[k] = meta(tag)
+	s.grew()
 	s.mu.Unlock()
 	if !existed {
 		t.n.Add(1)
@@ -127,6 +137,13 @@ func (t *table[K]) del(k K, sh uint64) bool {
 		delete(s.m, k)
 		if m&hasTTL != 0 {
 			delete(s.exp, k)
+		}
+		// An emptied map is made anew: a Go map does not shrink.
+		if len(s.m) == 0 && s.peak > 0 {
+			s.m, s.peak = map[K]meta{}, 0
+		}
+		if len(s.exp) == 0 && s.peakExp > 0 {
+			s.exp, s.peakExp = map[K]int64{}, 0
 		}
 	}
 	s.mu.Unlock()
@@ -191,8 +208,14 @@ type Set struct {
 	cidr   atomic.Pointer[bart.Table[cidrVal]]
 	nCIDR  atomic.Int64
 	nCTTL  atomic.Int64
-	// counts by kind of hashed identity, for memory accounting and views
+	// counts by kind of hashed identity, for the metrics and views
 	nKind [Username + 1]atomic.Int64
+	// cidrMem is the trie as last measured (memory.go)
+	cidrMem struct {
+		sync.Mutex
+		at           *bart.Table[cidrVal]
+		count, bytes int64
+	}
 }
 
 func newSet() *Set {
@@ -501,43 +524,7 @@ func lowerASCII(s string) string {
 	return s
 }
 
-// Memory costs per entry, upper bounds of what the structures were
-// measured to use (BenchmarkMemory). The flat tables are between 1/2 and
-// 3/4 full, so an entry costs at most two slots; Go's maps hold between
-// 7/16 and 7/8 of their slots.
-const (
-	costV4   = 16  // two 8-byte slots
-	costV6   = 48  // map[[16]byte]meta
-	costID   = 32  // two 16-byte slots
-	costCIDR = 128 // bart trie share: 46 B measured for random /24s; other shapes cost more
-	costTTL  = 40  // the expiry map slot and the expiry heap item
-)
-
-// memory returns the estimated bytes the set uses.
-func (s *Set) memory() int64 {
-	ids := int64(0)
-	for i := range s.nKind {
-		ids += s.nKind[i].Load()
-	}
-	ttl := s.v4.nTTL.Load() + s.v6.nTTL.Load() + s.ids.nTTL.Load() + s.nCTTL.Load()
-	return s.v4.n.Load()*costV4 + s.v6.n.Load()*costV6 + ids*costID + s.nCIDR.Load()*costCIDR + ttl*costTTL
-}
-
-// cost returns the estimated bytes one new entry adds.
-func cost(e Entry) int64 {
-	c := int64(costID)
-	if e.Kind == IP {
-		switch {
-		case !e.Prefix.IsSingleIP():
-			c = costCIDR
-		case e.Prefix.Addr().Is4():
-			c = costV4
-		default:
-			c = costV6
-		}
-	}
-	if !e.Expires.IsZero() {
-		c += costTTL
-	}
-	return c
-}
+// costCIDR is what a range is taken to cost in the trie until the trie is
+// first measured (memory.go): 46 bytes were measured for random /24s,
+// other shapes cost from 3 to 77.
+const costCIDR = 128
