@@ -84,6 +84,16 @@ func (t *ttlMap[K]) get(k K) int64 {
 	return t.m[k]
 }
 
+// adopt takes o's map (t's is empty).
+func (t *ttlMap[K]) adopt(o *ttlMap[K]) {
+	o.mu.Lock()
+	m, peak := o.m, o.peak
+	o.mu.Unlock()
+	t.mu.Lock()
+	t.m, t.peak = m, peak
+	t.mu.Unlock()
+}
+
 func (t *ttlMap[K]) set(k K, exp int64) {
 	t.mu.Lock()
 	if exp == 0 {
@@ -282,6 +292,22 @@ func (t *table4) reserve(n int) {
 	if tab := t.tab.Load(); grownSize(t.live, t.tomb, len(tab.s), n) != len(tab.s) {
 		t.rebuild(tab, grownSize(t.live, t.tomb, len(tab.s), n))
 	}
+}
+
+// adopt makes o's entries t's, if t is empty, by taking o's array: a
+// generation's entries turn live without a copy. o must not be used after.
+func (t *table4) adopt(o *table4) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.live+t.tomb != 0 || t.ttl.m != nil {
+		return false
+	}
+	t.ttl.adopt(&o.ttl)
+	t.live, t.tomb = o.live, o.tomb
+	t.n.Store(o.n.Load())
+	t.nTTL.Store(o.nTTL.Load())
+	t.tab.Store(o.tab.Load())
+	return true
 }
 
 // each calls fn for every entry, with its expiry (0: none). The table must
@@ -500,6 +526,21 @@ func (t *tableID) reserve(n int) {
 	if tab := t.tab.Load(); grownSize(t.live, t.tomb, len(tab.s), n) != len(tab.s) {
 		t.rebuild(tab, grownSize(t.live, t.tomb, len(tab.s), n))
 	}
+}
+
+// adopt is table4.adopt for hashed identities.
+func (t *tableID) adopt(o *tableID) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.live+t.tomb != 0 || t.ttl.m != nil {
+		return false
+	}
+	t.ttl.adopt(&o.ttl)
+	t.live, t.tomb = o.live, o.tomb
+	t.n.Store(o.n.Load())
+	t.nTTL.Store(o.nTTL.Load())
+	t.tab.Store(o.tab.Load())
+	return true
 }
 
 // each is table4.each for hashed identities: a key is whole in its slot,

@@ -392,7 +392,7 @@ func (es Entries) Bounds() (int, counts, int) {
 // are larger (the embedded store has none): the store holds every page a
 // batch changes in memory until it commits, so an import past this is
 // written as a generation, in batches of this size, as on etcd.
-var importBatch = store.Limits{MaxOps: 8_192, MaxBytes: 1 << 20}
+var importBatch = store.Limits{MaxOps: 16_384, MaxBytes: 2 << 20}
 
 // batchLimits are the limits of one batch of an import.
 func (l *Lists) batchLimits() store.Limits {
@@ -406,13 +406,22 @@ func (l *Lists) batchLimits() store.Limits {
 	return lim
 }
 
-// importItem is one entry of a bulk import.
+// importItem is one entry of a bulk import, in 48 bytes: a batch holds
+// thousands.
 type importItem struct {
-	key   string
-	value []byte // as stored
-	cond  store.Cond
-	// at, end: the value in the batch's buffer, until the batch is made
-	at, end int
+	key string
+	// prior is the value the key must still hold when the batch commits;
+	// nil: the key must be absent.
+	prior   []byte
+	at, end int32 // its value in the batch's buffer
+}
+
+// cond is what the item's put is conditional on.
+func (it *importItem) cond() store.Cond {
+	if it.prior == nil {
+		return store.Absent(it.key)
+	}
+	return store.Unchanged(it.key, it.prior)
 }
 
 // ErrImportAbandoned refuses an import whose marker was abandoned by
@@ -473,13 +482,13 @@ func (l *Lists) ImportFrom(ctx context.Context, list List, src Source, final ...
 				return AddResult{}, err
 			}
 		}
-		items := b.make(0)
-		res := b.res
-		if len(items) == 0 {
-			return res, nil
+		b.make(0)
+		if len(b.order) == 0 {
+			return b.res, nil
 		}
-		added, err := l.importOne(ctx, items, final)
-		res.Added, res.Skipped = added, res.Skipped+len(items)-added
+		added, err := l.importOne(ctx, b, final)
+		res := b.res
+		res.Added = added
 		return res, err
 	}
 	return l.importGen(ctx, list, src, need, final)
@@ -522,16 +531,18 @@ func plannedSize(prefixLen int, e *Entry) int {
 // batcher makes an import's batches: an entry at a time, the values in one
 // buffer reused from batch to batch.
 type batcher struct {
-	l      *Lists
-	list   List
-	gen    uint64      // the generation, 0 for an import of one batch
-	own    *generation // the generation as this node holds it
-	now    int64
-	items  []importItem // in the order given
-	vals   []byte
-	order  []int32 // items sorted by key
-	sorted []importItem
-	res    AddResult // entries skipped so far
+	l     *Lists
+	list  List
+	gen   uint64      // the generation, 0 for an import of one batch
+	own   *generation // the generation as this node holds it
+	now   int64
+	items []importItem // in the order given
+	vals  []byte
+	order []int32 // the items to write, by key (make)
+	res   AddResult
+	// the store batch, reused from batch to batch
+	conds []store.Cond
+	ops   []store.Op
 }
 
 // prepare returns the item e makes, or false when e is skipped (listed, a
@@ -566,7 +577,7 @@ func (b *batcher) prepare(ctx context.Context, e Entry) (importItem, bool, error
 	key := e.StoreKey(b.list)
 	at := len(b.vals)
 	b.vals = e.appendValue(b.vals)
-	it := importItem{key: key, cond: store.Absent(key), at: at, end: len(b.vals)}
+	it := importItem{key: key, at: int32(at), end: int32(len(b.vals))}
 	if other != 0 || listed {
 		// Another import's (pending: refused; abandoned: replaced), or an
 		// expired entry still stored (replaced).
@@ -592,44 +603,81 @@ func (b *batcher) add(ctx context.Context, e Entry) error {
 	return err
 }
 
-// make returns the batch's items sorted by key, each key once (the first
-// entry given wins, the others are skipped), their values of generation g.
-// Sorted keys fill the store's pages sequentially.
-func (b *batcher) make(g uint64) []importItem {
+// make orders the batch's items by key, each key once (the first entry
+// given wins, the others are skipped), and makes their values generation
+// g's. Sorted keys fill the store's pages sequentially.
+func (b *batcher) make(g uint64) {
 	b.order = b.order[:0]
 	for i := range b.items {
 		b.order = append(b.order, int32(i))
 	}
-	// An index is sorted rather than the items: a fifth of the bytes moved.
 	slices.SortFunc(b.order, func(x, y int32) int {
 		if c := strings.Compare(b.items[x].key, b.items[y].key); c != 0 {
 			return c
 		}
 		return int(x - y) // the entry given first
 	})
-	out := b.sorted[:0]
-	for _, i := range b.order {
-		it := b.items[i]
-		if len(out) > 0 && out[len(out)-1].key == it.key {
+	out := b.order[:0]
+	last := ""
+	for k, i := range b.order {
+		if k > 0 && b.items[i].key == last {
 			b.res.Skipped++
 			continue
 		}
-		it.value = b.vals[it.at:it.end:it.end]
+		last = b.items[i].key
 		if g != 0 {
-			withGen(it.value, g)
+			withGen(b.value(i), g)
 		}
-		out = append(out, it)
+		out = append(out, i)
 	}
-	b.sorted = out
-	return out
+	b.order = out
+}
+
+// value is item i's value.
+func (b *batcher) value(i int32) []byte {
+	it := &b.items[i]
+	return b.vals[it.at:it.end:it.end]
+}
+
+// batch returns the store batch that puts the items, after the conditions
+// and operations given.
+func (b *batcher) batch(conds []store.Cond, ops []store.Op) store.Batch {
+	b.conds = append(b.conds[:0], conds...)
+	b.ops = b.ops[:0]
+	for _, i := range b.order {
+		b.conds = append(b.conds, b.items[i].cond())
+		b.ops = append(b.ops, store.Put(b.items[i].key, b.value(i)))
+	}
+	b.ops = append(b.ops, ops...)
+	return store.Batch{Conds: b.conds, Ops: b.ops}
+}
+
+// resolve reads every item's key again (a commit found one changed) and
+// keeps those still to write.
+func (b *batcher) resolve(ctx context.Context) error {
+	out := b.order[:0]
+	for _, i := range b.order {
+		skip, err := b.l.resolveImport(ctx, &b.items[i], b.gen)
+		if err != nil {
+			return err
+		}
+		if skip {
+			b.res.Skipped++
+			continue
+		}
+		out = append(out, i)
+	}
+	b.order = out
+	return nil
 }
 
 // reset starts the next batch, reusing the buffers: the store keeps
 // neither a batch's slices nor its values once it committed.
 func (b *batcher) reset() {
 	clear(b.items)
-	clear(b.sorted)
-	b.items, b.sorted, b.vals = b.items[:0], b.sorted[:0], b.vals[:0]
+	clear(b.conds)
+	clear(b.ops)
+	b.items, b.order, b.vals = b.items[:0], b.order[:0], b.vals[:0]
 }
 
 // resolveImport reads it's key and sets what its put is conditional on;
@@ -638,7 +686,7 @@ func (b *batcher) reset() {
 func (l *Lists) resolveImport(ctx context.Context, it *importItem, own uint64) (bool, error) {
 	v, err := l.st.Get(ctx, it.key)
 	if errors.Is(err, store.ErrNotFound) {
-		it.cond = store.Absent(it.key)
+		it.prior = nil
 		return false, nil
 	}
 	if err != nil {
@@ -657,37 +705,34 @@ func (l *Lists) resolveImport(ctx context.Context, it *importItem, own uint64) (
 			return false, busyError(it.key)
 		case genLive:
 		default: // abandoned, or an orphan: not enforced
-			it.cond = store.Unchanged(it.key, v)
+			it.prior = v
 			return false, nil
 		}
 	}
 	if _, e, err := parseStored(it.key, v); err == nil && (e.Expires.IsZero() || l.now().Before(e.Expires)) {
 		return true, nil
 	}
-	it.cond = store.Unchanged(it.key, v)
+	it.prior = v
 	return false, nil
 }
 
 // importOne writes an import that fits one batch, and returns how many
 // entries it added.
-func (l *Lists) importOne(ctx context.Context, items []importItem, final []store.Cond) (int, error) {
+func (l *Lists) importOne(ctx context.Context, b *batcher, final []store.Cond) (int, error) {
 	for attempt := 0; ; attempt++ {
-		b := store.Batch{Conds: make([]store.Cond, len(items), len(items)+len(final)), Ops: make([]store.Op, len(items))}
-		for i := range items {
-			b.Conds[i], b.Ops[i] = items[i].cond, store.Put(items[i].key, items[i].value)
-		}
-		b.Conds = append(b.Conds, final...)
-		_, err := l.st.Commit(ctx, b)
+		bt := b.batch(nil, nil)
+		bt.Conds = append(bt.Conds, final...)
+		_, err := l.st.Commit(ctx, bt)
 		var conflict *store.ConflictError
 		if err == nil || !errors.As(err, &conflict) || attempt == 3 || isFinal(conflict, final) {
-			return len(items), err
+			return len(b.order), err
 		}
 		// A key changed since it was read (a detection, a sweep, another
 		// node): read them again.
-		if items, err = l.resolveAll(ctx, items, 0); err != nil {
+		if err := b.resolve(ctx); err != nil {
 			return 0, err
 		}
-		if len(items) == 0 {
+		if len(b.order) == 0 {
 			return 0, nil
 		}
 	}
@@ -700,22 +745,6 @@ func isFinal(c *store.ConflictError, final []store.Cond) bool {
 		}
 	}
 	return false
-}
-
-// resolveAll re-reads every item and returns those still to write.
-func (l *Lists) resolveAll(ctx context.Context, items []importItem, own uint64) ([]importItem, error) {
-	out := items[:0]
-	for i := range items {
-		it := items[i]
-		skip, err := l.resolveImport(ctx, &it, own)
-		if err != nil {
-			return nil, err
-		}
-		if !skip {
-			out = append(out, it)
-		}
-	}
-	return out, nil
 }
 
 // importGen writes an import as a generation and returns what it did. On
@@ -768,17 +797,14 @@ func (l *Lists) writeGen(ctx context.Context, list List, g uint64, src Source, m
 	l.genMu.Unlock()
 	now := l.now().UnixMilli()
 	// Two batchers: one filled while the other's batch is committed.
-	type job struct {
-		b     *batcher
-		items []importItem
-	}
+	type job struct{ b *batcher }
 	bs := [2]*batcher{}
 	free := make(chan *batcher, len(bs))
 	n, _, size := src.Bounds()
 	n, size = min(n, lim.MaxOps), min(size, lim.MaxBytes)
 	for i := range bs {
 		bs[i] = &batcher{l: l, list: list, gen: g, own: own, now: now,
-			items: make([]importItem, 0, n), sorted: make([]importItem, 0, n), order: make([]int32, 0, n), vals: make([]byte, 0, size)}
+			items: make([]importItem, 0, n), order: make([]int32, 0, n), vals: make([]byte, 0, size)}
 		free <- bs[i]
 	}
 	full := make(chan job)
@@ -791,8 +817,8 @@ func (l *Lists) writeGen(ctx context.Context, list List, g uint64, src Source, m
 		for j := range full {
 			if err == nil {
 				var ok int
-				ok, err = l.commitGen(ctx, g, j.items, m, cur, &refreshed, &chunk)
-				added, skipped = added+ok, skipped+len(j.items)-ok
+				ok, err = l.commitGen(ctx, g, j.b, m, cur, &refreshed, &chunk)
+				added += ok
 				failed.Store(err != nil)
 			}
 			free <- j.b
@@ -803,7 +829,8 @@ func (l *Lists) writeGen(ctx context.Context, list List, g uint64, src Source, m
 	r := room{ops: 1, conds: 1, bytes: 2*len(mk) + 2*len(*cur) + 8}
 	b, f := <-free, newFiller(lim, r)
 	send := func() error {
-		full <- job{b, b.make(g)}
+		b.make(g)
+		full <- job{b}
 		b, f = <-free, newFiller(lim, r)
 		b.reset()
 		if failed.Load() {
@@ -827,9 +854,9 @@ func (l *Lists) writeGen(ctx context.Context, list List, g uint64, src Source, m
 				if err := send(); err != nil {
 					return err
 				}
-				it.at = len(b.vals)
+				it.at = int32(len(b.vals))
 				b.vals = append(b.vals, v...)
-				it.end = len(b.vals)
+				it.end = int32(len(b.vals))
 				f.take(1, 1, plannedItemSize(&it))
 			}
 			b.items = append(b.items, it)
@@ -865,29 +892,26 @@ func (l *Lists) writeGen(ctx context.Context, list List, g uint64, src Source, m
 // errImportStopped stops making batches once their commit failed.
 var errImportStopped = errors.New("lists: the import's commit failed")
 
-// plannedItemSize is the itemSize of a prepared item.
+// plannedItemSize is what a prepared item takes of a batch's bytes: its key
+// twice (the put and its condition) and its values.
 func plannedItemSize(it *importItem) int {
-	return 2*len(it.key) + it.end - it.at + len(it.cond.Value)
+	return 2*len(it.key) + int(it.end-it.at) + len(it.prior)
 }
 
 // commitGen commits one batch of generation g, on condition that its
 // marker is unchanged, pushing the marker's deadline back now and then;
 // an entry put meanwhile by someone else is read again, and left when it
 // is enforced. It returns how many entries it wrote.
-func (l *Lists) commitGen(ctx context.Context, g uint64, items []importItem, m *marker, cur *[]byte, refreshed *time.Time, chunk *int) (int, error) {
+func (l *Lists) commitGen(ctx context.Context, g uint64, b *batcher, m *marker, cur *[]byte, refreshed *time.Time, chunk *int) (int, error) {
 	mk := genKey(g)
-	for attempt := 0; len(items) > 0; attempt++ {
-		bt := store.Batch{Conds: make([]store.Cond, 0, len(items)+1), Ops: make([]store.Op, 0, len(items)+1)}
-		bt.Conds = append(bt.Conds, store.Unchanged(mk, *cur))
-		for k := range items {
-			bt.Conds = append(bt.Conds, items[k].cond)
-			bt.Ops = append(bt.Ops, store.Put(items[k].key, items[k].value))
-		}
+	for attempt := 0; len(b.order) > 0; attempt++ {
 		nm, refresh := *m, false
+		var ops []store.Op
 		if now := l.now(); now.Sub(*refreshed) >= l.genTTL/4 {
 			nm.deadline, refresh = now.Add(l.genTTL).UnixMilli(), true
-			bt.Ops = append(bt.Ops, store.Put(mk, nm.encode()))
+			ops = []store.Op{store.Put(mk, nm.encode())}
 		}
+		bt := b.batch([]store.Cond{store.Unchanged(mk, *cur)}, ops)
 		if l.importHook != nil {
 			if err := l.importHook(*chunk); err != nil {
 				return 0, err
@@ -901,7 +925,7 @@ func (l *Lists) commitGen(ctx context.Context, g uint64, items []importItem, m *
 				*m, *cur, *refreshed = nm, nm.encode(), l.now()
 			}
 			*chunk++
-			return len(items), nil
+			return len(b.order), nil
 		case !errors.As(err, &conflict):
 			return 0, err
 		case conflict.Cond.Key == mk:
@@ -913,7 +937,7 @@ func (l *Lists) commitGen(ctx context.Context, g uint64, items []importItem, m *
 		// the batch before wrote and this node had not yet seen when this
 		// batch was made): read the batch's keys again, leave the enforced
 		// ones and retry.
-		if items, err = l.resolveAll(ctx, items, g); err != nil {
+		if err := b.resolve(ctx); err != nil {
 			return 0, err
 		}
 	}

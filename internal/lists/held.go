@@ -109,31 +109,36 @@ func (hs *heldSet) has(h hasher, e Entry) bool {
 }
 
 // merge puts every entry of hs into s (replacing what s has under the same
-// identity), each table grown once beforehand rather than at every
-// doubling, and returns the expiries to schedule.
+// identity) and returns the expiries to schedule. Into an empty table, the
+// held one is taken as it is; into another, each table is grown once
+// beforehand rather than at every doubling. hs must not be used after.
 func (s *Set) merge(hs *heldSet) []expItem {
-	if n := int(hs.v4.n.Load()); n > 0 {
+	if n := int(hs.v4.n.Load()); n > 0 && !s.v4.adopt(hs.v4) {
 		s.v4.reserve(n)
 		hs.v4.each(func(k uint32, m meta, exp int64) { s.v4.put(k, m.tag(), exp) })
 	}
-	n := 0
-	for _, t := range hs.ids {
-		if t != nil {
-			n += int(t.n.Load())
+	n, kinds, only := 0, 0, Kind(0)
+	for kind, t := range hs.ids {
+		if t != nil && t.n.Load() > 0 {
+			n, kinds, only = n+int(t.n.Load()), kinds+1, Kind(kind)
 		}
+	}
+	if kinds == 1 && s.ids.adopt(hs.ids[only]) {
+		s.nKind[only].Add(int64(n))
+		n = 0
 	}
 	if n > 0 {
 		s.ids.reserve(n)
-	}
-	for kind, t := range hs.ids {
-		if t == nil {
-			continue
-		}
-		t.each(func(k idKey, m meta, exp int64) {
-			if s.ids.put(k, m.tag(), exp) {
-				s.nKind[kind].Add(1)
+		for kind, t := range hs.ids {
+			if t == nil {
+				continue
 			}
-		})
+			t.each(func(k idKey, m meta, exp int64) {
+				if s.ids.put(k, m.tag(), exp) {
+					s.nKind[kind].Add(1)
+				}
+			})
+		}
 	}
 	for i := range hs.v6.shards {
 		sh := &hs.v6.shards[i]
