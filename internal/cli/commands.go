@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -70,12 +71,42 @@ run next to a live server.`,
 				}
 				defer pprof.StopCPUProfile()
 			}
-			return server.Run(cmd.Context(), cfg, e.stderr, Version)
+			ctx := cmd.Context()
+			// ASE_MEMPROFILE=file writes a heap profile when the server is
+			// told to stop, before it stops: what the lists and the rest
+			// hold while serving, for bench/memory.sh.
+			if path := e.getenv("ASE_MEMPROFILE"); path != "" {
+				ctx = heapProfileAtStop(ctx, path, e)
+			}
+			return server.Run(ctx, cfg, e.stderr, Version)
 		},
 	}
 	cmd.Flags().StringVar(&confPath, "config", "", "path of ase.conf")
 	cmd.Flags().BoolVar(&check, "check", false, "validate the configuration and api_dir, print the effective configuration, and exit")
 	return cmd
+}
+
+// heapProfileAtStop returns a context done once ctx is and a heap
+// profile (after a collection, so it shows what is live) is written to
+// path: the server serves on, with everything it holds, until then.
+func heapProfileAtStop(ctx context.Context, path string, e *env) context.Context {
+	inner, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		defer cancel()
+		<-ctx.Done()
+		runtime.GC()
+		f, err := os.Create(path)
+		if err == nil {
+			err = pprof.Lookup("heap").WriteTo(f, 0)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			fmt.Fprintf(e.stderr, "ASE_MEMPROFILE: %v\n", err)
+		}
+	}()
+	return inner
 }
 
 func versionCommand(e *env, o *options) *cobra.Command {
