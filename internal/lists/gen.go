@@ -557,6 +557,11 @@ func (b *batcher) prepare(ctx context.Context, e Entry) (importItem, bool, error
 		b.res.Skipped++
 		return importItem{}, false, nil
 	}
+	if b.gen != 0 && b.own == nil {
+		l.genMu.Lock()
+		b.own = l.gens[b.gen] // there once the first batch committed
+		l.genMu.Unlock()
+	}
 	if b.own != nil {
 		l.genMu.Lock()
 		repeat := b.own.held != nil && b.own.held.has(l.h, e)
@@ -639,16 +644,16 @@ func (b *batcher) value(i int32) []byte {
 	return b.vals[it.at:it.end:it.end]
 }
 
-// batch returns the store batch that puts the items, after the conditions
-// and operations given.
-func (b *batcher) batch(conds []store.Cond, ops []store.Op) store.Batch {
+// batch returns the store batch that puts the items, with the conditions
+// given, between the operations pre and post.
+func (b *batcher) batch(conds []store.Cond, pre, post []store.Op) store.Batch {
 	b.conds = append(b.conds[:0], conds...)
-	b.ops = b.ops[:0]
+	b.ops = append(b.ops[:0], pre...)
 	for _, i := range b.order {
 		b.conds = append(b.conds, b.items[i].cond())
 		b.ops = append(b.ops, store.Put(b.items[i].key, b.value(i)))
 	}
-	b.ops = append(b.ops, ops...)
+	b.ops = append(b.ops, post...)
 	return store.Batch{Conds: b.conds, Ops: b.ops}
 }
 
@@ -720,7 +725,7 @@ func (l *Lists) resolveImport(ctx context.Context, it *importItem, own uint64) (
 // entries it added.
 func (l *Lists) importOne(ctx context.Context, b *batcher, final []store.Cond) (int, error) {
 	for attempt := 0; ; attempt++ {
-		bt := b.batch(nil, nil)
+		bt := b.batch(nil, nil, nil)
 		bt.Conds = append(bt.Conds, final...)
 		_, err := l.st.Commit(ctx, bt)
 		var conflict *store.ConflictError
@@ -761,12 +766,9 @@ func (l *Lists) importGen(ctx context.Context, list List, src Source, need int64
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return AddResult{}, err
 	}
-	m := marker{state: genPending, list: list, deadline: l.now().Add(l.genTTL).UnixMilli(), need: need, owner: l.node}
-	cur := m.encode()
-	if _, err := l.st.Commit(ctx, store.Batch{Conds: []store.Cond{store.Absent(mk)}, Ops: []store.Op{store.Put(mk, cur)}}); err != nil {
-		return AddResult{}, err
-	}
-	res, err := l.writeGen(ctx, list, g, src, &m, &cur, append([]store.Cond{cleared}, final...))
+	w := &genWriter{l: l, g: g, mk: mk, final: append([]store.Cond{cleared}, final...),
+		m: marker{state: genPending, list: list, deadline: l.now().Add(l.genTTL).UnixMilli(), need: need, owner: l.node}}
+	res, err := l.writeGen(ctx, list, w, src)
 	if err == nil {
 		return res, nil
 	}
@@ -786,38 +788,37 @@ func (l *Lists) importGen(ctx context.Context, list List, src Source, need int64
 	return AddResult{}, err
 }
 
-// writeGen writes the entries of src as generation g, a batch at a time,
-// then makes it live. A batch is made (entries decoded, checked, sorted)
-// while the one before is committed, on another core.
-func (l *Lists) writeGen(ctx context.Context, list List, g uint64, src Source, m *marker, cur *[]byte, final []store.Cond) (AddResult, error) {
-	mk := genKey(g)
+// writeGen writes the entries of src as w's generation, a batch at a
+// time, the first putting its marker and the last making it live. A batch
+// is made (entries decoded, checked, sorted) while the one before is
+// committed, on another core.
+func (l *Lists) writeGen(ctx context.Context, list List, w *genWriter, src Source) (AddResult, error) {
 	lim := l.batchLimits()
-	l.genMu.Lock()
-	own := l.gens[g] // put there when its marker was committed
-	l.genMu.Unlock()
 	now := l.now().UnixMilli()
 	// Two batchers: one filled while the other's batch is committed.
-	type job struct{ b *batcher }
+	type job struct {
+		b    *batcher
+		last bool
+	}
 	bs := [2]*batcher{}
 	free := make(chan *batcher, len(bs))
 	n, _, size := src.Bounds()
 	n, size = min(n, lim.MaxOps), min(size, lim.MaxBytes)
 	for i := range bs {
-		bs[i] = &batcher{l: l, list: list, gen: g, own: own, now: now,
+		bs[i] = &batcher{l: l, list: list, gen: w.g, now: now,
 			items: make([]importItem, 0, n), order: make([]int32, 0, n), vals: make([]byte, 0, size)}
 		free <- bs[i]
 	}
 	full := make(chan job)
 	done := make(chan error, 1)
 	var failed atomic.Bool
-	added, skipped := 0, 0
+	added := 0
 	go func() {
-		refreshed, chunk := l.now(), 0
 		var err error
 		for j := range full {
 			if err == nil {
 				var ok int
-				ok, err = l.commitGen(ctx, g, j.b, m, cur, &refreshed, &chunk)
+				ok, err = w.commit(ctx, j.b, j.last)
 				added += ok
 				failed.Store(err != nil)
 			}
@@ -825,12 +826,16 @@ func (l *Lists) writeGen(ctx context.Context, list List, g uint64, src Source, m
 		}
 		done <- err
 	}()
-	// Room for the marker's condition and, now and then, its new deadline.
-	r := room{ops: 1, conds: 1, bytes: 2*len(mk) + 2*len(*cur) + 8}
+	// Room in every batch for the marker's condition and its put (first,
+	// new deadline, live), and for the conditions of the last.
+	r := room{ops: 1, conds: 1 + len(w.final), bytes: 2*len(w.mk) + 2*len(w.m.encode()) + 8}
+	for _, c := range w.final {
+		r.bytes += len(c.Key) + len(c.Value)
+	}
 	b, f := <-free, newFiller(lim, r)
-	send := func() error {
-		b.make(g)
-		full <- job{b}
+	send := func(last bool) error {
+		b.make(w.g)
+		full <- job{b, last}
 		b, f = <-free, newFiller(lim, r)
 		b.reset()
 		if failed.Load() {
@@ -851,7 +856,7 @@ func (l *Lists) writeGen(ctx context.Context, list List, g uint64, src Source, m
 				// The item's value is the last in the buffer: carried over.
 				v := bytes.Clone(b.vals[it.at:it.end])
 				b.vals = b.vals[:it.at]
-				if err := send(); err != nil {
+				if err := send(false); err != nil {
 					return err
 				}
 				it.at = int32(len(b.vals))
@@ -861,7 +866,7 @@ func (l *Lists) writeGen(ctx context.Context, list List, g uint64, src Source, m
 			}
 			b.items = append(b.items, it)
 		}
-		return send()
+		return send(true)
 	}()
 	close(full)
 	if cerr := <-done; cerr != nil || err != nil {
@@ -870,50 +875,62 @@ func (l *Lists) writeGen(ctx context.Context, list List, g uint64, src Source, m
 		}
 		return AddResult{}, err
 	}
+	res := AddResult{Added: added}
 	for _, b := range bs {
-		skipped += b.res.Skipped
+		res.Skipped += b.res.Skipped
 	}
-	live := *m
-	live.state = genLive
-	_, err = l.st.Commit(ctx, store.Batch{
-		Conds: append([]store.Cond{store.Unchanged(mk, *cur)}, final...),
-		Ops:   []store.Op{store.Put(mk, live.encode())},
-	})
-	var conflict *store.ConflictError
-	if errors.As(err, &conflict) && conflict.Cond.Key == final[0].Key {
-		return AddResult{}, fmt.Errorf("lists: the %s was cleared during the bulk import; nothing was imported: %w", m.list, err)
-	}
-	if errors.As(err, &conflict) && conflict.Cond.Key == mk {
-		return AddResult{}, errImportAbandoned
-	}
-	return AddResult{Added: added, Skipped: skipped}, err
+	return res, nil
 }
 
-// errImportStopped stops making batches once their commit failed.
-var errImportStopped = errors.New("lists: the import's commit failed")
-
-// plannedItemSize is what a prepared item takes of a batch's bytes: its key
-// twice (the put and its condition) and its values.
-func plannedItemSize(it *importItem) int {
-	return 2*len(it.key) + int(it.end-it.at) + len(it.prior)
+// genWriter commits a generation's batches: the first puts its marker,
+// pending (or live, when it is also the last), every other is conditional
+// on the marker being unchanged, pushes its deadline back now and then,
+// and the last makes it live, with the final conditions.
+type genWriter struct {
+	l         *Lists
+	g         uint64
+	mk        string
+	m         marker
+	cur       []byte // the marker as stored; nil before the first batch
+	final     []store.Cond
+	refreshed time.Time
+	chunk     int
 }
 
-// commitGen commits one batch of generation g, on condition that its
-// marker is unchanged, pushing the marker's deadline back now and then;
-// an entry put meanwhile by someone else is read again, and left when it
-// is enforced. It returns how many entries it wrote.
-func (l *Lists) commitGen(ctx context.Context, g uint64, b *batcher, m *marker, cur *[]byte, refreshed *time.Time, chunk *int) (int, error) {
-	mk := genKey(g)
-	for attempt := 0; len(b.order) > 0; attempt++ {
-		nm, refresh := *m, false
-		var ops []store.Op
-		if now := l.now(); now.Sub(*refreshed) >= l.genTTL/4 {
-			nm.deadline, refresh = now.Add(l.genTTL).UnixMilli(), true
-			ops = []store.Op{store.Put(mk, nm.encode())}
+// commit commits batch b (the last one when last); an entry put meanwhile
+// by someone else is read again, and left when it is enforced. It returns
+// how many entries it wrote.
+func (w *genWriter) commit(ctx context.Context, b *batcher, last bool) (int, error) {
+	l := w.l
+	if len(b.order) == 0 && (!last || w.cur == nil) {
+		return 0, nil // nothing to write; or nothing was: no generation
+	}
+	for attempt := 0; ; attempt++ {
+		var conds []store.Cond
+		var pre, post []store.Op
+		next := w.m
+		switch {
+		case w.cur == nil: // the first batch puts the marker
+			if last {
+				next.state = genLive
+			}
+			conds, pre = []store.Cond{store.Absent(w.mk)}, []store.Op{store.Put(w.mk, next.encode())}
+		default:
+			conds = []store.Cond{store.Unchanged(w.mk, w.cur)}
+			if last {
+				next.state = genLive
+				post = []store.Op{store.Put(w.mk, next.encode())}
+			} else if now := l.now(); now.Sub(w.refreshed) >= l.genTTL/4 {
+				next.deadline = now.Add(l.genTTL).UnixMilli()
+				post = []store.Op{store.Put(w.mk, next.encode())}
+			}
 		}
-		bt := b.batch([]store.Cond{store.Unchanged(mk, *cur)}, ops)
+		if last {
+			conds = append(conds, w.final...)
+		}
+		bt := b.batch(conds, pre, post)
 		if l.importHook != nil {
-			if err := l.importHook(*chunk); err != nil {
+			if err := l.importHook(w.chunk); err != nil {
 				return 0, err
 			}
 		}
@@ -921,16 +938,18 @@ func (l *Lists) commitGen(ctx context.Context, g uint64, b *batcher, m *marker, 
 		var conflict *store.ConflictError
 		switch {
 		case err == nil:
-			if refresh {
-				*m, *cur, *refreshed = nm, nm.encode(), l.now()
+			if w.cur == nil || len(post) > 0 {
+				w.m, w.cur, w.refreshed = next, next.encode(), l.now()
 			}
-			*chunk++
+			w.chunk++
 			return len(b.order), nil
 		case !errors.As(err, &conflict):
 			return 0, err
-		case conflict.Cond.Key == mk:
+		case conflict.Cond.Key == w.mk:
 			return 0, errImportAbandoned
-		case attempt == 3:
+		case conflict.Cond.Key == w.final[0].Key:
+			return 0, fmt.Errorf("lists: the %s was cleared during the bulk import; nothing was imported: %w", w.m.list, err)
+		case isFinal(conflict, w.final), attempt == 3:
 			return 0, err
 		}
 		// An entry was put meanwhile (an operator's, a detection, or one
@@ -940,8 +959,19 @@ func (l *Lists) commitGen(ctx context.Context, g uint64, b *batcher, m *marker, 
 		if err := b.resolve(ctx); err != nil {
 			return 0, err
 		}
+		if len(b.order) == 0 && !last {
+			return 0, nil
+		}
 	}
-	return 0, nil
+}
+
+// errImportStopped stops making batches once their commit failed.
+var errImportStopped = errors.New("lists: the import's commit failed")
+
+// plannedItemSize is what a prepared item takes of a batch's bytes: its key
+// twice (the put and its condition) and its values.
+func plannedItemSize(it *importItem) int {
+	return 2*len(it.key) + int(it.end-it.at) + len(it.prior)
 }
 
 // cleanupChunk is how many entries of an abandoned import a cleanup

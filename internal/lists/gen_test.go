@@ -88,11 +88,14 @@ func TestImportAllOrNothingWithEtcdLimits(t *testing.T) {
 	a, b, st, c := limited(t, store.EtcdLimits, 1<<30)
 	es := bulk(100_000, 1)
 	batches := 0
+	// A batch of etcd's 128 conditions: the marker's, room for the last
+	// batch's (the list not cleared meanwhile), and 126 entries'.
+	const per = 126
 	a.importHook = func(n int) error {
 		batches = n
 		if n == 400 {
-			if h := heldCount(b); h != 400*127 {
-				t.Errorf("node b holds %d entries aside half-way, want %d", h, 400*127)
+			if h := heldCount(b); h != 400*per {
+				t.Errorf("node b holds %d entries aside half-way, want %d", h, 400*per)
 			}
 			return errors.New("injected failure")
 		}
@@ -192,7 +195,7 @@ func TestImportWithoutLimits(t *testing.T) {
 	if err != nil || res.Added != 5_000 || st.Rev() != rev+1 || entries(b, Deny) != 5_000 || keys(t, st, metaPrefix) != 0 {
 		t.Fatalf("import: %+v %v, %d commits", res, err, st.Rev()-rev)
 	}
-	per := importBatch.MaxOps - 1 // and the marker's condition
+	per := importBatch.MaxOps - 2 // and the marker's condition, and room for the last's
 	es := bulk(3*per, 3)
 	batches := 0
 	a.importHook = func(n int) error {
@@ -208,6 +211,26 @@ func TestImportWithoutLimits(t *testing.T) {
 	}
 	if n := entries(b, Deny); n != int64(5_000+len(es)) || heldCount(b) != 0 || !listedOn(b, es[len(es)-1]) {
 		t.Fatalf("after the import, node b lists %d, holds %d", n, heldCount(b))
+	}
+}
+
+// An import too large for one batch of which most is listed already is a
+// generation of one batch: its marker, put live, comes before its entries,
+// and the other node enforces them.
+func TestImportGenerationOfOneBatch(t *testing.T) {
+	ctx := context.Background()
+	a, b, st, _ := limited(t, store.Limits{MaxOps: 16, MaxBytes: 1 << 20}, 1<<30)
+	es := bulk(30, 17)
+	if _, err := a.Import(ctx, Deny, es[:25]); err != nil {
+		t.Fatal(err)
+	}
+	rev := st.Rev()
+	res, err := a.Import(ctx, Deny, es)
+	if err != nil || res != (AddResult{Added: 5, Skipped: 25}) {
+		t.Fatalf("import: %+v %v", res, err)
+	}
+	if st.Rev() != rev+1 || entries(b, Deny) != 30 || !listedOn(b, es[29]) || heldCount(b) != 0 {
+		t.Fatalf("import: %+v in %d commits; node b lists %d, holds %d", res, st.Rev()-rev, entries(b, Deny), heldCount(b))
 	}
 }
 
@@ -376,10 +399,10 @@ func TestImportMemoryBudgetWithLimits(t *testing.T) {
 	// 500 entries (250 addresses, 250 tokens) take two tables of 1,024
 	// slots, of 8 and 16 bytes: 24 KiB of 32. Node b's import of 800
 	// takes as much: it fits alone, but not beside a's in progress, whose
-	// marker reserves its 24 KiB from its first batch.
+	// marker, put by its first batch, reserves its 24 KiB.
 	var errB error
 	a.importHook = func(n int) error {
-		if n == 0 {
+		if n == 1 {
 			_, errB = b.Import(ctx, Deny, bulk(800, 9))
 		}
 		return nil
