@@ -644,12 +644,12 @@ func (b *batcher) value(i int32) []byte {
 	return b.vals[it.at:it.end:it.end]
 }
 
-// batch returns the store batch that puts the items, with the conditions
-// given, between the operations pre and post.
-func (b *batcher) batch(conds []store.Cond, pre, post []store.Op) store.Batch {
+// batch returns the store batch that puts the items of order, with the
+// conditions given, between the operations pre and post.
+func (b *batcher) batch(order []int32, conds []store.Cond, pre, post []store.Op) store.Batch {
 	b.conds = append(b.conds[:0], conds...)
 	b.ops = append(b.ops[:0], pre...)
-	for _, i := range b.order {
+	for _, i := range order {
 		b.conds = append(b.conds, b.items[i].cond())
 		b.ops = append(b.ops, store.Put(b.items[i].key, b.value(i)))
 	}
@@ -657,14 +657,14 @@ func (b *batcher) batch(conds []store.Cond, pre, post []store.Op) store.Batch {
 	return store.Batch{Conds: b.conds, Ops: b.ops}
 }
 
-// resolve reads every item's key again (a commit found one changed) and
-// keeps those still to write.
-func (b *batcher) resolve(ctx context.Context) error {
-	out := b.order[:0]
-	for _, i := range b.order {
+// resolve reads the key of every item of order again (a commit found one
+// changed) and returns those still to write.
+func (b *batcher) resolve(ctx context.Context, order []int32) ([]int32, error) {
+	out := order[:0]
+	for _, i := range order {
 		skip, err := b.l.resolveImport(ctx, &b.items[i], b.gen)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if skip {
 			b.res.Skipped++
@@ -672,8 +672,7 @@ func (b *batcher) resolve(ctx context.Context) error {
 		}
 		out = append(out, i)
 	}
-	b.order = out
-	return nil
+	return out, nil
 }
 
 // reset starts the next batch, reusing the buffers: the store keeps
@@ -725,7 +724,7 @@ func (l *Lists) resolveImport(ctx context.Context, it *importItem, own uint64) (
 // entries it added.
 func (l *Lists) importOne(ctx context.Context, b *batcher, final []store.Cond) (int, error) {
 	for attempt := 0; ; attempt++ {
-		bt := b.batch(nil, nil, nil)
+		bt := b.batch(b.order, nil, nil, nil)
 		bt.Conds = append(bt.Conds, final...)
 		_, err := l.st.Commit(ctx, bt)
 		var conflict *store.ConflictError
@@ -734,7 +733,7 @@ func (l *Lists) importOne(ctx context.Context, b *batcher, final []store.Cond) (
 		}
 		// A key changed since it was read (a detection, a sweep, another
 		// node): read them again.
-		if err := b.resolve(ctx); err != nil {
+		if b.order, err = b.resolve(ctx, b.order); err != nil {
 			return 0, err
 		}
 		if len(b.order) == 0 {
@@ -788,14 +787,22 @@ func (l *Lists) importGen(ctx context.Context, list List, src Source, need int64
 	return AddResult{}, err
 }
 
-// writeGen writes the entries of src as w's generation, a batch at a
-// time, the first putting its marker and the last making it live. A batch
-// is made (entries decoded, checked, sorted) while the one before is
-// committed, on another core.
+// writeGen writes the entries of src as w's generation, a window of
+// importBatch entries at a time, each sorted by key and committed in as
+// many batches as the store's limits need (in key order, so that each
+// batch changes few pages of the store), the first putting the marker and
+// the last making it live. A window is made (entries decoded, checked,
+// sorted) while the one before is committed, on another core.
 func (l *Lists) writeGen(ctx context.Context, list List, w *genWriter, src Source) (AddResult, error) {
-	lim := l.batchLimits()
 	now := l.now().UnixMilli()
-	// Two batchers: one filled while the other's batch is committed.
+	// Room in every batch for the marker's condition and its put (first,
+	// new deadline, live), and for the conditions of the last.
+	w.lim = l.batchLimits()
+	w.room = room{ops: 1, conds: 1 + len(w.final), bytes: 2*len(w.mk) + 2*len(w.m.encode()) + 8}
+	for _, c := range w.final {
+		w.room.bytes += len(c.Key) + len(c.Value)
+	}
+	// Two batchers: one filled while the other's window is committed.
 	type job struct {
 		b    *batcher
 		last bool
@@ -803,7 +810,7 @@ func (l *Lists) writeGen(ctx context.Context, list List, w *genWriter, src Sourc
 	bs := [2]*batcher{}
 	free := make(chan *batcher, len(bs))
 	n, _, size := src.Bounds()
-	n, size = min(n, lim.MaxOps), min(size, lim.MaxBytes)
+	n, size = min(n, importBatch.MaxOps), min(size, importBatch.MaxBytes)
 	for i := range bs {
 		bs[i] = &batcher{l: l, list: list, gen: w.g, now: now,
 			items: make([]importItem, 0, n), order: make([]int32, 0, n), vals: make([]byte, 0, size)}
@@ -826,17 +833,11 @@ func (l *Lists) writeGen(ctx context.Context, list List, w *genWriter, src Sourc
 		}
 		done <- err
 	}()
-	// Room in every batch for the marker's condition and its put (first,
-	// new deadline, live), and for the conditions of the last.
-	r := room{ops: 1, conds: 1 + len(w.final), bytes: 2*len(w.mk) + 2*len(w.m.encode()) + 8}
-	for _, c := range w.final {
-		r.bytes += len(c.Key) + len(c.Value)
-	}
-	b, f := <-free, newFiller(lim, r)
+	b, f := <-free, newFiller(importBatch, w.room)
 	send := func(last bool) error {
 		b.make(w.g)
 		full <- job{b, last}
-		b, f = <-free, newFiller(lim, r)
+		b, f = <-free, newFiller(importBatch, w.room)
 		b.reset()
 		if failed.Load() {
 			return errImportStopped
@@ -893,16 +894,37 @@ type genWriter struct {
 	m         marker
 	cur       []byte // the marker as stored; nil before the first batch
 	final     []store.Cond
+	lim       store.Limits // of one batch
+	room      room         // in every batch, for the marker and the last's conditions
 	refreshed time.Time
 	chunk     int
 }
 
-// commit commits batch b (the last one when last); an entry put meanwhile
-// by someone else is read again, and left when it is enforced. It returns
-// how many entries it wrote.
+// commit commits the window b (the last one when last), in batches within
+// the store's limits. It returns how many entries it wrote.
 func (w *genWriter) commit(ctx context.Context, b *batcher, last bool) (int, error) {
+	order, added := b.order, 0
+	for {
+		f := newFiller(w.lim, w.room)
+		n := 0
+		for n < len(order) && f.take(1, 1, plannedItemSize(&b.items[order[n]])) {
+			n++
+		}
+		batch := order[:n]
+		order = order[n:]
+		k, err := w.commitBatch(ctx, b, batch, last && len(order) == 0)
+		if added += k; err != nil || len(order) == 0 {
+			return added, err
+		}
+	}
+}
+
+// commitBatch commits the items batch of b (the import's last batch when
+// last); an entry put meanwhile by someone else is read again, and left
+// when it is enforced. It returns how many entries it wrote.
+func (w *genWriter) commitBatch(ctx context.Context, b *batcher, batch []int32, last bool) (int, error) {
 	l := w.l
-	if len(b.order) == 0 && (!last || w.cur == nil) {
+	if len(batch) == 0 && (!last || w.cur == nil) {
 		return 0, nil // nothing to write; or nothing was: no generation
 	}
 	for attempt := 0; ; attempt++ {
@@ -928,7 +950,7 @@ func (w *genWriter) commit(ctx context.Context, b *batcher, last bool) (int, err
 		if last {
 			conds = append(conds, w.final...)
 		}
-		bt := b.batch(conds, pre, post)
+		bt := b.batch(batch, conds, pre, post)
 		if l.importHook != nil {
 			if err := l.importHook(w.chunk); err != nil {
 				return 0, err
@@ -942,7 +964,7 @@ func (w *genWriter) commit(ctx context.Context, b *batcher, last bool) (int, err
 				w.m, w.cur, w.refreshed = next, next.encode(), l.now()
 			}
 			w.chunk++
-			return len(b.order), nil
+			return len(batch), nil
 		case !errors.As(err, &conflict):
 			return 0, err
 		case conflict.Cond.Key == w.mk:
@@ -956,10 +978,10 @@ func (w *genWriter) commit(ctx context.Context, b *batcher, last bool) (int, err
 		// the batch before wrote and this node had not yet seen when this
 		// batch was made): read the batch's keys again, leave the enforced
 		// ones and retry.
-		if err := b.resolve(ctx); err != nil {
+		if batch, err = b.resolve(ctx, batch); err != nil {
 			return 0, err
 		}
-		if len(b.order) == 0 && !last {
+		if len(batch) == 0 && !last {
 			return 0, nil
 		}
 	}
