@@ -4,6 +4,7 @@ import (
 	"math/bits"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // The flat tables below hold the two big kinds of entries — IPv4
@@ -267,6 +268,7 @@ func (t *table4) del(k uint32) bool {
 // just dropping tombstones) and publishes it.
 func (t *table4) rebuild(old *slots4, size int) *slots4 {
 	nt := &slots4{s: make([]atomic.Uint64, size)}
+	hugePages(unsafe.Pointer(&nt.s[0]), uintptr(size)*unsafe.Sizeof(nt.s[0]))
 	for i := range old.s {
 		w := old.s[i].Load()
 		if w == slotEmpty || w == slotTomb {
@@ -501,6 +503,7 @@ func (t *tableID) del(k idKey) bool {
 
 func (t *tableID) rebuild(old *slotsID, size int) *slotsID {
 	nt := &slotsID{s: make([]slotID, size)}
+	hugePages(unsafe.Pointer(&nt.s[0]), uintptr(size)*unsafe.Sizeof(nt.s[0]))
 	for i := range old.s {
 		w0 := old.s[i].w0.Load()
 		if w0 == slotEmpty || w0 == slotTomb {

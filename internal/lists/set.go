@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"net/netip"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -168,9 +169,74 @@ func shard6(k [16]byte) uint64 {
 type idKey [2]uint64
 
 // hasher makes idKeys.
-type hasher struct{ s1, s2 maphash.Seed }
+type hasher struct {
+	s1, s2 maphash.Seed
+	names  *nameHashes
+}
 
-func newHasher() hasher { return hasher{maphash.MakeSeed(), maphash.MakeSeed()} }
+func newHasher() hasher {
+	return hasher{maphash.MakeSeed(), maphash.MakeSeed(), new(nameHashes)}
+}
+
+// nameHashes remembers the hashes of the few names a deployment's
+// requests carry (its APIs' cookie names and API key headers), so that a
+// decision hashes each value once instead of value and name: the names
+// are the same on every request. It holds at most maxNameHashes names, the
+// first ones met; a name past those is hashed every time, as before (an
+// attacker's made-up names cannot grow it, nor push the real ones out).
+// Readers scan a published array without locks; adding one copies it.
+type nameHashes struct {
+	mu sync.Mutex
+	p  atomic.Pointer[[]nameHash]
+}
+
+type nameHash struct {
+	name   string
+	h1, h2 uint64
+}
+
+const maxNameHashes = 16
+
+// name returns the seeded hashes of a name.
+func (h hasher) name(name string) (uint64, uint64) {
+	var known []nameHash
+	if h.names != nil {
+		if p := h.names.p.Load(); p != nil {
+			known = *p
+		}
+	}
+	for i := range known {
+		if known[i].name == name {
+			return known[i].h1, known[i].h2
+		}
+	}
+	h1, h2 := maphash.String(h.s1, name), maphash.String(h.s2, name)
+	if h.names != nil && len(known) < maxNameHashes {
+		h.names.remember(name, h1, h2)
+	}
+	return h1, h2
+}
+
+func (n *nameHashes) remember(name string, h1, h2 uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var known []nameHash
+	if p := n.p.Load(); p != nil {
+		known = *p
+	}
+	if len(known) >= maxNameHashes {
+		return
+	}
+	for i := range known {
+		if known[i].name == name {
+			return
+		}
+	}
+	// The name may point into a request's buffer: the copy kept is the
+	// array's own.
+	next := append(append(make([]nameHash, 0, len(known)+1), known...), nameHash{strings.Clone(name), h1, h2})
+	n.p.Store(&next)
+}
 
 // key hashes value under (kind, name). API key names are compared without
 // case, as HTTP header names are; callers pass them lower-cased. A key
@@ -180,8 +246,9 @@ func newHasher() hasher { return hasher{maphash.MakeSeed(), maphash.MakeSeed()} 
 func (h hasher) key(kind Kind, name, value string) idKey {
 	n1, n2 := uint64(kind), uint64(kind)<<1
 	if name != "" {
-		n1 += maphash.String(h.s1, name)
-		n2 += maphash.String(h.s2, name)
+		h1, h2 := h.name(name)
+		n1 += h1
+		n2 += h2
 	}
 	return idKey{
 		(maphash.String(h.s1, value) ^ (n1 * 0x9E3779B97F4A7C15)) | liveBit,
