@@ -24,7 +24,6 @@ source "$(dirname "$0")/lib.sh"
 ROUNDS=${1:-3}; DUR=${2:-60}; WARM=${WARM:-10}
 build
 work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; pkill -P $$ 2>/dev/null; rm -rf "$work"' EXIT
-HZ=$(getconf CLK_TCK)
 out="$RESULTS/idle-$(date -u +%Y%m%dT%H%M%SZ).txt"
 admin=(-H 'x-ase-access-key: admin' -H 'x-ase-secret-key: admin')
 declare -A pid bin

@@ -4,8 +4,9 @@
 # proxy_pass with upstream keep-alive, as many workers as ASE's cores) and
 # through ASE inline with 1,000,000 deny-list entries loaded and a client
 # spike threshold configured but not reached. Both proxies buffer their
-# access logs. Target: ASE >= 1.0x nginx's throughput, and ASE's added p99
-# latency at half load no more than nginx's.
+# access logs. Target (issue 18, point 2): ASE >= 1.2x nginx's throughput, ASE's added
+# p99 latency at half load no more than nginx's, and ASE's CPU per request
+# below nginx's (each proxy's own processes, from /proc).
 # Usage: bench/inline.sh [ROUNDS] [SECONDS]
 source "$(dirname "$0")/lib.sh"
 ROUNDS=${1:-5}; DUR=${2:-10}
@@ -28,6 +29,7 @@ enable_access_log=true
 CONF
 # ASE_GOENV="GOGC=200 ..." runs ASE (only) with those Go runtime settings.
 env ${ASE_GOENV:-} setsid "$BENCH_DIR/bin/ase" serve --config "$work/ase.conf" 2>"$work/ase.log" &
+asepid=$!
 wait_http "http://127.0.0.1:$mgmt/v5/ase/status"
 curl -s -X POST "http://127.0.0.1:$mgmt/v5/ase/api?api_id=api" -H 'x-ase-access-key: admin' -H 'x-ase-secret-key: admin' \
 	-H 'Content-Type: application/json' -d "{\"api_metadata\": {\"url\": \"/\", \"cookie\": \"SID\", \"oauth2_access_token\": true,
@@ -66,14 +68,22 @@ wait_http "http://127.0.0.1:$ase/"
 
 url() { case $1 in direct) echo "http://127.0.0.1:$backend/api/items/42";; nginx) echo "http://127.0.0.1:$ngx/api/items/42";; ase) echo "http://127.0.0.1:$ase/api/items/42";; esac; }
 out="$RESULTS/inline-$(date -u +%Y%m%dT%H%M%SZ).txt"
-for t in direct nginx ase; do : >"$work/rps_$t"; : >"$work/p99_$t"; done
+for t in direct nginx ase; do : >"$work/rps_$t"; : >"$work/p99_$t"; : >"$work/cpu_$t"; done
+ngxpid=$(cat "$work/nginx/nginx.pid")
+pid_of() { case $1 in nginx) echo "$ngxpid";; ase) echo "$asepid";; esac; }
 echo "== throughput: wrk -t1 -c64 -d${DUR}s, $ROUNDS alternating rounds" | tee -a "$out"
 order=(direct nginx ase)
 for r in $(seq 1 "$ROUNDS"); do
 	for t in "${order[@]}"; do
+		[ $t = direct ] || c0=$(ticks "$(pid_of $t)")
 		res=$(wrk -t1 -c64 -d${DUR}s -H 'Cookie: SID=clean' -H 'Authorization: Bearer clean-token' "$(url $t)")
 		v=$(rps "$res"); echo "$v" >>"$work/rps_$t"
-		echo "round $r $t $v req/s" | tee -a "$out"
+		cpu=""
+		if [ $t != direct ]; then
+			us_per $(($(ticks "$(pid_of $t)") - c0)) "$(requests "$res")" >>"$work/cpu_$t"
+			cpu=", $(tail -1 "$work/cpu_$t") us CPU/request"
+		fi
+		echo "round $r $t $v req/s$cpu" | tee -a "$out"
 	done
 	order=("${order[@]:1}" "${order[0]}") # rotate who goes first
 done
@@ -91,6 +101,7 @@ done
 pd=$(median <"$work/p99_direct"); pn=$(median <"$work/p99_nginx"); pa=$(median <"$work/p99_ase")
 {
 	echo "== medians (1,000,000 deny-list entries in ASE; $cores cores; backend: do-nothing fasthttp server)"
-	echo "throughput: direct $direct req/s, nginx $nginx req/s, ASE $asev req/s; ASE/nginx $(awk "BEGIN {printf \"%.2f\", $asev/$nginx}") (target >= 1.00)"
+	echo "throughput: direct $direct req/s, nginx $nginx req/s, ASE $asev req/s; ASE/nginx $(awk "BEGIN {printf \"%.2f\", $asev/$nginx}") (target >= 1.20)"
+	echo "CPU per request (the proxy's own, workers included): nginx $(median <"$work/cpu_nginx") us, ASE $(median <"$work/cpu_ase") us (target: ASE below nginx)"
 	echo "p99 at $rate req/s: direct $pd ms, nginx $pn ms (+$(awk "BEGIN {printf \"%.3f\", $pn-$pd}")), ASE $pa ms (+$(awk "BEGIN {printf \"%.3f\", $pa-$pd}")) (target: ASE's added p99 <= nginx's)"
 } | tee -a "$out"

@@ -23,6 +23,20 @@ rps() { awk '/Requests\/sec/ {print $2}' <<<"$1"; }
 # p99 OUTPUT: the 99th percentile latency in ms from wrk --latency output
 p99() { awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}' <<<"$1"; }
 
+HZ=$(getconf CLK_TCK)
+# ticks PID...: CPU time (utime+stime, clock ticks) of the processes and
+# the first one's children (nginx's workers).
+ticks() {
+	local t=0 p
+	for p in "$@" $(pgrep -P "$1" || true); do
+		t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+	done
+	echo $t
+}
+# requests OUTPUT: the requests wrk completed
+requests() { awk '/requests in/ {print $1}' <<<"$1"; }
+us_per() { awk "BEGIN {printf \"%.1f\n\", $1 * 1000000 / $HZ / $2}"; } # us_per TICKS REQUESTS
+
 median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
 # need_vegeta: the open-loop (constant-rate) load generator, for latency at

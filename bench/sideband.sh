@@ -21,7 +21,6 @@ ROUNDS=${1:-5}; DUR=${2:-10}
 need wrk wrk; need nginx nginx
 build
 work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; pkill -P $$ 2>/dev/null; rm -rf "$work"' EXIT
-HZ=$(getconf CLK_TCK)
 
 ase_port=$(free_port); mgmt_port=$(free_port); null_port=$(free_port); authz_null_port=$(free_port); backend_port=$(free_port)
 gw_ase=$(free_port); gw_null=$(free_port)
@@ -97,15 +96,6 @@ CONF
 	ngx_pid[$side]=$(cat "$work/gw_$side/nginx.pid")
 done
 
-# ticks PID...: CPU time (utime+stime, clock ticks) of the processes and
-# their children (nginx's workers).
-ticks() {
-	local t=0 p
-	for p in "$@" $(pgrep -P "$1" || true); do
-		t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
-	done
-	echo $t
-}
 # conns SIDE: connections the auth server of SIDE accepted so far.
 conns() {
 	if [ "$1" = ase ]; then
@@ -114,8 +104,6 @@ conns() {
 		curl -s "http://127.0.0.1:$authz_null_port/_nullserver/connections"
 	fi
 }
-requests() { awk '/requests in/ {print $1}' <<<"$1"; }
-us_per() { awk "BEGIN {printf \"%.1f\n\", $1 * 1000000 / $HZ / $2}"; } # us_per TICKS REQUESTS
 per_k() { awk "BEGIN {printf \"%.1f\n\", $1 * 1000 / $2}"; }          # per_k COUNT REQUESTS
 
 out="$RESULTS/sideband-$(date -u +%Y%m%dT%H%M%SZ).txt"

@@ -74,14 +74,18 @@ done
 
 url() { case $1 in nginx) echo "https://127.0.0.1:$ngx$2";; ase) echo "https://127.0.0.1:$tls$2";; esac; }
 out="$RESULTS/stream-$(date -u +%Y%m%dT%H%M%SZ).txt"
-for t in nginx ase; do : >"$work/rps_$t"; : >"$work/mbs_$t"; done
+for t in nginx ase; do : >"$work/rps_$t"; : >"$work/mbs_$t"; : >"$work/cpu_$t"; done
+ngxpid=$(cat "$work/nginx/nginx.pid")
+pid_of() { case $1 in nginx) echo "$ngxpid";; ase) echo "$asepid";; esac; }
 echo "== TLS throughput: wrk -t1 -c64 -d${DUR}s (keep-alive), $ROUNDS alternating rounds" | tee -a "$out"
 order=(nginx ase)
 for r in $(seq 1 "$ROUNDS"); do
 	for t in "${order[@]}"; do
+		c0=$(ticks "$(pid_of $t)")
 		res=$(wrk -t1 -c64 -d${DUR}s -H 'Cookie: SID=clean' -H 'Authorization: Bearer clean-token' "$(url $t /api/items/42)")
 		v=$(rps "$res"); echo "$v" >>"$work/rps_$t"
-		echo "round $r $t $v req/s" | tee -a "$out"
+		us_per $(($(ticks "$(pid_of $t)") - c0)) "$(requests "$res")" >>"$work/cpu_$t"
+		echo "round $r $t $v req/s, $(tail -1 "$work/cpu_$t") us CPU/request" | tee -a "$out"
 	done
 	order=("${order[@]:1}" "${order[0]}")
 done
@@ -107,5 +111,6 @@ mn=$(median <"$work/mbs_nginx"); ma=$(median <"$work/mbs_ase")
 {
 	echo "== medians ($cores cores; backend: do-nothing fasthttp server; ECDSA P-256, TLS 1.3)"
 	echo "TLS throughput: nginx $nginx req/s, ASE $asev req/s; ASE/nginx $(awk "BEGIN {printf \"%.2f\", $asev/$nginx}") (target >= 1.00)"
+	echo "TLS CPU per request (the proxy's own, workers included): nginx $(median <"$work/cpu_nginx") us, ASE $(median <"$work/cpu_ase") us"
 	echo "1 GiB over TLS: nginx $mn MiB/s, ASE $ma MiB/s; ASE's peak RSS $before -> $after MiB (+$((after - before)); target < 64)"
 } | tee -a "$out"
