@@ -9,11 +9,13 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -122,7 +124,20 @@ func (b *wireBackend) servers() string {
 // without one.
 func exchange(t *testing.T, port, raw string) (int, string, http.Header) {
 	t.Helper()
-	c, err := net.Dial("tcp", "127.0.0.1:"+port)
+	return exchangeOver(t, func() (net.Conn, error) { return net.Dial("tcp", "127.0.0.1:"+port) }, raw)
+}
+
+// exchangeTLS is exchange over TLS (https_wss_port).
+func exchangeTLS(t *testing.T, port, raw string) (int, string, http.Header) {
+	t.Helper()
+	return exchangeOver(t, func() (net.Conn, error) {
+		return tls.Dial("tcp", "127.0.0.1:"+port, &tls.Config{InsecureSkipVerify: true})
+	}, raw)
+}
+
+func exchangeOver(t *testing.T, dial func() (net.Conn, error), raw string) (int, string, http.Header) {
+	t.Helper()
+	c, err := dial()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -488,15 +503,24 @@ func TestInlineEnginesAgree(t *testing.T) {
 		"HEAD /id/head HTTP/1.1\r\nHost: a\r\n\r\n",
 	)
 	results := map[string][]outcome{}
-	bothEngines(t, nil, func(t *testing.T, i *Instance, b *wireBackend) {
+	// Both ports: the loops serve TLS too (looptls.go), and must agree
+	// with the general server there as well.
+	bothEngines(t, map[string]string{"https_wss_port": strconv.Itoa(freePort(t))}, func(t *testing.T, i *Instance, b *wireBackend) {
 		identityAPI(t, i, b.servers())
 		wantJSON(t, i.Do("POST", "/v5/ase/api?api_id=v1", apiDoc("/v", `"hostname": "victim.example", `+b.servers()+`, "api_pattern_enforcement": {"methods_allowed": ["POST"]}`), nil), 200, ok)
 		wantJSON(t, i.Do("POST", "/v5/ase/api?api_id=v2", apiDoc("/v", `"hostname": "other", `+b.servers()), nil), 200, ok)
 		var out []outcome
-		for _, raw := range cases {
+		for n := range 2 * len(cases) {
+			raw := cases[n%len(cases)]
 			lines := accessLines(t, i)
 			before := b.count()
-			code, body, _ := exchange(t, i.Conf["http_ws_port"], raw)
+			var code int
+			var body string
+			if n < len(cases) {
+				code, body, _ = exchange(t, i.Conf["http_ws_port"], raw)
+			} else {
+				code, body, _ = exchangeTLS(t, i.Conf["https_wss_port"], raw)
+			}
 			o := outcome{code: code, body: body, forwards: b.since(before)}
 			logs := accessLog(t, i, lines+1, func(map[string]any) bool { return true })
 			if len(logs) != lines+1 {
@@ -527,7 +551,11 @@ func TestInlineEnginesAgree(t *testing.T) {
 		t.Fatal("an engine did not run")
 	}
 	loops, general := results[t.Name()+"/inline_event_loops=true"], results[t.Name()+"/inline_event_loops=false"]
-	for n, raw := range cases {
+	for n := range 2 * len(cases) {
+		raw := cases[n%len(cases)]
+		if n >= len(cases) {
+			raw = "(TLS) " + raw
+		}
 		a, b := loops[n], general[n]
 		if a.code != b.code || a.body != b.body {
 			t.Errorf("%q: loops answered %d %q, the general server %d %q", raw, a.code, a.body, b.code, b.body)

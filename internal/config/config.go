@@ -112,8 +112,8 @@ type Config struct {
 	ServerQueueTimeout units.Duration // server_queue_timeout, default 10s: the longest wait in it
 	MaxRequestBody     units.Size     // max_request_body, default 32MB (1KB to 1GB): 413 past it
 	MaxRequestHeader   units.Size     // max_request_header, default 16KB (1KB to 1MB): 431 past it
-	// InlineEventLoops is inline_event_loops, default true: the plain data
-	// port is served by event loops, which hand the connections they do not
+	// InlineEventLoops is inline_event_loops, default true: the data ports
+	// (plain, and TLS once a handshake is done) are served by event loops, which hand the connections they do not
 	// take to the general server; false serves every connection on the
 	// general server (the same decisions and answers, more CPU per request).
 	InlineEventLoops bool

@@ -154,7 +154,7 @@ var keys = []key{
 	durationKey("server_queue_timeout", "longest wait for a server in that queue (then 503)", func(c *Config) *units.Duration { return &c.ServerQueueTimeout }),
 	boundedSizeKey("max_request_body", "largest request body accepted on the data ports (413 past it)", 1<<10, 1<<30, func(c *Config) *units.Size { return &c.MaxRequestBody }),
 	boundedSizeKey("max_request_header", "largest request header section accepted on the data ports (431 past it)", 1<<10, 1<<20, func(c *Config) *units.Size { return &c.MaxRequestHeader }),
-	boolKey("inline_event_loops", "serve the plain data port with event loops (false: every connection on the general server)", func(c *Config) *bool { return &c.InlineEventLoops }),
+	boolKey("inline_event_loops", "serve the data ports (plain and TLS) with event loops (false: every connection on the general server)", func(c *Config) *bool { return &c.InlineEventLoops }),
 	boolKey("enable_cluster", "share state with other nodes through etcd", func(c *Config) *bool { return &c.EnableCluster }),
 	textKey("cluster_id", "name of the cluster: 1 to 64 letters, digits, '_' or '-'", checkClusterID, func(c *Config) *string { return &c.ClusterID }),
 	{

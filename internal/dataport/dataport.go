@@ -79,6 +79,15 @@ type FastOptions struct {
 	Log                                    *slog.Logger
 }
 
+// FastTLS is a fast path that serves the TLS port too (the event loops):
+// it is given the port's listener, to accept from until Shutdown, and the
+// TLS configuration. The connections it leaves to fasthttp come through
+// FastOptions.Handoff in their TLS session, telling fasthttp so by the
+// methods of *tls.Conn that it looks for (Handshake, ConnectionState).
+type FastTLS interface {
+	ServeTLS(ln net.Listener, cfg *tls.Config)
+}
+
 // FastServer is a running fast path.
 type FastServer interface {
 	// Shutdown stops accepting, lets exchanges in flight finish (until
@@ -161,10 +170,15 @@ func Listen(o Options, handler fasthttp.RequestHandler) (*Ports, error) {
 			p.closeListeners()
 			return nil, fmt.Errorf("https_wss_port: %w", err)
 		}
-		srv := newServer()
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-		p.servers = append(p.servers, srv)
-		p.listeners = append(p.listeners, guardListener{Listener: tls.NewListener(rawio.Listener{Listener: tln}, srv.TLSConfig), accepted: o.Accepted})
+		cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		if ft, ok := p.fast.(FastTLS); ok {
+			ft.ServeTLS(tln, cfg)
+		} else {
+			srv := newServer()
+			srv.TLSConfig = cfg
+			p.servers = append(p.servers, srv)
+			p.listeners = append(p.listeners, guardListener{Listener: tls.NewListener(rawio.Listener{Listener: tln}, srv.TLSConfig), accepted: o.Accepted})
+		}
 	}
 	return p, nil
 }
@@ -353,16 +367,23 @@ func (l guardListener) Accept() (net.Conn, error) {
 		l.accepted()
 	}
 	g := &lfGuard{Conn: c, head: true}
-	if tc, ok := c.(*tls.Conn); ok {
+	if tc, ok := c.(tlsConn); ok {
 		return tlsGuard{g, tc}, nil // fasthttp tells TLS by these methods
 	}
 	return g, nil
 }
 
+// tlsConn is what fasthttp looks for to tell a TLS connection: a *tls.Conn,
+// or a TLS connection a fast path hands over (FastTLS).
+type tlsConn interface {
+	Handshake() error
+	ConnectionState() tls.ConnectionState
+}
+
 // tlsGuard is an lfGuard over TLS.
 type tlsGuard struct {
 	*lfGuard
-	tc *tls.Conn
+	tc tlsConn
 }
 
 func (g tlsGuard) Handshake() error                     { return g.tc.Handshake() }

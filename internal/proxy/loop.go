@@ -2,14 +2,15 @@
 
 package proxy
 
-// The event-loop data path of the plain data port (inline mode).
+// The event-loop data path of the data ports (inline mode).
 //
 // Each loop (one per core) owns its connections from accept to close, as
 // an nginx worker does: it reads requests with raw system calls, parses
 // them in place (internal/h1), decides, and forwards them over its own
 // keep-alive connections to the backends, streaming the response back
-// with backpressure. What it does not take — TLS is on the other port;
-// WebSocket APIs, server_ssl APIs, APIs with server quotas or spike
+// with backpressure. The TLS port's connections join the loops once their
+// handshake is done, and are served the same way through their session
+// (looptls.go). What the loops do not take — WebSocket APIs, server_ssl APIs, APIs with server quotas or spike
 // thresholds (their queue waits), backends named by host name, chunked or
 // 100-continue request bodies, and every unusual or malformed request
 // shape — it hands, connection and unread bytes, to the fasthttp server,
@@ -19,6 +20,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -54,7 +56,8 @@ const (
 // loop_other.go for the other systems).
 func (p *Proxy) FastPath() dataport.Fast { return p.Loops }
 
-// Loops starts the event loops on the plain port; it is a dataport.Fast.
+// Loops starts the event loops on the plain port (and, through ServeTLS,
+// the TLS port); it is a dataport.Fast.
 // It starts one loop per processor (GOMAXPROCS, by default the cores) and
 // then raises GOMAXPROCS by one: a loop holds its processor even while it
 // waits for events, and everything else (the TLS port, handed-off
@@ -102,6 +105,8 @@ type loops struct {
 	workers []*worker
 	closing atomic.Bool
 	once    sync.Once
+	tlsMu   sync.Mutex
+	tlsLn   net.Listener // https_wss_port, when the loops serve it (looptls.go)
 }
 
 // abandon undoes a start that failed before any loop ran (the listening
@@ -125,6 +130,11 @@ func (s *loops) nudge() {
 // every connection.
 func (s *loops) Shutdown(ctx context.Context) error {
 	s.closing.Store(true)
+	s.tlsMu.Lock()
+	if s.tlsLn != nil {
+		s.tlsLn.Close()
+	}
+	s.tlsMu.Unlock()
 	s.nudge()
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
@@ -320,7 +330,12 @@ func (w *worker) panicked(h evloop.Handler, v any) {
 		return
 	}
 	if !c.started && c.outOff == 0 {
-		evloop.Write(c.fd, []byte("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
+		answer := []byte("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+		if c.tc != nil {
+			c.tc.Write(answer)
+		} else {
+			evloop.Write(c.fd, answer)
+		}
 	}
 	func() {
 		defer func() {
@@ -386,17 +401,17 @@ func (w *worker) pauseAccepting(err error) {
 
 // adopt starts serving a connection on w's loop (its open count already
 // includes it).
-func (w *worker) adopt(fd int, peer netip.Addr) {
+func (w *worker) adopt(fd int, peer netip.Addr) bool {
 	if w.l.Stopping() {
 		w.open.Add(-1)
 		syscall.Close(fd)
-		return
+		return false
 	}
 	c := &cconn{w: w, fd: fd, peer: peer, idx: len(w.clients), in: make([]byte, 0, clientBuf)}
 	if err := w.l.Add(fd, c); err != nil {
 		w.open.Add(-1)
 		syscall.Close(fd)
-		return
+		return false
 	}
 	w.clients = append(w.clients, c)
 	w.s.p.o.Metrics.InlineConnection("accepted")
@@ -408,6 +423,7 @@ func (w *worker) adopt(fd int, peer netip.Addr) {
 		c.state, c.awaiting = stReading, true
 		c.setDeadline(w.now() + int64(t))
 	}
+	return true
 }
 
 // Client connection states.
@@ -422,6 +438,8 @@ const (
 type cconn struct {
 	w        *worker
 	fd       int
+	tc       *tls.Conn // the TLS session of a connection to https_wss_port (looptls.go); nil on the plain port
+	tio      *tlsIO
 	peer     netip.Addr
 	idx      int // in w.clients
 	state    int
@@ -474,6 +492,9 @@ const (
 func (c *cconn) Event(ev uint32) {
 	if ev&(evloop.In|evloop.Hup|evloop.Err) != 0 {
 		c.readReady = true
+		if c.tio != nil {
+			c.tio.drained = false
+		}
 	}
 	if ev&(evloop.Hup|evloop.Err) != 0 {
 		c.hup = true
@@ -578,7 +599,13 @@ func (c *cconn) readRequest() {
 			c.in = append(make([]byte, 0, 2*cap(c.in)), c.in...)
 		}
 		space := cap(c.in) - len(c.in)
-		n, e := evloop.Read(c.fd, c.in[len(c.in):cap(c.in)])
+		var n int
+		var e syscall.Errno
+		if c.tc != nil {
+			n, e = c.tlsRead(c.in[len(c.in):cap(c.in)])
+		} else {
+			n, e = evloop.Read(c.fd, c.in[len(c.in):cap(c.in)])
+		}
 		if e == syscall.EAGAIN {
 			c.readReady = false
 			return
@@ -587,7 +614,9 @@ func (c *cconn) readRequest() {
 			c.close()
 			return
 		}
-		if n < space && !c.hup {
+		// Over TLS, a short read of plaintext says nothing of the socket
+		// (the session may hold more records): tlsRead tells EAGAIN.
+		if n < space && !c.hup && c.tc == nil {
 			c.readReady = false // drained: the next data brings a new edge
 		}
 		c.in = c.in[:len(c.in)+n]
@@ -612,7 +641,7 @@ func (c *cconn) serve() {
 	}
 	c.rec = accesslog.Record{}
 	x := &c.x
-	*x = frontdoor.Inline{Request: frontdoor.Request{Method: r.Method, Target: r.Target, Fields: r.Fields, Framing: true}, Peer: c.peer, Now: c.start}
+	*x = frontdoor.Inline{Request: frontdoor.Request{Method: r.Method, Target: r.Target, Fields: r.Fields, Framing: true}, Peer: c.peer, TLS: c.tc != nil, Now: c.start}
 	var pl *pool
 	out, rp := p.door.Decide(x, &c.rec, nil, func(api *apidef.API) bool {
 		// What the loops leave to the general server (see the top of
@@ -635,7 +664,7 @@ func (c *cconn) serve() {
 		return
 	}
 	c.pl = pl
-	c.fwd = frontdoor.AppendHead(c.fwd[:0], &x.Reading, &frontdoor.Head{Method: r.Method, Fields: r.Fields, API: x.API, Peer: c.peer, BodyLen: r.ContentLength, RequestID: x.RequestID[:]})
+	c.fwd = frontdoor.AppendHead(c.fwd[:0], &x.Reading, &frontdoor.Head{Method: r.Method, Fields: r.Fields, API: x.API, Peer: c.peer, TLS: c.tc != nil, BodyLen: r.ContentLength, RequestID: x.RequestID[:]})
 	c.fwd = append(c.fwd, c.in[r.HeadLen:c.reqLen]...)
 	c.tried, c.stale = 0, false
 	c.idem = idempotent(r.Method)
@@ -733,6 +762,9 @@ func (c *cconn) flush() {
 // write writes what it can of c.out; it reports whether all of it is out
 // (false also when the connection failed and was closed).
 func (c *cconn) write() bool {
+	if c.tc != nil {
+		return c.tlsWrite()
+	}
 	for c.outOff < len(c.out) {
 		n, e := evloop.Write(c.fd, c.out[c.outOff:])
 		if e == syscall.EAGAIN {
@@ -817,6 +849,9 @@ func (c *cconn) abort() {
 }
 
 func (c *cconn) close() {
+	if c.tc != nil {
+		c.closeTLS()
+	}
 	c.dropBackend()
 	c.forget()
 	c.w.l.Close(c.fd)
@@ -850,9 +885,14 @@ func (c *cconn) handoff() {
 		return
 	}
 	w.s.p.o.Metrics.InlineConnection("handed_off")
-	conn := rawio.Wrap(nc)
-	if len(c.in) > 0 {
-		conn = &prefixConn{Conn: conn, buf: bytes.Clone(c.in)}
+	var conn net.Conn
+	switch {
+	case c.tc != nil:
+		conn = c.handoffTLS(nc)
+	case len(c.in) > 0:
+		conn = &prefixConn{Conn: rawio.Wrap(nc), buf: bytes.Clone(c.in)}
+	default:
+		conn = rawio.Wrap(nc)
 	}
 	w.s.o.Handoff(conn)
 }
