@@ -174,6 +174,7 @@ func errorResponses(rt Route) map[int][]string {
 var routeErrors = map[string]map[int]string{
 	"GET /cluster":                      {http.StatusNotFound: "no_cluster_mode: ase is not in cluster mode"},
 	"GET /metrics":                      {http.StatusNotFound: "metrics are not enabled"},
+	"GET /activity":                     {http.StatusNotFound: "metrics are not enabled", http.StatusForbidden: "invalid_value: since is neither an RFC 3339 time nor Unix seconds"},
 	"DELETE /server":                    {http.StatusNotFound: "server_not_found"},
 	"POST /firewall/blacklist":          {http.StatusInsufficientStorage: "attack_list_memory is full: nothing was added"},
 	"POST /firewall/whitelist":          {http.StatusInsufficientStorage: "attack_list_memory is full: nothing was added"},

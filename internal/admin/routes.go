@@ -41,6 +41,7 @@ func (h *Handler) table() []*Route {
 
 		{Method: "GET", Path: "/status", Summary: "What `ase status` prints", handle: h.status},
 		{Method: "GET", Path: "/metrics", Summary: "Prometheus metrics (text format)", handle: h.metrics},
+		{Method: "GET", Path: "/activity", Query: []string{"api_id", "since"}, Summary: "Requests by API, decision and reason in 5-second steps over the last hour (since: only the steps that ended after this RFC 3339 time or Unix second)", handle: h.activity},
 		{Method: "GET", Path: "/openapi.json", Public: true, Summary: "This API's OpenAPI 3 description", handle: h.openAPI},
 		{Method: "PUT", Path: "/password", Action: "update_password", Summary: "Change the admin password (the CLI's update_password)", handle: h.updatePassword},
 		{Method: "POST", Path: "/reload", Action: "reload", AdminOnly: true, Summary: "Re-read ase.conf and api_dir, apply what can change without a restart (the CLI's reload)", handle: h.reload},
@@ -357,6 +358,29 @@ func (h *Handler) metrics(c *call) (any, error) {
 		return nil, fail(http.StatusNotFound, wire.StatusFail, "metrics are not enabled")
 	}
 	return h.d.Metrics.Handler(), nil
+}
+
+func (h *Handler) activity(c *call) (any, error) {
+	if h.d.Metrics == nil {
+		return nil, fail(http.StatusNotFound, wire.StatusFail, "metrics are not enabled")
+	}
+	var since time.Time
+	if v := c.query.Get("since"); v != "" {
+		if sec, err := strconv.ParseInt(v, 10, 64); err == nil && sec >= 0 {
+			since = time.Unix(sec, 0)
+		} else if t, err := time.Parse(time.RFC3339, v); err == nil {
+			since = t
+		} else {
+			return nil, fail(http.StatusForbidden, wire.StatusInvalidValue, "query parameter since contains invalid value %q: an RFC 3339 time (2026-12-01T08:00:00Z) or Unix seconds", v)
+		}
+	}
+	id := c.query.Get("api_id")
+	if _, given := c.query["api_id"]; given {
+		if _, err := catalog.GetAPI(c.ctx, c.reader(), id); err != nil {
+			return nil, err
+		}
+	}
+	return h.d.Metrics.Activity(id, since), nil
 }
 
 var logLevels = map[int]string{1: "fatal", 2: "error", 3: "warning", 4: "info", 5: "debug"}

@@ -77,6 +77,8 @@ type Metrics struct {
 	changes       *prometheus.CounterVec
 	inlineConns   *prometheus.CounterVec
 	sidebandConns prometheus.Counter
+
+	act activity // GET /activity's steps (activity.go)
 }
 
 var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
@@ -84,6 +86,7 @@ var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .02
 // New returns the metrics, reading gauges from src.
 func New(src Sources) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry(), src: src}
+	m.act.init(time.Now)
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "ase_request_duration_seconds", Help: "Time ASE took to answer a data-path request (inline: including the backend).", Buckets: latencyBuckets,
 	}, []string{"api_id", "protocol"})
@@ -97,7 +100,7 @@ func New(src Sources) *Metrics {
 		Name: "ase_config_changes_total", Help: "Configuration changes through the management API, by result.",
 	}, []string{"result"})
 	m.inlineConns = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "ase_inline_connections_total", Help: "Plain-port inline connections by event: accepted by the event loops, handed_off to the general (fasthttp) server for a request outside the loops' subset.",
+		Name: "ase_inline_connections_total", Help: "Inline connections (plain, and TLS once its handshake is done) by event: accepted by the event loops, handed_off to the general (fasthttp) server for a request outside the loops' subset.",
 	}, []string{"event"})
 	m.sidebandConns = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "ase_sideband_connections_accepted_total", Help: "Connections the data ports accepted in sideband mode: with gateways that keep their connections open, a few, not one per call.",
@@ -132,6 +135,7 @@ func (m *Metrics) Request(apiID, protocol, decision, reason string, took time.Du
 	p := indexOf(protocols, protocol)
 	s.counts[p][indexOf(decisions, decision)][indexOf(reasons, reason)].Add(1)
 	s.latency[p].Observe(took.Seconds())
+	m.act.touch(m)
 }
 
 // SidebandCall counts a sideband call (protocol ase, authorize or
