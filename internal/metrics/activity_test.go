@@ -35,7 +35,7 @@ func TestActivitySteps(t *testing.T) {
 	}
 	m.Request("shop", "ase", "allow", "none", time.Millisecond)
 	m.Request("shop", "inline", "block", "deny_list", time.Millisecond)
-	m.act.timer.Stop() // the test samples itself
+	m.act.timer.Stop()         // the test samples itself
 	c.t = t0.Add(ActivityStep) // the first step ends
 	sample()
 	c.t = t0.Add(2*ActivityStep + time.Second)
