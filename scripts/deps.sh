@@ -27,6 +27,9 @@ command -v etcdctl >/dev/null 2>&1 || [ -x /usr/bin/etcdctl ] || need+=(etcd-cli
 # e2e/crash_test.go) run the store under it to log every write and sync of
 # its file, then replay what a power cut at each acknowledgement leaves.
 command -v strace >/dev/null 2>&1 || [ -x /usr/bin/strace ] || need+=(strace)
+# chromium: the headless browser the console's tests drive (e2e
+# console_test.go, through chromedp), as an operator's browser would.
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
 	sudo=""
 	[ "$(id -u)" = 0 ] || sudo="sudo"

@@ -98,6 +98,8 @@ func (h *Handler) login(c *call) (any, error) {
 	return map[string]any{"meta": map[string]any{
 		"href": "/api/authentication", "next": "/api", "transaction": "/api/transaction",
 		"remaining_seconds": int(h.d.Sessions.Timeout / time.Second),
+		// Beyond the vendor's meta: who logged in, for the console.
+		"user": u.Name, "role": string(u.Role),
 	}}, nil
 }
 

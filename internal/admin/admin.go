@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ase-project/ase/internal/console"
 	"io"
 	"log/slog"
 	"mime"
@@ -128,6 +129,8 @@ type Handler struct {
 	// API by two operators must not lose either (across nodes, the store's
 	// conditions catch it).
 	writeMu sync.Mutex
+
+	console http.Handler // the operator's console, /ui/ (internal/console)
 }
 
 // New returns the management API handler.
@@ -148,7 +151,7 @@ func New(d Deps) *Handler {
 	if d.TxnLifetime == 0 {
 		d.TxnLifetime = 10 * time.Minute
 	}
-	h := &Handler{d: d, byPath: map[string]map[string]*Route{}, txns: txns{lifetime: d.TxnLifetime, now: d.Now}}
+	h := &Handler{d: d, byPath: map[string]map[string]*Route{}, txns: txns{lifetime: d.TxnLifetime, now: d.Now}, console: console.Handler()}
 	for _, group := range [][]*Route{h.table(), h.listRoutes(), h.sidebandRoutes(), h.accountRoutes(), h.txnRoutes()} {
 		h.routes = append(h.routes, group...)
 	}
@@ -331,6 +334,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !admitFraming(r) {
 		h.refuseFraming(w, r)
+		return
+	}
+	if r.URL.Path == "/ui" || r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		http.Redirect(w, r, console.Prefix, http.StatusFound)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, console.Prefix) {
+		h.console.ServeHTTP(w, r)
 		return
 	}
 	abs := strings.HasPrefix(r.URL.Path, "/api/") || r.URL.Path == "/api"

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/ase-project/ase/internal/accounts"
@@ -154,6 +155,15 @@ func authError(c *call, code int, msg string) *Error {
 // authorize checks what the principal may do on the route.
 func (h *Handler) authorize(c *call) error {
 	rt, who := c.route, c.who
+	if rt.Write() && crossSite(c.r) {
+		// A browser sent a change another site's page asked for: the
+		// session cookie (SameSite=Strict) would not have come with it in
+		// today's browsers, but HTTP Basic credentials a browser
+		// remembers would; refused whatever the credential.
+		e := fail(http.StatusForbidden, wire.StatusPermissionDenied, "a change from another site's page (cross-site request forgery) is refused: Origin %q, Sec-Fetch-Site %q", c.r.Header.Get("Origin"), c.r.Header.Get("Sec-Fetch-Site"))
+		e.Type = "PermissionDenied"
+		return e
+	}
 	switch {
 	case rt.Public:
 		return nil
@@ -165,6 +175,34 @@ func (h *Handler) authorize(c *call) error {
 		return denied(c, "user %s has the read role: it can read everything and change nothing", who.user)
 	}
 	return nil
+}
+
+// crossSite reports whether a browser sent r on behalf of a page of
+// another origin. Browsers say where a request comes from (Sec-Fetch-Site,
+// and Origin on every POST, PUT and DELETE); scripts and the CLI send
+// neither, and cannot be made to send a request by another site's page.
+// Only same-origin requests (the console's) and requests a person made
+// directly (Sec-Fetch-Site: none) are taken.
+func crossSite(r *http.Request) bool {
+	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" && s != "none" {
+		return true
+	}
+	o, sent := r.Header["Origin"]
+	if !sent {
+		return false
+	}
+	if len(o) != 1 {
+		return true
+	}
+	u, err := url.Parse(o[0])
+	if err != nil || u.Host == "" {
+		return true // "null": a sandboxed page, a file, a redirect across origins
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return !strings.EqualFold(u.Scheme, scheme) || !strings.EqualFold(u.Host, r.Host)
 }
 
 func denied(c *call, format string, args ...any) *Error {

@@ -192,10 +192,19 @@ type ActivitySeries struct {
 
 // ActivityReport is GET /activity's answer.
 type ActivityReport struct {
-	StepSeconds int              `json:"step_seconds"`
-	From        time.Time        `json:"from"` // the first step's start
-	To          time.Time        `json:"to"`   // the last step's end: the latest step boundary
-	Series      []ActivitySeries `json:"series"`
+	StepSeconds int               `json:"step_seconds"`
+	From        time.Time         `json:"from"` // the first step's start
+	To          time.Time         `json:"to"`   // the last step's end: the latest step boundary
+	Series      []ActivitySeries  `json:"series"`
+	Backends    []ActivityBackend `json:"backends"` // now
+}
+
+// ActivityBackend is a backend server's state now.
+type ActivityBackend struct {
+	APIID    string `json:"api_id"`
+	Server   string `json:"server"`
+	Health   string `json:"health"` // Up, Down, or Unknown (not probed yet)
+	InFlight int64  `json:"in_flight"`
 }
 
 // Activity returns the requests of the steps that ended after since (all
@@ -217,7 +226,18 @@ func (m *Metrics) Activity(apiID string, since time.Time) ActivityReport {
 		first = max(first, since.Unix()/secs+1)
 	}
 	n := int(end - first + 1)
-	rep := ActivityReport{StepSeconds: int(secs), Series: []ActivitySeries{}}
+	rep := ActivityReport{StepSeconds: int(secs), Series: []ActivitySeries{}, Backends: []ActivityBackend{}}
+	if m.src.Backends != nil {
+		for _, b := range m.src.Backends() {
+			if apiID == "" || b.APIID == apiID {
+				rep.Backends = append(rep.Backends, ActivityBackend{b.APIID, b.Server, b.Health, b.InFlight})
+			}
+		}
+		sort.Slice(rep.Backends, func(i, j int) bool {
+			x, y := rep.Backends[i], rep.Backends[j]
+			return x.APIID < y.APIID || x.APIID == y.APIID && x.Server < y.Server
+		})
+	}
 	rep.To = time.Unix(end*secs, 0).UTC()
 	if n <= 0 {
 		rep.From = rep.To
