@@ -15,10 +15,12 @@ package console
 
 import (
 	"embed"
+	"fmt"
 	"io/fs"
 	"mime"
 	"net/http"
 	"path"
+	"sort"
 	"strings"
 )
 
@@ -38,6 +40,7 @@ func Handler() http.Handler {
 	if err != nil {
 		panic(err)
 	}
+	index := indexPage(ui)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Security-Policy", CSP)
@@ -57,6 +60,9 @@ func Handler() http.Handler {
 			name = "index.html"
 		}
 		b, err := fs.ReadFile(ui, name)
+		if name == "index.html" {
+			b = index
+		}
 		if err != nil {
 			http.Error(w, "no such file in the console: "+name, http.StatusNotFound)
 			return
@@ -68,4 +74,23 @@ func Handler() http.Handler {
 		h.Set("Content-Type", ct)
 		w.Write(b)
 	})
+}
+
+// indexPage is index.html with a script tag for each page of ui/pages, in
+// the order of their names: a page is added by adding its file.
+func indexPage(ui fs.FS) []byte {
+	b, err := fs.ReadFile(ui, "index.html")
+	if err != nil {
+		panic(err)
+	}
+	names, err := fs.Glob(ui, "pages/*.js")
+	if err != nil {
+		panic(err)
+	}
+	sort.Strings(names)
+	var tags strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&tags, "<script src=%q defer></script>\n", n)
+	}
+	return []byte(strings.Replace(string(b), "<!--pages-->", tags.String(), 1))
 }
