@@ -20,6 +20,16 @@ type activityReport struct {
 		Requests []uint32 `json:"requests"`
 		Total    uint64   `json:"total"`
 	} `json:"series"`
+	TopBlocked []struct {
+		IP         string `json:"ip"`
+		Blocked    uint64 `json:"blocked"`
+		LastAPIID  string `json:"last_api_id"`
+		LastReason string `json:"last_reason"`
+	} `json:"top_blocked_clients"`
+	Detections []struct {
+		Time                     time.Time
+		Type, Value, Tag, Reason string
+	} `json:"recent_detections"`
 }
 
 // TestActivityEndpoint: GET /v5/ase/activity (the console's charts, and
@@ -30,10 +40,13 @@ type activityReport struct {
 func TestActivityEndpoint(t *testing.T) {
 	i := startInstance(t, nil)
 	b := newWireBackend(t)
-	wantJSON(t, i.Do("POST", "/v5/ase/api?api_id=shop", apiDoc("/shop", `"oauth2_access_token": true, `+b.servers()), nil), 200, ok)
+	wantJSON(t, i.Do("POST", "/v5/ase/api?api_id=shop", apiDoc("/shop", `"oauth2_access_token": true, "decoy_config": {"decoy_enabled": true, "decoy_subpaths": ["/shop/admin"]}, `+b.servers()), nil), 200, ok)
 	wantJSON(t, i.Do("POST", "/v5/ase/api?api_id=pets", apiDoc("/pets", b.servers()), nil), 200, ok)
 	if r := i.Do("POST", "/v5/ase/firewall/blacklist", `{"type": "token", "value": "stolen"}`, nil); r.Code != 200 {
 		t.Fatalf("deny-listing a token: %d %s", r.Code, r.Body)
+	}
+	if r := i.Do("POST", "/v5/ase/firewall/ase_detected_attack?status=enable", "", nil); r.Code != 200 {
+		t.Fatalf("enabling ASE-detected attacks: %d %s", r.Code, r.Body)
 	}
 	port := i.Conf["http_ws_port"]
 	for n := range 7 {
@@ -49,6 +62,8 @@ func TestActivityEndpoint(t *testing.T) {
 	if code, _, _ := exchange(t, port, "GET /pets/1 HTTP/1.1\r\nHost: a\r\n\r\n"); code != 200 {
 		t.Fatalf("pets: %d", code)
 	}
+	// Last: a decoy, which deny-lists this client (127.0.0.1).
+	exchange(t, port, "GET /shop/admin HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer fine\r\n\r\n")
 	sent := time.Now()
 
 	i.createUser("watcher", "watcher-password", "read")
@@ -79,7 +94,7 @@ func TestActivityEndpoint(t *testing.T) {
 		}
 		return out
 	}
-	want := "map[pets allow none:1 shop allow none:7 shop block deny_list:3]"
+	want := "map[pets allow none:1 shop allow none:7 shop block deny_list:3 shop decoy decoy:1]"
 	// The requests are counted in the step they came in, reported once
 	// that step has ended (within 5 s).
 	var rep activityReport
@@ -95,6 +110,21 @@ func TestActivityEndpoint(t *testing.T) {
 	}
 	if rep.StepSeconds != 5 || rep.To.Sub(rep.From) != time.Hour || rep.To.Before(sent.Add(-5*time.Second)) {
 		t.Fatalf("steps of %d s from %v to %v (requests sent by %v)", rep.StepSeconds, rep.From, rep.To, sent)
+	}
+	// The clients refused most: this one, 3 deny-listed token requests
+	// and the decoy; the attacker the decoy listed, with why.
+	if len(rep.TopBlocked) != 1 || rep.TopBlocked[0].IP != "127.0.0.1" || rep.TopBlocked[0].Blocked != 4 || rep.TopBlocked[0].LastReason != "decoy" || rep.TopBlocked[0].LastAPIID != "shop" {
+		t.Fatalf("top blocked clients: %+v", rep.TopBlocked)
+	}
+	// (the decoy lists the address and the token it came with, newest
+	// first)
+	if len(rep.Detections) != 2 || rep.Detections[0].Type+" "+rep.Detections[0].Value != "token fine" || rep.Detections[1].Type+" "+rep.Detections[1].Value != "ip 127.0.0.1" {
+		t.Fatalf("recent detections: %+v", rep.Detections)
+	}
+	for _, d := range rep.Detections {
+		if d.Tag != "decoy" || !strings.HasPrefix(d.Reason, "requested a decoy path") || d.Time.IsZero() {
+			t.Fatalf("recent detection %+v: tag, reason or time missing", d)
+		}
 	}
 	if got := fmt.Sprint(totals(read("?api_id=pets"))); got != "map[pets allow none:1]" {
 		t.Fatalf("api_id=pets: %s", got)

@@ -128,7 +128,7 @@ func waitJS(expr string) chromedp.Action[chromedp.Void] {
 func TestConsole(t *testing.T) {
 	i := startInstance(t, nil)
 	b := newWireBackend(t)
-	wantJSON(t, i.Do("POST", "/v5/ase/api?api_id=shop", apiDoc("/shop", `"oauth2_access_token": true, `+b.servers()), nil), 200, ok)
+	wantJSON(t, i.Do("POST", "/v5/ase/api?api_id=shop", apiDoc("/shop", `"oauth2_access_token": true, "decoy_config": {"decoy_enabled": true, "decoy_subpaths": ["/shop/admin"]}, `+b.servers()), nil), 200, ok)
 	if r := i.Do("POST", "/v5/ase/firewall/blacklist", `{"type": "token", "value": "stolen"}`, nil); r.Code != 200 {
 		t.Fatalf("deny-listing a token: %d %s", r.Code, r.Body)
 	}
@@ -179,8 +179,16 @@ func TestConsole(t *testing.T) {
 			t.Fatalf("deny-listed token: %d", code)
 		}
 	}
+	if r := i.Do("POST", "/v5/ase/firewall/ase_detected_attack?status=enable", "", nil); r.Code != 200 {
+		t.Fatalf("enabling ASE-detected attacks: %d %s", r.Code, r.Body)
+	}
+	// Last, a decoy: the test's own address (and nothing after it) is
+	// refused and deny-listed, and shows up as a detected attacker.
+	exchange(t, port, "GET /shop/admin HTTP/1.1\r\nHost: a\r\n\r\n")
 	run(t, ctx, "the overview counts the traffic",
-		waitJS(`document.querySelector('#allowed-total b')?.textContent === '6' && document.querySelector('#blocked-total b')?.textContent === '4'`),
+		waitJS(`document.querySelector('#allowed-total b')?.textContent === '6' && document.querySelector('#blocked-total b')?.textContent === '5'`),
+		waitJS(`document.querySelector('#top-blocked tr[data-ip="127.0.0.1"]')?.textContent.includes('decoy')`),
+		waitJS(`document.querySelector('#detections')?.textContent.includes('ip 127.0.0.1')`),
 		waitJS(`[...document.querySelectorAll('#chart-reasons polyline')].some(p => p.dataset.series === 'deny_list')`),
 		waitJS(`document.querySelector('#api-activity tr[data-api="shop"]')?.textContent.includes('deny_list 4')`),
 		waitJS(`document.querySelector('#backends')?.textContent.includes('shop')`),

@@ -70,6 +70,10 @@ type detections struct {
 	inflight  chan struct{} // closed when the commit in progress ends
 	closed    bool
 	sample    string // the first attacker listed since the last log line
+	// recent are the last attackers listed, a ring (the console's
+	// "newly detected": bounded, whatever the flood).
+	recent  [recentDetections]Entry
+	nRecent int // entries ever put in recent
 
 	npending atomic.Int64
 	wake     chan struct{}
@@ -77,6 +81,24 @@ type detections struct {
 	listed, refused                 atomic.Int64 // since start
 	unloggedListed, unloggedRefused atomic.Int64
 	lastListedLog, lastRefusedLog   time.Time // commit loop only
+}
+
+// recentDetections is how many of the last detected attackers are kept
+// for Recent.
+const recentDetections = 50
+
+// Recent returns the last attackers this node deny-listed for a detection
+// (at most 50), newest first, with when and why they were listed.
+func (l *Lists) Recent() []Entry {
+	d := &l.det
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := min(d.nRecent, recentDetections)
+	out := make([]Entry, 0, n)
+	for i := 1; i <= n; i++ {
+		out = append(out, d.recent[(d.nRecent-i)%recentDetections])
+	}
+	return out
 }
 
 func (d *detections) init() {
@@ -208,6 +230,8 @@ func (l *Lists) Report(tag Tag, id *Identity) {
 			d.sample = e.Describe() + " (" + tag.String() + ")"
 		}
 		added = true
+		d.recent[d.nRecent%recentDetections] = e
+		d.nRecent++
 		d.pending[keys[i]] = p
 		d.queue = append(d.queue, keys[i])
 		d.bytes += p.bytes

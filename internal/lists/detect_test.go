@@ -310,3 +310,26 @@ func BenchmarkReport(b *testing.B) {
 	}
 	l.Flush(context.Background())
 }
+
+// TestRecentDetections: the last 50 attackers listed, newest first, each
+// with when and why; bounded whatever the number of detections; an
+// attacker listed already is not repeated.
+func TestRecentDetections(t *testing.T) {
+	l, _, _ := open(t, 1<<20)
+	if got := l.Recent(); len(got) != 0 {
+		t.Fatalf("a new list has recent detections: %v", got)
+	}
+	for i := range 70 {
+		id := Identity{IP: netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})}
+		l.Report(Decoy, &id)
+	}
+	again := Identity{IP: netip.AddrFrom4([4]byte{192, 0, 2, 69})}
+	l.Report(Decoy, &again)
+	got := l.Recent()
+	if len(got) != recentDetections || got[0].Value != "192.0.2.69" || got[49].Value != "192.0.2.20" {
+		t.Fatalf("%d recent, first %+v, last %+v", len(got), got[0], got[len(got)-1])
+	}
+	if got[0].Tag != Decoy || got[0].Reason == "" || got[0].Created.IsZero() {
+		t.Fatalf("%+v: no tag, reason or time", got[0])
+	}
+}

@@ -197,6 +197,22 @@ type ActivityReport struct {
 	To          time.Time         `json:"to"`   // the last step's end: the latest step boundary
 	Series      []ActivitySeries  `json:"series"`
 	Backends    []ActivityBackend `json:"backends"` // now
+	// TopBlocked: the clients refused most in the last 10 minutes.
+	TopBlocked []BlockedClient `json:"top_blocked_clients"`
+	// Detections: the last attackers this node deny-listed for a
+	// detection, newest first.
+	Detections []Detection `json:"recent_detections"`
+}
+
+// Detection is an attacker deny-listed for a detection.
+type Detection struct {
+	Time    time.Time  `json:"time"`
+	Type    string     `json:"type"`
+	Name    string     `json:"name,omitempty"`
+	Value   string     `json:"value"`
+	Tag     string     `json:"tag"`
+	Reason  string     `json:"reason"`
+	Expires *time.Time `json:"expires_at,omitempty"`
 }
 
 // ActivityBackend is a backend server's state now.
@@ -226,11 +242,24 @@ func (m *Metrics) Activity(apiID string, since time.Time) ActivityReport {
 		first = max(first, since.Unix()/secs+1)
 	}
 	n := int(end - first + 1)
-	rep := ActivityReport{StepSeconds: int(secs), Series: []ActivitySeries{}, Backends: []ActivityBackend{}}
+	rep := ActivityReport{StepSeconds: int(secs), Series: []ActivitySeries{}, Backends: []ActivityBackend{}, Detections: []Detection{}}
+	if apiID == "" {
+		rep.TopBlocked = m.top.top(TopClients, a.now())
+		if m.src.RecentDetections != nil {
+			rep.Detections = m.src.RecentDetections()
+		}
+	} else {
+		rep.TopBlocked = []BlockedClient{}
+		for _, c := range m.top.top(topCapacity*2, a.now()) {
+			if c.LastAPIID == apiID && len(rep.TopBlocked) < TopClients {
+				rep.TopBlocked = append(rep.TopBlocked, c)
+			}
+		}
+	}
 	if m.src.Backends != nil {
 		for _, b := range m.src.Backends() {
 			if apiID == "" || b.APIID == apiID {
-				rep.Backends = append(rep.Backends, ActivityBackend{b.APIID, b.Server, b.Health, b.InFlight})
+				rep.Backends = append(rep.Backends, ActivityBackend(b))
 			}
 		}
 		sort.Slice(rep.Backends, func(i, j int) bool {

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -31,15 +32,15 @@ func TestActivitySteps(t *testing.T) {
 	}
 	c.t = t0.Add(1 * time.Second)
 	for range 3 {
-		m.Request("shop", "inline", "allow", "none", time.Millisecond)
+		m.Request("shop", "inline", "allow", "none", time.Millisecond, netip.Addr{})
 	}
-	m.Request("shop", "ase", "allow", "none", time.Millisecond)
-	m.Request("shop", "inline", "block", "deny_list", time.Millisecond)
+	m.Request("shop", "ase", "allow", "none", time.Millisecond, netip.Addr{})
+	m.Request("shop", "inline", "block", "deny_list", time.Millisecond, netip.Addr{})
 	m.act.timer.Stop()         // the test samples itself
 	c.t = t0.Add(ActivityStep) // the first step ends
 	sample()
 	c.t = t0.Add(2*ActivityStep + time.Second)
-	m.Request("pets", "inline", "decoy", "decoy", time.Millisecond)
+	m.Request("pets", "inline", "decoy", "decoy", time.Millisecond, netip.Addr{})
 	c.t = t0.Add(3 * ActivityStep) // the third ends; nothing was sampled at the second's end
 	sample()
 	c.t = t0.Add(3*ActivityStep + 2*time.Second)
@@ -84,7 +85,7 @@ func TestActivitySleepsWhenIdle(t *testing.T) {
 	if !m.act.sleeping.Load() {
 		t.Fatal("a new server's sampler is awake")
 	}
-	m.Request("a", "inline", "allow", "none", 0)
+	m.Request("a", "inline", "allow", "none", 0, netip.Addr{})
 	if m.act.sleeping.Load() || m.act.timer == nil {
 		t.Fatal("a request did not start the sampler")
 	}
@@ -98,7 +99,7 @@ func TestActivitySleepsWhenIdle(t *testing.T) {
 			t.Fatalf("after %d samples: asleep %v", n, asleep)
 		}
 	}
-	m.Request("a", "inline", "allow", "none", 0)
+	m.Request("a", "inline", "allow", "none", 0, netip.Addr{})
 	if m.act.sleeping.Load() {
 		t.Fatal("a request after idle did not wake the sampler")
 	}
@@ -110,7 +111,7 @@ func TestActivitySleepsWhenIdle(t *testing.T) {
 func TestActivitySeriesBounded(t *testing.T) {
 	m, c := newTestMetrics(time.Unix(1_800_000_000, 0))
 	for i := range maxActivitySeries + 10 {
-		m.Request(fmt.Sprintf("api-%d", i), "inline", "allow", "none", 0)
+		m.Request(fmt.Sprintf("api-%d", i), "inline", "allow", "none", 0, netip.Addr{})
 	}
 	m.act.timer.Stop()
 	c.t = c.t.Add(ActivityStep)

@@ -9,6 +9,7 @@ package metrics
 
 import (
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,6 +64,9 @@ type Sources struct {
 	// SecretChecks: shared secrets not verified before, checked (argon2id)
 	// or refused unchecked past the rate of such checks.
 	SecretChecks func() (checked, refused int64)
+	// RecentDetections: the last attackers deny-listed for a detection,
+	// newest first (GET /activity).
+	RecentDetections func() []Detection
 }
 
 // Metrics is the registry and the counters.
@@ -78,7 +82,8 @@ type Metrics struct {
 	inlineConns   *prometheus.CounterVec
 	sidebandConns prometheus.Counter
 
-	act activity // GET /activity's steps (activity.go)
+	act activity   // GET /activity's steps (activity.go)
+	top topBlocked // the clients refused most (topclients.go)
 }
 
 var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
@@ -126,10 +131,16 @@ func (m *Metrics) stats(apiID string) *apiStats {
 // is built).
 func (m *Metrics) SetSources(src Sources) { m.src = src }
 
-// Request counts one data-path request. A nil *Metrics counts nothing.
-func (m *Metrics) Request(apiID, protocol, decision, reason string, took time.Duration) {
+// Request counts one data-path request from client (its address as
+// decided on). A nil *Metrics counts nothing.
+func (m *Metrics) Request(apiID, protocol, decision, reason string, took time.Duration, client netip.Addr) {
 	if m == nil {
 		return
+	}
+	switch decision {
+	case "allow", "redirect":
+	default:
+		m.top.add(client, apiID, reason, time.Now())
 	}
 	s := m.stats(apiID)
 	p := indexOf(protocols, protocol)

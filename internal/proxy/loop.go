@@ -814,7 +814,7 @@ func (c *cconn) log() {
 	p := c.w.s.p
 	rec.Time, rec.Latency = time.Unix(0, c.start), time.Duration(c.w.now()-c.start)
 	p.o.Log.Write(rec)
-	p.o.Metrics.Request(rec.APIID, "inline", rec.Decision, rec.Reason, rec.Latency)
+	p.o.Metrics.Request(rec.APIID, "inline", rec.Decision, rec.Reason, rec.Latency, rec.ClientIP)
 	rec.Protocol = ""
 }
 

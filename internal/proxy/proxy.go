@@ -349,7 +349,7 @@ func (p *Proxy) Serve(ctx *fasthttp.RequestCtx) {
 			rec.BytesOut = int64(len(ctx.Response.Body()))
 		}
 		p.o.Log.Write(&rec)
-		p.o.Metrics.Request(rec.APIID, "inline", rec.Decision, rec.Reason, rec.Latency)
+		p.o.Metrics.Request(rec.APIID, "inline", rec.Decision, rec.Reason, rec.Latency, rec.ClientIP)
 	}()
 	hd := &ctx.Request.Header
 	fp := fieldsPool.Get().(*[]frontdoor.Field)

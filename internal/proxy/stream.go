@@ -87,7 +87,7 @@ func (r *bodyRelay) serveReturned(rec *accesslog.Record, start time.Time, p *Pro
 func (r *bodyRelay) log(rec *accesslog.Record) {
 	rec.BytesOut, rec.Latency = r.n, time.Since(r.start)
 	r.p.o.Log.Write(rec)
-	r.p.o.Metrics.Request(rec.APIID, "inline", rec.Decision, rec.Reason, rec.Latency)
+	r.p.o.Metrics.Request(rec.APIID, "inline", rec.Decision, rec.Reason, rec.Latency, rec.ClientIP)
 }
 
 // cloneRecord copies rec with strings of its own: Serve's record points

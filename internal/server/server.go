@@ -208,6 +208,18 @@ func Run(ctx context.Context, cfg *config.Config, logOut io.Writer, version stri
 		TrackedUsers: clients.Clients,
 		Detections:   lst.Detections,
 		SecretChecks: sba.SlowChecks,
+		RecentDetections: func() []metrics.Detection {
+			var out []metrics.Detection
+			for _, e := range lst.Recent() {
+				d := metrics.Detection{Time: e.Created.UTC(), Type: e.Kind.String(), Name: e.Name, Value: e.Value, Tag: e.Tag.String(), Reason: e.Reason}
+				if !e.Expires.IsZero() {
+					t := e.Expires.UTC()
+					d.Expires = &t
+				}
+				out = append(out, d)
+			}
+			return out
+		},
 	}
 	mx := metrics.New(sources)
 	mgmtHandler := admin.New(admin.Deps{
@@ -218,6 +230,7 @@ func Run(ctx context.Context, cfg *config.Config, logOut io.Writer, version stri
 		Accounts:       accts,
 		Guard:          lockout.New(),
 		Audit:          auditLog,
+		AuditFile:      filepath.Join(logDir(cfg), "audit.log"),
 		Log:            log,
 		Config:         cfg,
 		Version:        version,
@@ -272,7 +285,7 @@ func Run(ctx context.Context, cfg *config.Config, logOut io.Writer, version stri
 			rec.ClientIP = ta.AddrPort().Addr().Unmap()
 		}
 		access.Write(&rec)
-		mx.Request("", dataProtocol, rec.Decision, rec.Reason, 0)
+		mx.Request("", dataProtocol, rec.Decision, rec.Reason, 0, rec.ClientIP)
 	}
 	var handler fasthttp.RequestHandler
 	if cfg.Mode == config.ModeSideband {

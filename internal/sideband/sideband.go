@@ -356,7 +356,7 @@ func (h *Handler) logCall(ctx *fasthttp.RequestCtx, rec *accesslog.Record, start
 	}
 	h.Metrics.SidebandCall(rec.Protocol, call)
 	if call == "request" && rec.APIID != "" {
-		h.Metrics.Request(rec.APIID, rec.Protocol, rec.Decision, rec.Reason, rec.Latency)
+		h.Metrics.Request(rec.APIID, rec.Protocol, rec.Decision, rec.Reason, rec.Latency, rec.ClientIP)
 	}
 }
 

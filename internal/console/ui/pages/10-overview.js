@@ -7,7 +7,7 @@
   // The last hour, per step, by series (api, decision, reason), from
   // GET /v5/ase/activity; every 5 s only the steps that ended since.
   function overviewPage() {
-    const view = { step: 5, to: null, series: new Map(), backends: [] };
+    const view = { step: 5, to: null, series: new Map(), backends: [], top: [], detections: [] };
     const body = el('div', {}, el('p', { class: 'muted' }, 'Loading the last hour…'));
     main.replaceChildren(el('h1', {}, 'Overview'), body);
     let timer = 0;
@@ -84,7 +84,25 @@
               el('td', {}, b.api_id), el('td', {}, b.server),
               el('td', {}, el('span', { class: 'badge ' + b.health.toLowerCase() }, b.health)),
               el('td', { class: 'num' }, b.in_flight)))))));
-      body.replaceChildren(figures, charts, apis, backends);
+      const top = el('section', { class: 'card' }, el('h2', {}, 'Clients refused most, last 10 minutes'),
+        view.top.length === 0 ? el('p', { class: 'muted' }, 'No client was refused.') :
+          el('div', { class: 'table-wrap' }, el('table', { id: 'top-blocked' },
+            el('thead', {}, el('tr', {}, el('th', {}, 'client'), el('th', { class: 'num' }, 'refused'), el('th', {}, 'last API'), el('th', {}, 'last reason'), el('th', {}, 'last seen'))),
+            el('tbody', {}, view.top.map((c) => el('tr', { 'data-ip': c.ip },
+              el('td', {}, c.ip),
+              el('td', { class: 'num', title: c.overcount ? 'may include up to ' + c.overcount + ' refusals of other clients' : null }, fmt(c.blocked) + (c.overcount ? ' ≤' : '')),
+              el('td', {}, c.last_api_id || '(no API)'), el('td', {}, c.last_reason),
+              el('td', {}, new Date(c.last_seen).toLocaleTimeString())))))));
+      const detected = el('section', { class: 'card' }, el('h2', {}, 'Newly detected attackers'),
+        view.detections.length === 0 ? el('p', { class: 'muted' }, 'No attacker detected since this node started.') :
+          el('div', { class: 'table-wrap' }, el('table', { id: 'detections' },
+            el('thead', {}, el('tr', {}, el('th', {}, 'when'), el('th', {}, 'identity'), el('th', {}, 'detection'), el('th', {}, 'why'), el('th', {}, 'listed until'))),
+            el('tbody', {}, view.detections.map((d) => el('tr', {},
+              el('td', {}, new Date(d.time).toLocaleTimeString()),
+              el('td', {}, d.type + ' ' + (d.name ? d.name + ' ' : '') + d.value),
+              el('td', {}, d.tag), el('td', {}, d.reason),
+              el('td', {}, d.expires_at ? new Date(d.expires_at).toLocaleString() : 'removed by an operator')))))));
+      body.replaceChildren(figures, charts, el('div', { class: 'grid' }, top, detected), apis, backends);
     }
     load();
     return () => { alive = false; clearTimeout(timer); };
@@ -111,6 +129,8 @@
     }
     view.to = rep.to;
     view.backends = rep.backends || [];
+    view.top = rep.top_blocked_clients || [];
+    view.detections = rep.recent_detections || [];
   }
 
   register('overview', 'Overview', 10, overviewPage);
