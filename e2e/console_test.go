@@ -38,7 +38,7 @@ func chromiumBinary(t testing.TB) string {
 }
 
 // browser starts a headless Chromium for the test and returns a tab.
-func browser(t *testing.T) context.Context {
+func browser(t testing.TB) context.Context {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumBinary(t)),
@@ -72,7 +72,7 @@ func browser(t *testing.T) context.Context {
 
 // screenshots is where the console tests save their pictures of each page
 // (ASE_SCREENSHOTS, or a temporary folder): for people, not compared.
-func screenshot(t *testing.T, ctx context.Context, name string) {
+func screenshot(t testing.TB, ctx context.Context, name string) {
 	t.Helper()
 	dir := os.Getenv("ASE_SCREENSHOTS")
 	if dir == "" {
@@ -93,7 +93,7 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 }
 
 // run runs browser actions, failing the test with what was being done.
-func run(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
+func run(t testing.TB, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	if err := chromedp.Do(ctx, actions...); err != nil {
 		text, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main")))
@@ -102,7 +102,7 @@ func run(t *testing.T, ctx context.Context, what string, actions ...chromedp.Act
 }
 
 // eval evaluates a JavaScript expression (awaiting a promise).
-func eval[T any](t *testing.T, ctx context.Context, expr string) T {
+func eval[T any](t testing.TB, ctx context.Context, expr string) T {
 	t.Helper()
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
 	if err != nil {

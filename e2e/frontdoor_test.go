@@ -32,7 +32,7 @@ type wireBackend struct {
 
 type wireRequest struct{ head, body string }
 
-func newWireBackend(t *testing.T) *wireBackend {
+func newWireBackend(t testing.TB) *wireBackend {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -51,7 +51,19 @@
   class APIError extends Error {
     constructor(status, message, data) { super(message); this.status = status; this.data = data; }
   }
+  // inFlight counts the API calls not answered yet (busy(): the tests and
+  // the page-speed benchmark wait for a page to be usable with it).
+  let inFlight = 0;
+  const busy = () => inFlight;
   async function call(method, path, body) {
+    inFlight++;
+    try {
+      return await callNow(method, path, body);
+    } finally {
+      inFlight--;
+    }
+  }
+  async function callNow(method, path, body) {
     const opt = { method, credentials: 'same-origin', headers: {} };
     if (body !== undefined) {
       opt.headers['Content-Type'] = 'application/json';
@@ -196,7 +208,7 @@
     if (typeof stop === 'function') stopPage = stop;
     main.focus();
   }
-  window.ASE = { el, sv, toast, fmt, canWrite, writeButton, call, APIError, chart, colours, register, route, main, state };
+  window.ASE = { el, sv, toast, fmt, canWrite, writeButton, call, busy, APIError, chart, colours, register, route, main, state };
   document.addEventListener('DOMContentLoaded', () => {
     const entries = [...pages.entries()].sort((a, b) => a[1].order - b[1].order);
     nav.replaceChildren(...entries.map(([name, p]) => el('a', { href: '#/' + name }, p.label)));
