@@ -88,6 +88,9 @@ type Deps struct {
 	// Reloader reloads ase.conf and api_dir (POST /reload) and knows the
 	// configuration in effect; nil when there is none to reload.
 	Reloader Reloader
+	// AuditFile is where the audit log is written when it goes to a file
+	// (enable_audit=true, audit_log_stdout=false): GET /audit reads it.
+	AuditFile string
 }
 
 // Route is one endpoint of the management API.

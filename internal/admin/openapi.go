@@ -175,6 +175,7 @@ var routeErrors = map[string]map[int]string{
 	"GET /cluster":                      {http.StatusNotFound: "no_cluster_mode: ase is not in cluster mode"},
 	"GET /metrics":                      {http.StatusNotFound: "metrics are not enabled"},
 	"GET /activity":                     {http.StatusNotFound: "metrics are not enabled", http.StatusForbidden: "invalid_value: since is neither an RFC 3339 time nor Unix seconds"},
+	"GET /audit":                        {http.StatusNotFound: "the audit log is not kept in a file (enable_audit=false or audit_log_stdout=true), or the before cursor's file was rotated away", http.StatusForbidden: "invalid_value: limit is not a whole number from 1 to 1000, or before is not a cursor of this log"},
 	"DELETE /server":                    {http.StatusNotFound: "server_not_found"},
 	"POST /firewall/blacklist":          {http.StatusInsufficientStorage: "attack_list_memory is full: nothing was added"},
 	"POST /firewall/whitelist":          {http.StatusInsufficientStorage: "attack_list_memory is full: nothing was added"},

@@ -42,6 +42,7 @@ func (h *Handler) table() []*Route {
 		{Method: "GET", Path: "/status", Summary: "What `ase status` prints", handle: h.status},
 		{Method: "GET", Path: "/metrics", Summary: "Prometheus metrics (text format)", handle: h.metrics},
 		{Method: "GET", Path: "/activity", Query: []string{"api_id", "since"}, Summary: "Requests by API, decision and reason in 5-second steps over the last hour (since: only the steps that ended after this RFC 3339 time or Unix second)", handle: h.activity},
+		{Method: "GET", Path: "/audit", Query: []string{"user", "action", "limit", "before"}, Summary: "The audit log, newest first (user, action: only these; limit: 1 to 1000, default 100; before: the next cursor of the page before)", handle: h.readAudit},
 		{Method: "GET", Path: "/openapi.json", Public: true, Summary: "This API's OpenAPI 3 description", handle: h.openAPI},
 		{Method: "PUT", Path: "/password", Action: "update_password", Summary: "Change the admin password (the CLI's update_password)", handle: h.updatePassword},
 		{Method: "POST", Path: "/reload", Action: "reload", AdminOnly: true, Summary: "Re-read ase.conf and api_dir, apply what can change without a restart (the CLI's reload)", handle: h.reload},
