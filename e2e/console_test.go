@@ -2,6 +2,10 @@ package e2e
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"net"
 	"net/http"
@@ -38,7 +42,7 @@ func chromiumBinary(t testing.TB) string {
 }
 
 // browser starts a headless Chromium for the test and returns a tab.
-func browser(t testing.TB) context.Context {
+func browser(t testing.TB, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumBinary(t)),
@@ -48,6 +52,7 @@ func browser(t testing.TB) context.Context {
 		chromedp.WindowSize(1280, 800),
 		chromedp.UserDataDir(t.TempDir()),
 	)
+	opts = append(opts, extra...)
 	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancel)
 	ctx, cancel2 := chromedp.NewContext(actx)
@@ -322,4 +327,76 @@ func TestChangesFromOtherSitesRefused(t *testing.T) {
 	if resp.StatusCode != 302 || resp.Header.Get("Location") != "/ui/" {
 		t.Fatalf("GET /: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
+}
+
+// TestConsoleX509: with client_ca_file and the management port on TLS, the
+// console offers "Sign in with my certificate", and the certificate the
+// browser holds (in its NSS database, as a person's would be) signs its
+// user in with that user's role.
+func TestConsoleX509(t *testing.T) {
+	chromiumBinary(t)
+	const policy = "/etc/chromium/policies/managed/ase-e2e-client-cert.json"
+	if _, err := os.Stat(policy); err != nil || !haveCommands("pk12util", "certutil", "openssl") {
+		cmd := exec.Command("../scripts/deps.sh")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("installing the NSS tools and the browser's certificate policy failed: %v", err)
+		}
+	}
+	dir := t.TempDir()
+	caFile, certFile, keyFile, alice := testPKI(t, dir, "alice")
+	// Alice's certificate and key, into a PKCS#12 file, into a fresh NSS
+	// database under the browser's HOME.
+	kb, err := x509.MarshalECPrivateKey(alice.PrivateKey.(*ecdsa.PrivateKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "alice.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: alice.Certificate[0]}), 0o600)
+	os.WriteFile(filepath.Join(dir, "alice.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	home := filepath.Join(dir, "home")
+	nssdb := filepath.Join(home, ".pki", "nssdb")
+	if err := os.MkdirAll(nssdb, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range [][]string{
+		{"openssl", "pkcs12", "-export", "-in", filepath.Join(dir, "alice.pem"), "-inkey", filepath.Join(dir, "alice.key"), "-out", filepath.Join(dir, "alice.p12"), "-passout", "pass:"},
+		{"certutil", "-d", "sql:" + nssdb, "-N", "--empty-password"},
+		{"pk12util", "-d", "sql:" + nssdb, "-i", filepath.Join(dir, "alice.p12"), "-W", ""},
+	} {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", c, err, out)
+		}
+	}
+	i := newInstance(t, map[string]string{"client_ca_file": caFile, "management_tls_cert_file": certFile, "management_tls_key_file": keyFile})
+	i.MgmtURL = "https://127.0.0.1:" + i.Conf["management_port"]
+	pool := x509.NewCertPool()
+	caPEM, _ := os.ReadFile(caFile)
+	pool.AppendCertsFromPEM(caPEM)
+	old := http.DefaultClient
+	http.DefaultClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer func() { http.DefaultClient = old }()
+	i.Start()
+	i.createUser("alice", "alice-password", "write")
+
+	ctx := browser(t,
+		chromedp.Env("HOME="+home),
+		chromedp.Flag("ignore-certificate-errors", true),
+	)
+	run(t, ctx, "sign in with a certificate",
+		chromedp.Navigate(i.MgmtURL+"/ui/"),
+		chromedp.WaitVisible(chromedp.CSS("#signin-x509")),
+		chromedp.Click(chromedp.CSS("#signin-x509")),
+		chromedp.WaitVisible(chromedp.CSS("#allowed-total")),
+		waitJS(`document.querySelector('#who-name').textContent === 'alice (write)'`),
+	)
+	screenshot(t, ctx, "overview-x509")
+}
+
+func haveCommands(names ...string) bool {
+	for _, n := range names {
+		if _, err := exec.LookPath(n); err != nil {
+			return false
+		}
+	}
+	return true
 }

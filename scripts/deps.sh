@@ -30,12 +30,28 @@ command -v strace >/dev/null 2>&1 || [ -x /usr/bin/strace ] || need+=(strace)
 # chromium: the headless browser the console's tests drive (e2e
 # console_test.go, through chromedp), as an operator's browser would.
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)
+# certutil and pk12util (NSS tools) and openssl: the certificate sign-in
+# test puts a client certificate into the browser's NSS database.
+command -v pk12util >/dev/null 2>&1 || need+=(libnss3-tools)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
 	sudo=""
 	[ "$(id -u)" = 0 ] || sudo="sudo"
 	# env: sudo would drop an exported DEBIAN_FRONTEND.
 	$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null
 	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" </dev/null
+fi
+
+# A Chromium policy for the console's certificate sign-in test (e2e
+# TestConsoleX509): Chromium picks the client certificate it holds for
+# https://127.0.0.1 on any port by itself (a person would pick it in a
+# dialog, which a headless browser cannot show). Loopback only.
+policy=/etc/chromium/policies/managed/ase-e2e-client-cert.json
+if [ ! -f "$policy" ]; then
+	sudo=""
+	[ "$(id -u)" = 0 ] || sudo="sudo"
+	$sudo mkdir -p "$(dirname "$policy")"
+	echo '{"AutoSelectCertificateForUrls": ["{\"pattern\":\"https://127.0.0.1:*\",\"filter\":{}}"]}' | $sudo tee "$policy" >/dev/null
 fi
 
 # Redocly CLI: the strict OpenAPI linter the suite runs on the management

@@ -114,13 +114,8 @@
           pass.focus();
           return;
         }
-        state.user = (data.meta && data.meta.user) || user.value;
-        state.role = (data.meta && data.meta.role) || '';
-        sessionStorage.setItem('ase.user', state.user);
-        sessionStorage.setItem('ase.role', state.role);
         pass.value = '';
-        if (!location.hash || location.hash === '#/signin') location.hash = '#/overview';
-        route();
+        signedIn(data, user.value);
       } catch (e) {
         err.textContent = 'Sign-in failed: ' + e.message;
       }
@@ -132,6 +127,29 @@
     err);
     main.replaceChildren(form);
     user.focus();
+    // With client_ca_file (and the management port on TLS), a certificate
+    // the browser holds signs in too: its Subject Common Name is the user.
+    fetch('/api/authentication/login_methods', { credentials: 'same-origin' }).then((r) => r.json()).then((m) => {
+      if (!(m.login_methods || []).some((x) => x.type === 'x509')) return;
+      form.append(el('button', { type: 'button', id: 'signin-x509', onclick: async () => {
+        err.textContent = '';
+        const r = await fetch('/api/authentication?login_method=x509&type=x509', { credentials: 'same-origin' });
+        const data = await r.json().catch(() => null);
+        if (!r.ok) {
+          err.textContent = (data && data.error && data.error.message) || ('Sign-in failed (' + r.status + ')');
+          return;
+        }
+        signedIn(data, '');
+      } }, 'Sign in with my certificate'));
+    }).catch(() => {});
+  }
+  function signedIn(data, typed) {
+    state.user = (data.meta && data.meta.user) || typed;
+    state.role = (data.meta && data.meta.role) || '';
+    sessionStorage.setItem('ase.user', state.user);
+    sessionStorage.setItem('ase.role', state.role);
+    if (!location.hash || location.hash === '#/signin') location.hash = '#/overview';
+    route();
   }
   function signedOut(message) {
     stopPage();
