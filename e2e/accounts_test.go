@@ -206,12 +206,24 @@ func TestRolesAndAPIKeysOnEveryWriteRoute(t *testing.T) {
 		t.Fatalf("list: %d %s", list.Code, list.Body)
 	}
 
-	// Both can read everything.
+	// Both can read everything, except a sideband token whole: a gateway's
+	// credential is not given to a read-only one (the first 6 characters
+	// name it).
+	const token = "0123456789abcdef0123456789abcdef"
+	if r := i.Do("PUT", "/v5/ase/sideband/token", `{"token": "`+token+`"}`, nil); r.Code != 200 {
+		t.Fatalf("importing a token: %d %s", r.Code, r.Body)
+	}
+	if r := i.Do("GET", "/v5/ase/sideband/token", "", nil); !strings.Contains(string(r.Body), `"`+token+`"`) {
+		t.Fatalf("the admin's token list: %s", r.Body)
+	}
 	for _, cred := range []map[string]string{reader, apikey} {
 		for _, p := range []string{"/v5/ase/api", "/v4/ase/api?api_id=shop", "/v5/ase/firewall/blacklist", "/v5/ase/status", "/v5/ase/sideband/token"} {
 			if r := i.as("GET", p, "", cred); r.Code != 200 {
 				t.Fatalf("GET %s with %v: %d %s", p, cred, r.Code, r.Body)
 			}
+		}
+		if r := i.as("GET", "/v5/ase/sideband/token", "", cred); strings.Contains(string(r.Body), token) || !strings.Contains(string(r.Body), `"012345..."`) {
+			t.Fatalf("a read-only credential's token list: %s", r.Body)
 		}
 	}
 	// Neither can change anything, on any write route of the table.

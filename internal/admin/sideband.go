@@ -53,11 +53,21 @@ type tokenBody struct {
 	Token string `json:"token"`
 }
 
+// listTokens lists the sideband tokens, whole for those who can change
+// configuration (as the vendor lists them to its admin: they manage the
+// gateways' credentials), and only their first 6 characters followed by
+// "..." for read users and API keys: a token is a gateway's credential for
+// the data port, and a read-only credential must not yield one.
 func (h *Handler) listTokens(c *call) (any, error) {
 	ts, err := sbauth.ListTokens(c.ctx, c.reader())
 	out := wire.SidebandTokens{Tokens: []wire.SidebandToken{}}
+	whole := !c.who.readOnly() && c.who.role.CanWrite()
 	for _, t := range ts {
-		out.Tokens = append(out.Tokens, wire.SidebandToken{Token: t.Token, CreatedAt: t.CreatedAt.In(h.d.Config.Location).Format(wire.TokenTimeLayout)})
+		token := t.Token
+		if !whole && len(token) > 6 {
+			token = token[:6] + "..."
+		}
+		out.Tokens = append(out.Tokens, wire.SidebandToken{Token: token, CreatedAt: t.CreatedAt.In(h.d.Config.Location).Format(wire.TokenTimeLayout)})
 	}
 	return out, err
 }
