@@ -58,6 +58,9 @@
   function problems(msg) {
     return String(msg).split(/; (?=\[\d+\]|line \d+:|and \d+ more )/);
   }
+  // An API error's sentence, with its detail when it has one ("json
+  // parsing error: ...", "query parameter type contains invalid value: ...").
+  const why = (e) => e.message + (e.data && e.data.detail ? ': ' + e.data.detail : '');
   function showError(out, msg) {
     out.className = 'error';
     const lines = problems(msg);
@@ -179,7 +182,7 @@
       } catch (e) {
         if (!alive || seq !== view.seq) return;
         info.className = 'error';
-        info.textContent = 'Could not read the ' + LISTS[list].noun + ': ' + e.message;
+        info.textContent = 'Could not read the ' + LISTS[list].noun + ': ' + why(e);
         firstBtn.disabled = false;
         return;
       }
@@ -229,7 +232,7 @@
         const r = await call('DELETE', path(list), ident(e));
         toast((r && r.status_message) || describe(e) + ' deleted');
       } catch (err) {
-        toast('Could not delete ' + describe(e) + ': ' + err.message);
+        toast('Could not delete ' + describe(e) + ': ' + why(err));
       }
       if (alive) load();
     }
@@ -266,7 +269,7 @@
         for (const input of [addName, addValue, addTTL, addReason]) input.value = '';
         if (alive) load();
       } catch (e) {
-        showError(addOut, e.message);
+        showError(addOut, why(e));
       }
     } },
     el('h2', {}, 'Add to the ' + LISTS[list].noun),
@@ -340,7 +343,9 @@
       const answer = () => {
         let data = null;
         try { data = JSON.parse(req.responseText); } catch (e) { data = null; }
-        return (data && (data.status_message || (data.error && data.error.message))) || req.responseText || req.statusText || 'HTTP ' + req.status;
+        const msg = data && (data.status_message || (data.error && data.error.message));
+        if (msg) return msg + (data.detail ? ': ' + data.detail : '');
+        return req.responseText || req.statusText || 'HTTP ' + req.status;
       };
       req.addEventListener('load', done(() => {
         const msg = answer();
