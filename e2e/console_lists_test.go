@@ -142,6 +142,19 @@ func TestConsoleLists(t *testing.T) {
 		waitJS(`document.querySelector('#lists-first').disabled && document.querySelector('#lists-prev').disabled`),
 	)
 
+	// Paging with the keyboard: the focus stays on "Next page".
+	run(t, ctx, "next page with the keyboard",
+		chromedp.Focus(chromedp.CSS("#lists-next")),
+		chromedp.KeyEvent("\r"),
+		pageInfo("Page 2: entries 51–100, more follow."),
+		waitJS(`document.activeElement.id === 'lists-next'`),
+		chromedp.KeyEvent(" "),
+		pageInfo("Page 3: entries 101–150, more follow."),
+		waitJS(`document.activeElement.id === 'lists-next'`),
+		chromedp.Click(chromedp.CSS("#lists-first")),
+		pageInfo("Page 1: entries 1–50, more follow."),
+	)
+
 	// A search by value shows what the REST API finds.
 	run(t, ctx, "search by value",
 		chromedp.SendKeys(chromedp.CSS("#lists-value"), "10.0.2.22"),
@@ -238,6 +251,7 @@ func TestConsoleLists(t *testing.T) {
 	run(t, ctx, "delete an entry",
 		chromedp.Click(chromedp.CSS(`#lists-entries button[data-delete="ip 203.0.113.7"]`)),
 		pageInfo("No matching entries."),
+		waitJS(`document.activeElement.id === 'lists-page-info'`),
 	)
 	if r := restEntries(t, i, "/v5/ase/firewall/blacklist?value=203.0.113.7"); len(r) != 0 {
 		t.Fatalf("the entry deleted is still listed: %v", r)

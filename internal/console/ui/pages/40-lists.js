@@ -97,6 +97,7 @@
       starts: [''], // the cursor each page shown so far began at
       next: '',
       seq: 0,
+      loading: false,
     };
     let alive = true;
 
@@ -130,17 +131,17 @@
     } }, 'Show all'));
 
     // ---- the table and its pages ----
-    const info = el('p', { id: 'lists-page-info', class: 'muted', 'aria-live': 'polite' }, 'Loading…');
+    const info = el('p', { id: 'lists-page-info', class: 'muted', 'aria-live': 'polite', tabindex: -1 }, 'Loading…');
     const tableBox = el('div', {});
     const firstBtn = el('button', { type: 'button', id: 'lists-first', onclick: () => first() }, 'First page');
     const prevBtn = el('button', { type: 'button', id: 'lists-prev', onclick: () => {
-      if (view.starts.length > 1) {
+      if (!view.loading && view.starts.length > 1) {
         view.starts.pop();
         load();
       }
     } }, 'Previous page');
     const nextBtn = el('button', { type: 'button', id: 'lists-next', onclick: () => {
-      if (view.next) {
+      if (!view.loading && view.next) {
         view.starts.push(view.next);
         load();
       }
@@ -161,12 +162,16 @@
       return path(list) + '?' + p.toString();
     }
     // load shows the page that starts at the last cursor of view.starts.
+    // The pager's buttons stay enabled meanwhile (a disabled button loses
+    // the keyboard's focus); Next and Previous wait for the page.
     async function load() {
       const seq = ++view.seq;
       const start = view.starts[view.starts.length - 1];
+      const pagerFocus = pager.contains(document.activeElement);
+      view.loading = true;
+      tableBox.setAttribute('aria-busy', 'true');
       info.className = 'muted';
       info.textContent = 'Loading…';
-      for (const b of [firstBtn, prevBtn, nextBtn]) b.disabled = true;
       const entries = [];
       let cursor = start;
       try {
@@ -181,13 +186,23 @@
         }
       } catch (e) {
         if (!alive || seq !== view.seq) return;
+        view.loading = false;
+        tableBox.removeAttribute('aria-busy');
         info.className = 'error';
         info.textContent = 'Could not read the ' + LISTS[list].noun + ': ' + why(e);
-        firstBtn.disabled = false;
+        view.next = '';
+        nextBtn.disabled = true;
         return;
       }
+      view.loading = false;
+      tableBox.removeAttribute('aria-busy');
       view.next = cursor;
       render(entries);
+      // Paging with the keyboard: the focus stays in the pager, on Next
+      // while there is a next page.
+      if (pagerFocus && (!pager.contains(document.activeElement) || document.activeElement.disabled)) {
+        (nextBtn.disabled ? (prevBtn.disabled ? info : prevBtn) : nextBtn).focus();
+      }
     }
     function render(entries) {
       const n = view.starts.length;
@@ -234,7 +249,11 @@
       } catch (err) {
         toast('Could not delete ' + describe(e) + ': ' + why(err));
       }
-      if (alive) load();
+      if (!alive) return;
+      await load();
+      // The row (and its button) is gone: the keyboard goes on from the
+      // page's sentence, above the table.
+      if (alive && (!document.activeElement || document.activeElement === document.body)) info.focus();
     }
 
     // ---- adding an entry ----
