@@ -74,7 +74,8 @@
     let data = null;
     try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
     if (!r.ok) {
-      const msg = (data && (data.status_message || (data.error && data.error.message))) || text || r.statusText;
+      let msg = (data && (data.status_message || (data.error && data.error.message))) || text || r.statusText;
+      if (data && data.detail) msg += ': ' + data.detail;
       const denied = data && (data.status === 'permission_denied' || (data.error && data.error.type === 'PermissionDenied'));
       if ((r.status === 403 || r.status === 401) && !denied && path !== '/v5/ase/status') {
         // The vendor's API answers 403 to bad input too: only a session
@@ -148,8 +149,11 @@
     state.role = (data.meta && data.meta.role) || '';
     sessionStorage.setItem('ase.user', state.user);
     sessionStorage.setItem('ase.role', state.role);
-    if (!location.hash || location.hash === '#/signin') location.hash = '#/overview';
-    route();
+    if (!location.hash || location.hash === '#/signin') {
+      location.hash = '#/overview'; // the hashchange routes, once
+    } else {
+      route();
+    }
   }
   function signedOut(message) {
     stopPage();
