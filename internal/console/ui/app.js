@@ -167,6 +167,39 @@
     signedOut('Signed out.');
   });
 
+  // onceBox (the sideband and users pages) shows a value that will not be shown again, with a way to copy
+  // it and to hide it.
+  function onceBox(box, title, value, note) {
+    const code = el('code', { id: 'once-value', class: 'once-value' }, value);
+    const copied = el('span', { class: 'ok', role: 'status' });
+    box.replaceChildren(el('section', { class: 'card', id: 'once', 'aria-live': 'polite' },
+      el('h2', {}, title),
+      el('p', {}, code),
+      el('p', { class: 'muted', id: 'once-note' }, note + ' It will not be shown again: copy it now.'),
+      el('div', { class: 'actions' },
+        el('button', { type: 'button', id: 'once-copy', onclick: async () => {
+          try {
+            await navigator.clipboard.writeText(value);
+            copied.textContent = 'Copied.';
+          } catch (e) {
+            // No clipboard (a page not served over a secure context):
+            // select it for the operator to copy.
+            const r = document.createRange();
+            r.selectNodeContents(code);
+            const sel = getSelection();
+            sel.removeAllRanges();
+            sel.addRange(r);
+            copied.textContent = 'Selected: copy it with Ctrl+C.';
+          }
+        } }, 'Copy'),
+        el('button', { type: 'button', id: 'once-done', onclick: () => box.replaceChildren() }, 'Done, hide it'),
+        copied)));
+    box.querySelector('#once-copy').focus();
+  }
+
+  // when shows an RFC 3339 time as the API gives it, more readably.
+  const when = (s) => (s || '').replace('T', ' ').replace(/Z$/, ' UTC');
+
   // ---- charts ----
   const colours = ['#2f7d4f', '#b3261e', '#1f5fbf', '#9a6700', '#6f42c1', '#0f7b8a', '#c2410c', '#4b5563', '#be185d', '#15803d'];
   // chart draws series ({name, colour, values}) of equal length, per step.
@@ -230,7 +263,7 @@
     if (typeof stop === 'function') stopPage = stop;
     main.focus();
   }
-  window.ASE = { el, sv, toast, fmt, canWrite, writeButton, call, busy, APIError, chart, colours, register, route, main, state };
+  window.ASE = { el, sv, toast, fmt, canWrite, writeButton, call, busy, APIError, chart, colours, register, route, main, state, onceBox, when };
   document.addEventListener('DOMContentLoaded', () => {
     const entries = [...pages.entries()].sort((a, b) => a[1].order - b[1].order);
     nav.replaceChildren(...entries.map(([name, p]) => el('a', { href: '#/' + name }, p.label)));

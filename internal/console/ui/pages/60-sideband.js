@@ -5,7 +5,7 @@
 // address, gone when the page is left or reloaded.
 'use strict';
 (() => {
-  const { el, toast, writeButton, canWrite, call, register, main } = window.ASE;
+  const { el, toast, writeButton, canWrite, call, register, main, onceBox, when } = window.ASE;
   const SB = '/v5/ase/sideband';
   const readOnly = 'Your role (read) sees everything and changes nothing';
 
@@ -18,41 +18,6 @@
     for (const x of b) s += String.fromCharCode(x);
     return btoa(s).replace(/\+/g, '-').replace(/\//g, '_');
   }
-
-  // onceBox shows a value that will not be shown again, with a way to copy
-  // it and to hide it.
-  function onceBox(box, title, value, note) {
-    const code = el('code', { id: 'once-value' }, value);
-    code.style.wordBreak = 'break-all';
-    code.style.userSelect = 'all';
-    const copied = el('span', { class: 'ok', role: 'status' });
-    box.replaceChildren(el('section', { class: 'card', id: 'once', 'aria-live': 'polite' },
-      el('h2', {}, title),
-      el('p', {}, code),
-      el('p', { class: 'muted', id: 'once-note' }, note + ' It will not be shown again: copy it now.'),
-      el('div', { class: 'actions' },
-        el('button', { type: 'button', id: 'once-copy', onclick: async () => {
-          try {
-            await navigator.clipboard.writeText(value);
-            copied.textContent = 'Copied.';
-          } catch (e) {
-            // No clipboard (a page not served over a secure context):
-            // select it for the operator to copy.
-            const r = document.createRange();
-            r.selectNodeContents(code);
-            const sel = getSelection();
-            sel.removeAllRanges();
-            sel.addRange(r);
-            copied.textContent = 'Selected: copy it with Ctrl+C.';
-          }
-        } }, 'Copy'),
-        el('button', { type: 'button', id: 'once-done', onclick: () => box.replaceChildren() }, 'Done, hide it'),
-        copied)));
-    box.querySelector('#once-copy').focus();
-  }
-
-  // when shows an RFC 3339 time as the API gives it, more readably.
-  const when = (s) => (s || '').replace('T', ' ').replace(/Z$/, ' UTC');
 
   function disableForRead(b) {
     if (!canWrite()) {

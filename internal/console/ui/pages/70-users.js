@@ -5,43 +5,13 @@
 // page is left or reloaded.
 'use strict';
 (() => {
-  const { el, toast, writeButton, canWrite, call, APIError, register, state, main } = window.ASE;
+  const { el, toast, writeButton, canWrite, call, APIError, register, state, main, onceBox, when } = window.ASE;
   const USERS = '/api/configuration/aaa/local_database/users';
   const KEYS = '/api/configuration/aaa/local_database/api_keys';
   const ROLES = ['read', 'write', 'admin'];
   const readOnly = 'Your role (read) sees everything and changes nothing';
   const isAdmin = () => state.role === 'admin';
 
-  function onceBox(box, title, value, note) {
-    const code = el('code', { id: 'once-value' }, value);
-    code.style.wordBreak = 'break-all';
-    code.style.userSelect = 'all';
-    const copied = el('span', { class: 'ok', role: 'status' });
-    box.replaceChildren(el('section', { class: 'card', id: 'once', 'aria-live': 'polite' },
-      el('h2', {}, title),
-      el('p', {}, code),
-      el('p', { class: 'muted', id: 'once-note' }, note + ' It will not be shown again: copy it now.'),
-      el('div', { class: 'actions' },
-        el('button', { type: 'button', id: 'once-copy', onclick: async () => {
-          try {
-            await navigator.clipboard.writeText(value);
-            copied.textContent = 'Copied.';
-          } catch (e) {
-            const r = document.createRange();
-            r.selectNodeContents(code);
-            const sel = getSelection();
-            sel.removeAllRanges();
-            sel.addRange(r);
-            copied.textContent = 'Selected: copy it with Ctrl+C.';
-          }
-        } }, 'Copy'),
-        el('button', { type: 'button', id: 'once-done', onclick: () => box.replaceChildren() }, 'Done, hide it'),
-        copied)));
-    box.querySelector('#once-copy').focus();
-  }
-
-  // when shows an RFC 3339 time as the API gives it, more readably.
-  const when = (s) => (s || '').replace('T', ' ').replace(/Z$/, ' UTC');
 
   function submitButton(label, id, cls) {
     const b = el('button', { type: 'submit', id, class: cls || null }, label);
