@@ -49,20 +49,6 @@ func opsSignIn(t *testing.T, ctx context.Context, i *Instance, page, user, passw
 	)
 }
 
-// opsPhone checks the page at a phone's width (no sideways scrolling of
-// the page; wide tables scroll in their box), with a screenshot.
-func opsPhone(t *testing.T, ctx context.Context, ready, name string) {
-	t.Helper()
-	run(t, ctx, "phone width",
-		chromedp.EmulateViewport(390, 844),
-		chromedp.Reload(),
-		chromedp.WaitVisible(chromedp.CSS(ready)),
-		waitJS(`document.documentElement.scrollWidth <= window.innerWidth`),
-	)
-	screenshot(t, ctx, name)
-	run(t, ctx, "back to a desktop's width", chromedp.EmulateViewport(1280, 800), chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(ready)))
-}
-
 // TestConsoleAudit: a read user reads the audit log on its page, newest
 // first, pages through it with the server's cursor (older, newer), and
 // filters it by user and by action with the keyboard; what the page shows
@@ -167,7 +153,7 @@ func TestConsoleAudit(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#audit-reset")),
 		waitJS(`document.querySelectorAll('#audit-list tbody tr').length === 25`),
 	)
-	opsPhone(t, c, "#audit-list", "audit-phone")
+	phoneWidth(t, c, "#audit-list", "audit-phone")
 }
 
 // TestConsoleServers: an API's servers with their health on the servers
@@ -243,7 +229,7 @@ func TestConsoleServers(t *testing.T) {
 		opsPick("#servers-api", "pets"),
 		waitJS(`location.hash === '#/servers/pets' && !!document.querySelector('#server-list tr[data-server="127.0.0.1:9"]')`),
 	)
-	opsPhone(t, c, "#server-list", "servers-phone")
+	phoneWidth(t, c, "#server-list", "servers-phone")
 
 	// A read user sees the servers and can change none.
 	run(t, c, "sign out", chromedp.Click(chromedp.CSS("#signout")), chromedp.WaitVisible(chromedp.CSS("#user")))
@@ -348,7 +334,7 @@ func TestConsoleFlow(t *testing.T) {
 	if list.Server[0].Quota != 7 {
 		t.Fatalf("a refused quota changed the server: %+v", list.Server)
 	}
-	opsPhone(t, c, "#flow-form", "flow-phone")
+	phoneWidth(t, c, "#flow-form", "flow-phone")
 
 	run(t, c, "sign out", chromedp.Click(chromedp.CSS("#signout")), chromedp.WaitVisible(chromedp.CSS("#user")))
 	opsSignIn(t, c, i, "#/flow/shop", "watcher", "watcher-password", "#flow-form")
