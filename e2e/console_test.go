@@ -189,9 +189,13 @@ func TestConsole(t *testing.T) {
 	}
 	// Last, a decoy: the test's own address (and nothing after it) is
 	// refused and deny-listed, and shows up as a detected attacker.
+	wantJSON(t, i.Do("POST", "/v5/ase/api?api_id=orders", apiDoc("/orders", b.servers()), nil), 200, ok)
+	if code, _, _ := exchange(t, port, "GET /orders/1 HTTP/1.1\r\nHost: a\r\n\r\n"); code != 200 {
+		t.Fatalf("orders: %d", code)
+	}
 	exchange(t, port, "GET /shop/admin HTTP/1.1\r\nHost: a\r\n\r\n")
 	run(t, ctx, "the overview counts the traffic",
-		waitJS(`document.querySelector('#allowed-total b')?.textContent === '6' && document.querySelector('#blocked-total b')?.textContent === '5'`),
+		waitJS(`document.querySelector('#allowed-total b')?.textContent === '7' && document.querySelector('#blocked-total b')?.textContent === '5'`),
 		waitJS(`document.querySelector('#top-blocked tr[data-ip="127.0.0.1"]')?.textContent.includes('decoy')`),
 		waitJS(`document.querySelector('#detections')?.textContent.includes('ip 127.0.0.1')`),
 		waitJS(`[...document.querySelectorAll('#chart-reasons polyline')].some(p => p.dataset.series === 'deny_list')`),
@@ -199,6 +203,15 @@ func TestConsole(t *testing.T) {
 		waitJS(`document.querySelector('#backends')?.textContent.includes('shop')`),
 	)
 	screenshot(t, ctx, "overview")
+	// The charts of one API: chosen with the keyboard, kept across refreshes.
+	run(t, ctx, "the charts of one API",
+		chromedp.SetValue(chromedp.CSS("#overview-api"), "shop"),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#overview-api').dispatchEvent(new Event('change'))`),
+		waitJS(`document.querySelector('#chart-requests h2').textContent === 'Requests per second — shop' && document.querySelector('#allowed-total b').textContent === '6' && document.querySelector('#blocked-total b').textContent === '5'`),
+		chromedp.SetValue(chromedp.CSS("#overview-api"), "orders"),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#overview-api').dispatchEvent(new Event('change'))`),
+		waitJS(`document.querySelector('#allowed-total b').textContent === '1' && document.querySelector('#blocked-total b').textContent === '0'`),
+	)
 
 	// Inline script is refused by the policy.
 	if eval[bool](t, ctx, `(() => { const s = document.createElement('script'); s.textContent = 'window.__inline = true'; document.body.append(s); return window.__inline === true; })()`) {
@@ -288,7 +301,7 @@ func TestConsole(t *testing.T) {
 		t.Fatalf("read user: buttons disabled %v, a DELETE answered %q", disabled, refused)
 	}
 	screenshot(t, ctx, "apis-read-user")
-	wantJSON(t, i.Do("GET", "/v5/ase/api", "", nil), 200, `{"api_count": "1", "api": [{"api_id": "shop", "status": "loaded"}]}`)
+	wantJSON(t, i.Do("GET", "/v5/ase/api", "", nil), 200, `{"api_count": "2", "api": [{"api_id": "orders", "status": "loaded"}, {"api_id": "shop", "status": "loaded"}]}`)
 }
 
 // TestChangesFromOtherSitesRefused: the management API refuses a change a

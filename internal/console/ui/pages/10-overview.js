@@ -7,9 +7,19 @@
   // The last hour, per step, by series (api, decision, reason), from
   // GET /v5/ase/activity; every 5 s only the steps that ended since.
   function overviewPage() {
-    const view = { step: 5, to: null, series: new Map(), backends: [], top: [], detections: [] };
+    const view = { step: 5, to: null, series: new Map(), backends: [], top: [], detections: [], api: null };
     const body = el('div', {}, el('p', { class: 'muted' }, 'Loading the last hour…'));
-    main.replaceChildren(el('h1', {}, 'Overview'), body);
+    // The figures and charts are of every API, or of the one chosen here
+    // (made once: a refresh keeps the choice and the keyboard's focus).
+    const apiSelect = el('select', { id: 'overview-api', onchange: () => { view.api = apiSelect.value === '' ? null : apiSelect.value; render(); } },
+      el('option', { value: '' }, 'All APIs'));
+    main.replaceChildren(el('h1', {}, 'Overview'),
+      el('form', { class: 'inline', onsubmit: (ev) => ev.preventDefault() }, el('label', { for: 'overview-api' }, 'Charts of'), apiSelect), body);
+    function apiOptions() {
+      const have = new Set([...apiSelect.options].map((o) => o.value));
+      const apis = [...new Set([...view.series.values()].map((s) => s.api))].sort();
+      for (const a of apis) if (!have.has(a)) apiSelect.append(el('option', { value: a }, a === '' ? '(no API)' : a));
+    }
     let timer = 0;
     let alive = true;
     async function load() {
@@ -25,10 +35,12 @@
       if (alive) timer = setTimeout(load, 5000);
     }
     function render() {
+      apiOptions();
       const n = 3600 / view.step;
+      const chosen = (s) => view.api === null || s.api === view.api;
       const sum = (pred) => {
         const out = new Array(n).fill(0);
-        for (const s of view.series.values()) if (pred(s)) s.values.forEach((v, i) => { out[i] += v; });
+        for (const s of view.series.values()) if (chosen(s) && pred(s)) s.values.forEach((v, i) => { out[i] += v; });
         return out;
       };
       const perSec = (a) => a.map((v) => v / view.step);
@@ -38,7 +50,7 @@
       const total = (a) => a.reduce((x, y) => x + y, 0);
       const reasons = new Map();
       for (const s of view.series.values()) {
-        if (s.decision === 'allow') continue;
+        if (s.decision === 'allow' || !chosen(s)) continue;
         const k = s.reason === 'none' ? s.decision : s.reason;
         const a = reasons.get(k) || new Array(n).fill(0);
         s.values.forEach((v, i) => { a[i] += v; });
@@ -56,6 +68,7 @@
         }
         perAPI.set(s.api, row);
       }
+      const of = view.api === null ? '' : ' — ' + (view.api === '' ? '(no API)' : view.api);
       const figures = el('div', { class: 'card figures' },
         el('div', { class: 'figure allow', id: 'allowed-rate' }, el('b', {}, fmt(lastMin(allowed))), 'allowed per second (last minute)'),
         el('div', { class: 'figure block', id: 'blocked-rate' }, el('b', {}, fmt(lastMin(blocked))), 'blocked per second (last minute)'),
@@ -63,11 +76,11 @@
         el('div', { class: 'figure block', id: 'blocked-total' }, el('b', {}, fmt(total(blocked))), 'blocked in the last hour'),
         el('div', { class: 'figure muted' }, el('b', {}, view.to ? new Date(view.to).toLocaleTimeString() : '—'), 'up to'));
       const charts = el('div', { class: 'grid' },
-        chart('Requests per second', [
+        chart('Requests per second' + of, [
           { name: 'allowed', colour: '#2f7d4f', values: perSec(allowed) },
           { name: 'blocked', colour: '#b3261e', values: perSec(blocked) },
         ], view.step, 'chart-requests'),
-        chart('Blocked per second, by reason', [...reasons.entries()].sort().map(([k, a], i) => ({ name: k, colour: colours[(i + 1) % colours.length], values: perSec(a) })), view.step, 'chart-reasons'));
+        chart('Blocked per second, by reason' + of, [...reasons.entries()].sort().map(([k, a], i) => ({ name: k, colour: colours[(i + 1) % colours.length], values: perSec(a) })), view.step, 'chart-reasons'));
       const apis = el('section', { class: 'card' }, el('h2', {}, 'APIs, last hour'),
         perAPI.size === 0 ? el('p', { class: 'muted' }, 'No requests in the last hour.') :
           el('div', { class: 'table-wrap' }, el('table', { id: 'api-activity' },
