@@ -146,10 +146,28 @@ func TestTLSOnTheLoops(t *testing.T) {
 	if code, _ := read(br, "GET"); code != 200 {
 		t.Fatalf("the first connection, after the others came: %d", code)
 	}
-	for name, conn := range map[string]net.Conn{"silent": silent, "not TLS": plain} {
+	// A record that does not decrypt, after the handshake: the session
+	// ends (the loop closes the connection), the others go on.
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	tc := tls.Client(raw, &tls.Config{InsecureSkipVerify: true})
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(raw, "\x17\x03\x03\x00\x20"+strings.Repeat("x", 32)) // application data, garbage
+	for name, conn := range map[string]net.Conn{"silent": silent, "not TLS": plain, "bad record": raw} {
 		conn.SetReadDeadline(time.Now().Add(60 * time.Second))
-		if _, err := io.Copy(io.Discard, conn); err != nil {
+		if _, err := io.Copy(io.Discard, conn); err != nil && !strings.Contains(err.Error(), "reset by peer") {
 			t.Fatalf("the %s client was not let go: %v", name, err)
 		}
+	}
+	if _, err := io.WriteString(c, "GET /last HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := read(br, "GET"); code != 200 {
+		t.Fatalf("the first connection, at the end: %d", code)
 	}
 }
