@@ -37,31 +37,7 @@ curl -s -X POST "http://127.0.0.1:$mgmt/v5/ase/api?api_id=api" -H 'x-ase-access-
 	\"servers\": [{\"host\": \"127.0.0.1\", \"port\": $backend}]}}" >/dev/null
 "$BENCH_DIR/bin/loadlists" -url "http://127.0.0.1:$mgmt" -n 1000000
 
-mkdir -p "$work/nginx"
-cat >"$work/nginx/nginx.conf" <<CONF
-worker_processes $cores;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-$( [ "$(id -u)" = 0 ] && echo "user root;" )
-events { worker_connections 4096; }
-http {
-    access_log $work/nginx/access.log combined buffer=256k flush=1s;
-    client_body_temp_path $work/nginx/cb; proxy_temp_path $work/nginx/p;
-    fastcgi_temp_path $work/nginx/f; uwsgi_temp_path $work/nginx/u; scgi_temp_path $work/nginx/s;
-    upstream backend { server 127.0.0.1:$backend; keepalive 256; }
-    server {
-        listen 127.0.0.1:$ngx;
-        location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host \$host;
-            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-        }
-    }
-}
-CONF
+nginx_proxy_conf "$work/nginx" "$ngx" "$backend"
 start_nginx "$work/nginx" "$work/nginx/nginx.conf" >/dev/null
 wait_http "http://127.0.0.1:$ngx/"
 wait_http "http://127.0.0.1:$ase/"

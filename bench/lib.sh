@@ -64,3 +64,42 @@ start_nginx() {
 	setsid "$(nginx_bin)" -c "$2" -p "$1" >"$1/stdout.log" 2>&1 &
 	echo $!
 }
+
+# nginx_proxy_conf DIR LISTEN BACKEND [CERT KEY]: an nginx that proxies
+# everything to BACKEND as operators run it (as many workers as cores,
+# upstream keep-alive, proxy_http_version 1.1, Connection "", buffered
+# access log), listening on LISTEN (over TLS with CERT and KEY); its
+# configuration is written to DIR/nginx.conf.
+nginx_proxy_conf() {
+	local dir=$1 listen=$2 backend=$3 cert=${4:-} key=${5:-} ssl="" tls=""
+	if [ -n "$cert" ]; then
+		ssl=" ssl"
+		tls="ssl_certificate $cert; ssl_certificate_key $key;"
+	fi
+	mkdir -p "$dir"
+	cat >"$dir/nginx.conf" <<CONF
+worker_processes $(nproc);
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+$( [ "$(id -u)" = 0 ] && echo "user root;" )
+events { worker_connections 4096; }
+http {
+    access_log $dir/access.log combined buffer=256k flush=1s;
+    client_body_temp_path $dir/cb; proxy_temp_path $dir/p;
+    fastcgi_temp_path $dir/f; uwsgi_temp_path $dir/u; scgi_temp_path $dir/s;
+    upstream backend { server 127.0.0.1:$backend; keepalive 256; }
+    server {
+        listen 127.0.0.1:$listen$ssl;
+        $tls
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+        }
+    }
+}
+CONF
+}

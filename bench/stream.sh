@@ -40,33 +40,7 @@ curl -s -X POST "http://127.0.0.1:$mgmt/v5/ase/api?api_id=api" -H 'x-ase-access-
 	-H 'Content-Type: application/json' -d "{\"api_metadata\": {\"url\": \"/\", \"cookie\": \"SID\", \"oauth2_access_token\": true,
 	\"servers\": [{\"host\": \"127.0.0.1\", \"port\": $backend}]}}" >/dev/null
 
-mkdir -p "$work/nginx"
-cat >"$work/nginx/nginx.conf" <<CONF
-worker_processes $cores;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-$( [ "$(id -u)" = 0 ] && echo "user root;" )
-events { worker_connections 4096; }
-http {
-    access_log $work/nginx/access.log combined buffer=256k flush=1s;
-    client_body_temp_path $work/nginx/cb; proxy_temp_path $work/nginx/p;
-    fastcgi_temp_path $work/nginx/f; uwsgi_temp_path $work/nginx/u; scgi_temp_path $work/nginx/s;
-    upstream backend { server 127.0.0.1:$backend; keepalive 256; }
-    server {
-        listen 127.0.0.1:$ngx ssl;
-        ssl_certificate $work/cert.pem;
-        ssl_certificate_key $work/key.pem;
-        location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host \$host;
-            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-        }
-    }
-}
-CONF
+nginx_proxy_conf "$work/nginx" "$ngx" "$backend" "$work/cert.pem" "$work/key.pem"
 start_nginx "$work/nginx" "$work/nginx/nginx.conf" >/dev/null
 for u in "https://127.0.0.1:$ngx/" "https://127.0.0.1:$tls/"; do
 	for _ in $(seq 1 200); do curl -sk -o /dev/null "$u" && break; sleep 0.05; done
