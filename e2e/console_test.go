@@ -232,8 +232,14 @@ func TestConsole(t *testing.T) {
 	if r := i.Do("GET", "/v5/ase/api?api_id=pets", "", nil); r.Code != 404 {
 		t.Fatalf("a refused definition was stored: %d %s", r.Code, r.Body)
 	}
-	run(t, ctx, "create the API",
-		chromedp.SetValue(chromedp.CSS("#new-api-json"), apiDoc("/pets", b.servers())),
+	// The right definition, uploaded as a file.
+	file := filepath.Join(t.TempDir(), "pets.json")
+	if err := os.WriteFile(file, []byte(apiDoc("/pets", b.servers())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, "create the API from an uploaded file",
+		chromedp.SetUploadFiles(chromedp.CSS("#new-api-file"), []string{file}),
+		waitJS(`document.querySelector('#new-api-json').value.includes('"/pets"')`),
 		chromedp.Click(chromedp.CSS("#new-api-create")),
 		chromedp.WaitVisible(chromedp.CSS("#edit-api-json")),
 		waitJS(`document.querySelector('#edit-api-json').value.includes('/pets')`),
@@ -241,6 +247,15 @@ func TestConsole(t *testing.T) {
 	screenshot(t, ctx, "api")
 	if r := i.Do("GET", "/v5/ase/api?api_id=pets", "", nil); r.Code != 200 || !strings.Contains(string(r.Body), "/pets") {
 		t.Fatalf("the API was not created: %d %s", r.Code, r.Body)
+	}
+	// Edited and saved whole.
+	run(t, ctx, "edit the API",
+		chromedp.SetValue(chromedp.CSS("#edit-api-json"), apiDoc("/pets/v2", b.servers())),
+		chromedp.Click(chromedp.CSS("#edit-api-save")),
+		waitJS(`document.querySelector('#edit-api-result').textContent === 'Saved.'`),
+	)
+	if r := i.Do("GET", "/v5/ase/api?api_id=pets", "", nil); r.Code != 200 || !strings.Contains(string(r.Body), `"/pets/v2"`) {
+		t.Fatalf("the API was not changed: %d %s", r.Code, r.Body)
 	}
 	run(t, ctx, "delete the API",
 		chromedp.Click(chromedp.CSS("#delete-api")),
