@@ -1,0 +1,63 @@
+// Package behave holds the bounded, allocation-free summaries that
+// behavioural detection keeps per client identity and per API (issue 20):
+// distinct counts (HyperLogLog), decayed rates, and learned distributions
+// (log-scale histograms with quantiles). Each has a fixed size whatever
+// the traffic, so an attacker cannot make ASE hold more per identity.
+package behave
+
+import (
+	"math"
+	"math/bits"
+)
+
+// hllP is the HyperLogLog precision: 2^hllP one-byte registers. 64
+// registers give a standard error of 1.04/sqrt(64) = 13%, enough to tell
+// "one credential from 3 addresses" from "from 40", in 64 bytes.
+const (
+	hllP = 6
+	hllM = 1 << hllP
+)
+
+// HLL counts distinct 64-bit hashes approximately in 64 bytes. The zero
+// value is an empty sketch. Small counts are exact in practice (linear
+// counting below 2.5 m).
+type HLL struct{ reg [hllM]uint8 }
+
+// Add records a hash (of an address, a path...); the caller hashes with a
+// per-process seed, so a client cannot choose collisions.
+func (h *HLL) Add(x uint64) {
+	i := x >> (64 - hllP)
+	rank := uint8(bits.LeadingZeros64(x<<hllP|1<<(hllP-1))) + 1
+	if rank > h.reg[i] {
+		h.reg[i] = rank
+	}
+}
+
+// Count estimates the number of distinct hashes added.
+func (h *HLL) Count() float64 {
+	sum, zeros := 0.0, 0
+	for _, r := range h.reg {
+		sum += math.Ldexp(1, -int(r))
+		if r == 0 {
+			zeros++
+		}
+	}
+	const alpha = 0.709 // for m = 64
+	e := alpha * hllM * hllM / sum
+	if e <= 2.5*hllM && zeros > 0 {
+		return hllM * math.Log(float64(hllM)/float64(zeros)) // linear counting
+	}
+	return e
+}
+
+// Merge adds o's hashes into h.
+func (h *HLL) Merge(o *HLL) {
+	for i, r := range o.reg {
+		if r > h.reg[i] {
+			h.reg[i] = r
+		}
+	}
+}
+
+// Reset empties the sketch.
+func (h *HLL) Reset() { h.reg = [hllM]uint8{} }

@@ -1,0 +1,97 @@
+package behave
+
+import "math"
+
+// Decayed is an exponentially decayed sum: each amount added loses half
+// its weight every half-life. Its Rate is the recent amount per second
+// (requests, response bytes) in 16 bytes, without windows to rotate.
+type Decayed struct {
+	v    float64
+	last int64 // Unix ns of the last update
+}
+
+// Add adds x at time now (Unix ns) with the given half-life (ns).
+func (d *Decayed) Add(x float64, now, halfLife int64) {
+	d.decay(now, halfLife)
+	d.v += x
+}
+
+func (d *Decayed) decay(now, halfLife int64) {
+	if d.last != 0 && now > d.last {
+		d.v *= math.Exp2(-float64(now-d.last) / float64(halfLife))
+	}
+	if now > d.last {
+		d.last = now
+	}
+}
+
+// Rate is the decayed amount per second at time now: for a steady rate r
+// that has lasted several half-lives, r.
+func (d *Decayed) Rate(now, halfLife int64) float64 {
+	v := d.v
+	if d.last != 0 && now > d.last {
+		v *= math.Exp2(-float64(now-d.last) / float64(halfLife))
+	}
+	return v * math.Ln2 / (float64(halfLife) / 1e9)
+}
+
+// Histogram is a distribution learned from a stream of values (a client's
+// rate, its response bytes): counts in log-scale buckets, 8 per doubling
+// (each 9% wide), from 1 to 2^48, in 1.5 KiB. Quantiles are read from it
+// to derive thresholds.
+type Histogram struct {
+	n      uint64
+	counts [histBuckets]uint32
+}
+
+const (
+	histPerOctave = 8
+	histOctaves   = 48
+	histBuckets   = histPerOctave*histOctaves + 1 // the first is for values below 1
+)
+
+func bucketOf(v float64) int {
+	if !(v >= 1) {
+		return 0
+	}
+	b := 1 + int(math.Log2(v)*histPerOctave)
+	return min(b, histBuckets-1)
+}
+
+// upper is the largest value bucket b holds.
+func upper(b int) float64 {
+	if b == 0 {
+		return 1
+	}
+	return math.Exp2(float64(b) / histPerOctave)
+}
+
+// Observe adds one value.
+func (h *Histogram) Observe(v float64) {
+	b := bucketOf(v)
+	if h.counts[b] < math.MaxUint32 {
+		h.counts[b]++
+		h.n++
+	}
+}
+
+// Count is the number of values observed.
+func (h *Histogram) Count() uint64 { return h.n }
+
+// Quantile returns (an upper bound within 9% of) the value below which a
+// fraction q of the observed values lie; 0 with no values.
+func (h *Histogram) Quantile(q float64) float64 {
+	if h.n == 0 {
+		return 0
+	}
+	want := uint64(math.Ceil(q * float64(h.n)))
+	want = max(want, 1)
+	var seen uint64
+	for b, c := range h.counts {
+		seen += uint64(c)
+		if seen >= want {
+			return upper(b)
+		}
+	}
+	return upper(histBuckets - 1)
+}
