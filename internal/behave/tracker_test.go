@@ -1,0 +1,56 @@
+package behave
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// TestTrackerBounded: up to capacity every identity keeps its state; past
+// it, a flood of one-off identities evicts one-offs, never an identity
+// that keeps coming; memory is allocated once; every key is found again
+// after evictions moved the index around (checked against a map).
+func TestTrackerBounded(t *testing.T) {
+	tr := NewTracker[int](1000)
+	rng := rand.New(rand.NewPCG(1, 2))
+	key := func() [2]uint64 { return [2]uint64{rng.Uint64(), rng.Uint64()} }
+	regular := key()
+	model := map[[2]uint64]int{}
+	for n := range 200_000 {
+		if n%3 == 0 {
+			s, _ := tr.Get(regular)
+			*s++
+		}
+		k := key()
+		s, fresh := tr.Get(k)
+		if !fresh {
+			t.Fatal("a new key was found")
+		}
+		*s = n
+		model[k] = n
+		if tr.Len() > 1000 {
+			t.Fatalf("%d tracked", tr.Len())
+		}
+	}
+	if s, fresh := tr.Get(regular); fresh || *s < 60_000 {
+		t.Fatalf("the regular identity was evicted (fresh %v, count %d)", fresh, *s)
+	}
+	// Every key still tracked is found with its own state.
+	found := 0
+	for i := 0; i < tr.used; i++ {
+		k := tr.keys[i]
+		if k == regular {
+			continue
+		}
+		s, fresh := tr.Get(k)
+		if fresh || *s != model[k] {
+			t.Fatalf("key %v: fresh %v, state %d, want %d", k, fresh, *s, model[k])
+		}
+		found++
+	}
+	if found != 999 {
+		t.Fatalf("%d keys found", found)
+	}
+	if n := testing.AllocsPerRun(1000, func() { tr.Get(key()) }); n != 0 {
+		t.Fatalf("%v allocations per new identity", n)
+	}
+}
