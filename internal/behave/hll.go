@@ -33,6 +33,19 @@ func (h *HLL) Add(x uint64) {
 	}
 }
 
+// AddChanged records a hash like Add and reports whether the sketch
+// changed: when it did not, Count is what it was, and need not be read
+// again.
+func (h *HLL) AddChanged(x uint64) bool {
+	i := x >> (64 - hllP)
+	rank := uint8(bits.LeadingZeros64(x<<hllP|1<<(hllP-1))) + 1
+	if rank > h.reg[i] {
+		h.reg[i] = rank
+		return true
+	}
+	return false
+}
+
 // Count estimates the number of distinct hashes added.
 func (h *HLL) Count() float64 {
 	sum, zeros := 0.0, 0

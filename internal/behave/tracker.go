@@ -71,6 +71,25 @@ func (t *Tracker[S]) Get(key [2]uint64) (*S, bool) {
 	return &t.state[slot], true
 }
 
+// Peek returns the state of key, or nil when the key is not tracked (it
+// never makes one, nor marks the key as seen).
+func (t *Tracker[S]) Peek(key [2]uint64) *S {
+	if key == ([2]uint64{}) {
+		key[1] = 1
+	}
+	i := key[0] & t.mask
+	for {
+		s := t.index[i]
+		if s == 0 {
+			return nil
+		}
+		if t.keys[s-1] == key {
+			return &t.state[s-1]
+		}
+		i = (i + 1) & t.mask
+	}
+}
+
 // victim picks a slot not seen since the hand last passed it.
 func (t *Tracker[S]) victim() int {
 	for {

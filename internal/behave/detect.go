@@ -1,0 +1,933 @@
+package behave
+
+import (
+	"hash/maphash"
+	"math"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ase-project/ase/internal/apidef"
+	"github.com/ase-project/ase/internal/lists"
+)
+
+// Behavioural detection (issue 20): the vendor's ABS engine, in process.
+//
+// Every request that passes the lists is counted, per API, for each
+// identity it presents: its address and, when present, its token, API
+// key, session cookie and (gateway-asserted) username. Per identity ASE
+// keeps one tumbling window (Config.Window) of figures: requests,
+// response bytes, failed logins, distinct paths answered 2xx and 4xx, and
+// for credentials the distinct addresses they came from; for a username
+// someone tries to log in as, the distinct clients that failed. During an
+// API's training period (Config.Training) each completed window's figures
+// are learned into the API's distributions (Histogram); when training
+// ends each figure's threshold is Factor times its learned Quantile, never
+// below its Floor, unless the operator overrides it. From then on a
+// window whose figure passes its threshold is a detection: the identity
+// is reported (Reporter) with its evidence, once per window and detector.
+//
+// Request-side figures (requests, distinct addresses) are checked when
+// the request is decided (Begin), so the identity is listed before the
+// request goes on: the engine checks the deny list again and refuses it.
+// Response-side figures (bytes, failed logins, answered paths) are known
+// only when the answer is (End): a detection there is held in the
+// identity's state and listed at its next request, before that request is
+// decided (the answer's strings are gone by then; the next request
+// carries them again).
+//
+// Memory is fixed: at most Config.MaxIdentities identities are tracked, in
+// StateBytes each; past the cap an identity not seen for the longest is
+// evicted (CLOCK). Per API the learned distributions take about 11 KiB.
+// Nothing on the path allocates except a detection's report.
+
+// Detector is one kind of attack, named after the vendor's attack types.
+type Detector uint8
+
+// The detectors.
+const (
+	StolenCredential Detector = iota // one credential from more addresses than is normal
+	LoginAttack                      // failed logins from one client, or from many against one username
+	Probing                          // a client collecting 4xx answers over many distinct paths
+	ExtremeActivity                  // a client far above the API's learned request rate
+	Exfiltration                     // a client's response bytes far above the learned
+	Scraping                         // a client walking many distinct resources
+	NumDetectors
+)
+
+var detectorNames = [NumDetectors]string{"stolen_credential", "login_attack", "api_probing", "extreme_client_activity", "data_exfiltration", "content_scraping"}
+
+func (d Detector) String() string {
+	if d < NumDetectors {
+		return detectorNames[d]
+	}
+	return "unknown"
+}
+
+// ParseDetector reads a detector's name.
+func ParseDetector(s string) (Detector, bool) {
+	for i, n := range detectorNames {
+		if n == s {
+			return Detector(i), true
+		}
+	}
+	return 0, false
+}
+
+// AttackType is the vendor's name of the attack d found on an identity of
+// kind k ("Stolen Token Attack").
+func (d Detector) AttackType(k lists.Kind) string {
+	switch d {
+	case StolenCredential:
+		switch k {
+		case lists.Cookie:
+			return "Stolen Cookie Attack"
+		case lists.APIKey:
+			return "Stolen API Key Attack"
+		case lists.Username:
+			return "Stolen Username Attack"
+		}
+		return "Stolen Token Attack"
+	case LoginAttack:
+		return "API Login Attack"
+	case Probing:
+		return "API Probing Replay Attack"
+	case ExtremeActivity:
+		return "Extreme Client Activity Attack"
+	case Exfiltration:
+		return "Data Exfiltration Attack"
+	case Scraping:
+		return "Content Scraping Attack"
+	}
+	return "unknown"
+}
+
+// Figure is what is counted per identity and window; each belongs to one
+// detector.
+type Figure uint8
+
+// The figures.
+const (
+	FigIPs            Figure = iota // distinct addresses a credential came from
+	FigFailedLogins                 // failed logins of a client at the API's login_url
+	FigFailingClients               // distinct clients failing to log in as one username
+	FigErrorPaths                   // distinct paths answered 4xx
+	FigRequests                     // requests
+	FigBytes                        // response body bytes
+	FigOKPaths                      // distinct paths answered 2xx
+	NumFigures
+)
+
+var figureNames = [NumFigures]string{"distinct_ips", "failed_logins", "failing_clients", "error_paths", "requests", "response_bytes", "distinct_paths"}
+
+// FigureDetector maps each figure to its detector.
+var FigureDetector = [NumFigures]Detector{StolenCredential, LoginAttack, LoginAttack, Probing, ExtremeActivity, Exfiltration, Scraping}
+
+func (f Figure) String() string {
+	if f < NumFigures {
+		return figureNames[f]
+	}
+	return "unknown"
+}
+
+// ParseFigure reads a figure's name.
+func ParseFigure(s string) (Figure, bool) {
+	for i, n := range figureNames {
+		if n == s {
+			return Figure(i), true
+		}
+	}
+	return 0, false
+}
+
+// Rule is how a figure's threshold is derived from what was learned.
+type Rule struct {
+	Quantile float64 // of the learned per-window values
+	Factor   float64
+	// Floor is the least threshold; for requests and bytes it is per
+	// minute of window, scaled to the window's length.
+	Floor  float64
+	PerMin bool // Floor scales with the window
+}
+
+// Rules are the default derivations, per figure. A client is an outlier
+// only when it is several times past nearly every window learned, and
+// past a floor a normal client never reaches.
+var Rules = [NumFigures]Rule{
+	FigIPs:            {Quantile: 0.999, Factor: 2, Floor: 4},
+	FigFailedLogins:   {Quantile: 0.999, Factor: 3, Floor: 10},
+	FigFailingClients: {Quantile: 0.999, Factor: 2, Floor: 5},
+	FigErrorPaths:     {Quantile: 0.999, Factor: 3, Floor: 10},
+	FigRequests:       {Quantile: 0.999, Factor: 3, Floor: 60, PerMin: true},
+	FigBytes:          {Quantile: 0.999, Factor: 3, Floor: 2 << 20, PerMin: true},
+	FigOKPaths:        {Quantile: 0.999, Factor: 3, Floor: 30},
+}
+
+// MinSamples is how many windows a figure must have learned for its
+// learned threshold to count; with fewer, the floor alone applies.
+const MinSamples = 10
+
+// Mode is what a detector does with what it finds.
+type Mode uint8
+
+// The modes.
+const (
+	Enforce Mode = iota // deny-list the identity
+	Report              // report it (audit, metrics, the attack list) only
+	Off                 // neither
+)
+
+var modeNames = [...]string{"enforce", "report", "off"}
+
+func (m Mode) String() string {
+	if int(m) < len(modeNames) {
+		return modeNames[m]
+	}
+	return "unknown"
+}
+
+// ParseMode reads a mode's name.
+func ParseMode(s string) (Mode, bool) {
+	for i, n := range modeNames {
+		if n == s {
+			return Mode(i), true
+		}
+	}
+	return 0, false
+}
+
+// Policy is an operator's settings for one API: a mode per detector and
+// a threshold per figure (0: the learned one).
+type Policy struct {
+	Modes      [NumDetectors]Mode
+	Thresholds [NumFigures]float64
+}
+
+// Config sets the engine up.
+type Config struct {
+	Training      time.Duration // an API's training period
+	Window        time.Duration // the window figures are counted over
+	MaxIdentities int           // identities tracked at most
+	Now           func() time.Time
+}
+
+// Sample is one request of a detected identity, for the evidence.
+type Sample struct {
+	Time   time.Time  `json:"time"`
+	Method string     `json:"method"`
+	Path   string     `json:"path"`
+	Status int        `json:"status,omitempty"`
+	IP     netip.Addr `json:"ip"`
+}
+
+// Detection is one identity found attacking, with its evidence.
+type Detection struct {
+	Detector  Detector
+	Figure    Figure
+	Mode      Mode
+	API       string
+	Kind      lists.Kind
+	Name      string // a cookie's or API key's name
+	Value     string
+	IP        netip.Addr // the address of the request that showed it
+	Observed  float64
+	Threshold float64
+	Learned   float64 // the learned quantile (0 before training ends or with an override)
+	Windows   uint64  // windows learned
+	Override  bool    // Threshold is the operator's
+	Window    time.Duration
+	At        time.Time
+	Note      string // e.g. the username a credential-stuffing attack targets
+	Samples   []Sample
+}
+
+// Reporter receives detections, on the data path: it must be quick. It
+// returns whether the identity is deny-listed now.
+type Reporter func(d *Detection) bool
+
+const (
+	numShards   = 64
+	maxIDs      = 5 // an address and up to four credentials
+	samplesKept = 3
+	samplePath  = 40 // bytes of a sample's path kept
+	noteLen     = 48
+)
+
+// sample is a Sample in fixed memory.
+type sample struct {
+	at     int64
+	ip     [16]byte
+	status uint16
+	method uint8 // index in methods; 0 = other
+	plen   uint8
+	path   [samplePath]byte
+}
+
+var methods = [...]string{"OTHER", "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"}
+
+func methodCode(m string) uint8 {
+	for i, s := range methods[1:] {
+		if s == m {
+			return uint8(i + 1)
+		}
+	}
+	return 0
+}
+
+// state is one identity's window, in fixed memory.
+type state struct {
+	start    int64 // the window's start, Unix ns
+	bytes    uint64
+	reqs     uint32
+	fails    uint32
+	ips      HLL // credentials: addresses; usernames logged in as: failing clients
+	errPaths HLL
+	okPaths  HLL
+	kind     lists.Kind
+	reported uint8 // detectors found this window (bits)
+	// A detection on the response side, listed at the identity's next
+	// request: flag is its figure+1 (0: none).
+	flag       uint8
+	nsamp      uint8
+	flagObs    float64
+	flagThr    float64
+	flagAt     int64
+	flagNoteN  uint8
+	flagNote   [noteLen]byte
+	samples    [samplesKept]sample
+	lastSample uint8
+}
+
+// StateBytes is the memory one tracked identity takes, with its share of
+// the tracker's index.
+const StateBytes = 512
+
+type shard struct {
+	mu sync.Mutex
+	t  *Tracker[state]
+	_  [40]byte // keep shards on their own cache lines
+}
+
+// apiState is what is learned of one API.
+type apiState struct {
+	id        string
+	idx       uint64 // mixed into identity keys: an identity is tracked per API
+	loginPath string
+
+	mu         sync.Mutex
+	hist       [NumFigures]Histogram
+	trainStart int64
+	trainUntil int64
+	trained    atomic.Bool
+	learned    [NumFigures]atomic.Uint64 // the learned quantile (float bits), set when training ends
+	thr        [NumFigures]atomic.Uint64 // the derived threshold (float bits)
+	policy     atomic.Pointer[Policy]
+}
+
+// Engine is the detection engine.
+type Engine struct {
+	cfg    Config
+	seed   maphash.Seed
+	shards [numShards]shard
+	report Reporter
+
+	mu     sync.Mutex // apis and byID
+	byID   map[string]*apiState
+	apis   atomic.Pointer[map[*apidef.API]*apiState]
+	nextID uint64
+
+	policies sync.Map // api id -> *Policy (kept for APIs not defined yet)
+
+	detections [NumDetectors][3]atomic.Int64 // by mode
+	tracked    atomic.Int64
+
+	recentMu sync.Mutex
+	recent   []Detection // a ring of the last detections
+	nRecent  int
+	// onTrained is called (in its own goroutine) when an API's training
+	// ends, to keep what was learned.
+	onTrained func(id string, l Learned)
+}
+
+// RecentKept is how many past detections the engine keeps.
+const RecentKept = 1024
+
+// New returns an engine reporting to report.
+func New(cfg Config, report Reporter) *Engine {
+	if cfg.Window <= 0 {
+		cfg.Window = 5 * time.Minute
+	}
+	if cfg.Training <= 0 {
+		cfg.Training = 24 * time.Hour
+	}
+	if cfg.MaxIdentities <= 0 {
+		cfg.MaxIdentities = 65536
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	e := &Engine{cfg: cfg, seed: maphash.MakeSeed(), report: report, byID: map[string]*apiState{}}
+	per := max(cfg.MaxIdentities/numShards, 1)
+	for i := range e.shards {
+		e.shards[i].t = NewTracker[state](per)
+	}
+	m := map[*apidef.API]*apiState{}
+	e.apis.Store(&m)
+	return e
+}
+
+// Config returns the engine's configuration.
+func (e *Engine) Config() Config { return e.cfg }
+
+// OnTrained sets the function told what an API learned when its training
+// ends.
+func (e *Engine) OnTrained(fn func(id string, l Learned)) { e.onTrained = fn }
+
+// Sync follows the catalog: an API keeps what it learned across changes
+// of its definition (by id); a new API starts training; a removed one is
+// forgotten.
+func (e *Engine) Sync(apis map[string]*apidef.API) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.cfg.Now().UnixNano()
+	m := make(map[*apidef.API]*apiState, len(apis))
+	for id, a := range apis {
+		st := e.byID[id]
+		if st == nil {
+			e.nextID++
+			st = &apiState{id: id, idx: e.nextID, trainStart: now, trainUntil: now + int64(e.cfg.Training)}
+			if p, ok := e.policies.Load(id); ok {
+				st.policy.Store(p.(*Policy))
+			}
+			e.byID[id] = st
+		}
+		st.loginPath = loginPath(a.LoginURL)
+		m[a] = st
+	}
+	for id := range e.byID {
+		if apis[id] == nil {
+			delete(e.byID, id)
+		}
+	}
+	e.apis.Store(&m)
+}
+
+func loginPath(u string) string {
+	if u == "" || strings.HasPrefix(u, "/") {
+		return u
+	}
+	p, err := url.Parse(u)
+	if err != nil {
+		return ""
+	}
+	if p.Path == "" {
+		return "/"
+	}
+	return p.Path
+}
+
+// SetPolicy sets an API's policy (nil: the defaults).
+func (e *Engine) SetPolicy(apiID string, p *Policy) {
+	if p == nil {
+		e.policies.Delete(apiID)
+	} else {
+		e.policies.Store(apiID, p)
+	}
+	e.mu.Lock()
+	st := e.byID[apiID]
+	e.mu.Unlock()
+	if st != nil {
+		st.policy.Store(p)
+	}
+}
+
+// Ticket carries a request's identities from Begin to End without their
+// strings: End may run after the request's buffers are gone (a streamed
+// answer, a sideband /ase/response). Its zero value observes nothing.
+type Ticket struct {
+	api      *apiState
+	n        uint8
+	login    bool
+	slot     [maxIDs]uint8 // each identity's sample slot
+	keys     [maxIDs][2]uint64
+	target   [2]uint64 // the username a login is for; zero: none
+	now      int64
+	ipHash   uint64
+	pathHash uint64
+	ip       netip.Addr
+	tlen     uint8
+	tname    [noteLen]byte // the username logged in as, for the evidence
+}
+
+// Observed reports whether t is waiting for its answer.
+func (t *Ticket) Observed() bool { return t.api != nil }
+
+func (e *Engine) hashString(s string) uint64 { return maphash.String(e.seed, s) }
+
+func (e *Engine) key(a *apiState, kind lists.Kind, name, value string) [2]uint64 {
+	var h maphash.Hash
+	h.SetSeed(e.seed)
+	h.WriteString(name)
+	h.WriteByte(0)
+	h.WriteString(value)
+	return [2]uint64{h.Sum64(), a.idx<<8 | uint64(kind)}
+}
+
+func (e *Engine) shardOf(k [2]uint64) *shard { return &e.shards[k[0]%numShards] }
+
+// found is a detection made under a shard's lock, reported after.
+type found struct {
+	fig      Figure
+	obs, thr float64
+	kind     lists.Kind
+	name     string
+	value    string
+	note     string
+	samples  [samplesKept]sample
+	nsamp    uint8
+	last     uint8
+}
+
+// Begin counts a request to api from id (method and path as decided on)
+// at now (Unix ns), and fills t for End. It returns whether it deny-listed
+// one of the request's identities (the caller decides again). It does not
+// allocate unless it reports a detection.
+func (e *Engine) Begin(api *apidef.API, id *lists.Identity, method, path string, now int64, t *Ticket) bool {
+	a := (*e.apis.Load())[api]
+	if a == nil {
+		return false
+	}
+	if !a.trained.Load() && now >= a.trainUntil {
+		e.endTraining(a)
+	}
+	*t = Ticket{api: a, now: now, ip: id.IP, pathHash: e.hashString(path)}
+	if id.IP.IsValid() {
+		b := id.IP.As16()
+		t.ipHash = maphash.Comparable(e.seed, b)
+	}
+	t.login = a.loginPath != "" && path == a.loginPath
+	if t.login {
+		if u := loginName(id); u != "" {
+			t.target = e.key(a, lists.Username|0x80, "", u)
+			t.tlen = uint8(copy(t.tname[:], u))
+		}
+	}
+	var fs [maxIDs * 2]found
+	nf := 0
+	mc := methodCode(method)
+	visit := func(kind lists.Kind, k [2]uint64, name, value string) {
+		i := t.n
+		t.keys[i] = k
+		t.n++
+		sh := e.shardOf(k)
+		sh.mu.Lock()
+		st, isNew := sh.t.Get(k)
+		if isNew {
+			st.kind = kind
+		}
+		e.roll(a, st, now)
+		st.reqs++
+		t.slot[i] = st.addSample(now, t.ip, mc, path)
+		var f found
+		if st.flag != 0 {
+			f = found{fig: Figure(st.flag - 1), obs: st.flagObs, thr: st.flagThr, note: string(st.flagNote[:st.flagNoteN])}
+			st.flag = 0
+		} else if thr, ok := e.over(a, st, FigRequests, float64(st.reqs)); ok {
+			f = found{fig: FigRequests, obs: float64(st.reqs), thr: thr}
+		} else if kind != lists.IP && st.ips.AddChanged(t.ipHash) {
+			if thr, ok := e.over(a, st, FigIPs, st.ips.Count()); ok {
+				f = found{fig: FigIPs, obs: st.ips.Count(), thr: thr}
+			}
+		}
+		if f.thr != 0 && nf < len(fs) {
+			f.kind, f.name, f.value = kind, name, value
+			f.samples, f.nsamp, f.last = st.samples, st.nsamp, st.lastSample
+			fs[nf] = f
+			nf++
+		}
+		sh.mu.Unlock()
+	}
+	if id.IP.IsValid() {
+		visit(lists.IP, [2]uint64{t.ipHash, a.idx<<8 | uint64(lists.IP)}, "", "")
+	}
+	if id.Token != "" {
+		visit(lists.Token, e.key(a, lists.Token, "", id.Token), "", id.Token)
+	}
+	if id.APIKey != "" {
+		visit(lists.APIKey, e.key(a, lists.APIKey, id.APIKeyName, id.APIKey), id.APIKeyName, id.APIKey)
+	}
+	if id.Cookie != "" {
+		visit(lists.Cookie, e.key(a, lists.Cookie, id.CookieName, id.Cookie), id.CookieName, id.Cookie)
+	}
+	if id.Username != "" {
+		visit(lists.Username, e.key(a, lists.Username, "", id.Username), "", id.Username)
+	}
+	listed := false
+	for i := 0; i < nf; i++ {
+		if e.emit(a, &fs[i], t.ip, now) {
+			listed = true
+		}
+	}
+	return listed
+}
+
+// loginName is the username a login request is for: the one a gateway
+// asserted, else the one the request claims.
+func loginName(id *lists.Identity) string {
+	if id.Username != "" {
+		return id.Username
+	}
+	return id.ClaimedUsername
+}
+
+// over reports whether figure f's value v passes its threshold on a
+// trained API whose detector is on, and the threshold; a detector finds
+// an identity once per window.
+func (e *Engine) over(a *apiState, st *state, f Figure, v float64) (float64, bool) {
+	d := FigureDetector[f]
+	if st.reported&(1<<d) != 0 {
+		return 0, false
+	}
+	thr, ok := e.threshold(a, f)
+	if !ok || v <= thr {
+		return 0, false
+	}
+	if p := a.policy.Load(); p != nil && p.Modes[d] == Off {
+		return 0, false
+	}
+	st.reported |= 1 << d
+	return thr, true
+}
+
+// threshold returns figure f's threshold on a, and whether there is one
+// (the operator's, or the learned one once training is over).
+func (e *Engine) threshold(a *apiState, f Figure) (float64, bool) {
+	if p := a.policy.Load(); p != nil && p.Thresholds[f] > 0 {
+		return p.Thresholds[f], true
+	}
+	if !a.trained.Load() {
+		return 0, false
+	}
+	return math.Float64frombits(a.thr[f].Load()), true
+}
+
+// roll starts a new window when st's is over, learning the one that ended
+// while a trains.
+func (e *Engine) roll(a *apiState, st *state, now int64) {
+	w := int64(e.cfg.Window)
+	if st.start != 0 && now < st.start+w {
+		return
+	}
+	if st.start != 0 && !a.trained.Load() && st.start < a.trainUntil {
+		a.mu.Lock()
+		if st.kind&0x80 != 0 {
+			a.hist[FigFailingClients].Observe(st.ips.Count())
+		} else {
+			if st.kind != lists.IP {
+				a.hist[FigIPs].Observe(st.ips.Count())
+			}
+			a.hist[FigRequests].Observe(float64(st.reqs))
+			a.hist[FigBytes].Observe(float64(st.bytes))
+			a.hist[FigFailedLogins].Observe(float64(st.fails))
+			a.hist[FigErrorPaths].Observe(st.errPaths.Count())
+			a.hist[FigOKPaths].Observe(st.okPaths.Count())
+		}
+		a.mu.Unlock()
+	}
+	start := now
+	if st.start != 0 {
+		start = st.start + (now-st.start)/w*w // windows stay aligned to the first
+	}
+	kind, flag := st.kind, st.flag
+	fobs, fthr, fat, fn, fnote := st.flagObs, st.flagThr, st.flagAt, st.flagNoteN, st.flagNote
+	samples, ns, last := st.samples, st.nsamp, st.lastSample
+	*st = state{start: start, kind: kind, samples: samples, nsamp: ns, lastSample: last}
+	if flag != 0 { // a detection waiting for the identity's next request survives the window
+		st.flag, st.flagObs, st.flagThr, st.flagAt, st.flagNoteN, st.flagNote = flag, fobs, fthr, fat, fn, fnote
+		st.reported = 1 << FigureDetector[flag-1]
+	}
+}
+
+func (st *state) addSample(now int64, ip netip.Addr, m uint8, path string) uint8 {
+	i := (st.lastSample + 1) % samplesKept
+	if st.nsamp == 0 {
+		i = 0
+	}
+	s := &st.samples[i]
+	s.at, s.ip, s.status, s.method = now, ip.As16(), 0, m
+	s.plen = uint8(copy(s.path[:], path))
+	st.lastSample = i
+	if st.nsamp < samplesKept {
+		st.nsamp++
+	}
+	return i
+}
+
+// End counts the answer to t's request: its status (0: unknown, as on the
+// forward-auth path) and the response body's bytes. A detection it makes
+// on the request's address is reported at once; one on a credential (whose
+// value the ticket does not hold) is held and reported at the
+// credential's next request, before it is decided.
+func (e *Engine) End(t *Ticket, status int, bytes int64) {
+	a := t.api
+	if a == nil {
+		return
+	}
+	t.api = nil
+	is4xx := status >= 400 && status < 500
+	is2xx := status >= 200 && status < 300
+	failed := t.login && is4xx
+	var fs [maxIDs + 1]found
+	nf := 0
+	for i := uint8(0); i < t.n; i++ {
+		k := t.keys[i]
+		sh := e.shardOf(k)
+		sh.mu.Lock()
+		st := sh.t.Peek(k)
+		if st == nil || st.start > t.now {
+			sh.mu.Unlock() // evicted, or its window ended meanwhile
+			continue
+		}
+		if s := &st.samples[t.slot[i]]; s.at == t.now {
+			s.status = uint16(status)
+		}
+		fig, v := NumFigures, 0.0
+		if bytes > 0 {
+			st.bytes += uint64(bytes)
+			if e.passes(a, st, FigBytes, float64(st.bytes)) {
+				fig, v = FigBytes, float64(st.bytes)
+			}
+		}
+		switch {
+		case is2xx && st.okPaths.AddChanged(t.pathHash):
+			if c := st.okPaths.Count(); fig == NumFigures && e.passes(a, st, FigOKPaths, c) {
+				fig, v = FigOKPaths, c
+			}
+		case is4xx && st.errPaths.AddChanged(t.pathHash):
+			if c := st.errPaths.Count(); fig == NumFigures && e.passes(a, st, FigErrorPaths, c) {
+				fig, v = FigErrorPaths, c
+			}
+		}
+		if failed {
+			st.fails++
+			if fig == NumFigures && e.passes(a, st, FigFailedLogins, float64(st.fails)) {
+				fig, v = FigFailedLogins, float64(st.fails)
+			}
+		}
+		if fig != NumFigures {
+			thr, _ := e.over(a, st, fig, v)
+			if st.kind == lists.IP {
+				fs[nf] = found{fig: fig, obs: v, thr: thr, kind: lists.IP, samples: st.samples, nsamp: st.nsamp, last: st.lastSample}
+				nf++
+			} else {
+				st.setFlag(fig, v, thr, t.now, "")
+			}
+		}
+		sh.mu.Unlock()
+	}
+	if failed && t.target != ([2]uint64{}) {
+		if f, ok := e.loginTarget(a, t); ok {
+			fs[nf] = f
+			nf++
+		}
+	}
+	for i := 0; i < nf; i++ {
+		e.emit(a, &fs[i], t.ip, t.now)
+	}
+}
+
+// passes reports whether figure f's value v would be a detection on st
+// (over without its effect).
+func (e *Engine) passes(a *apiState, st *state, f Figure, v float64) bool {
+	if st.flag != 0 || st.reported&(1<<FigureDetector[f]) != 0 {
+		return false
+	}
+	thr, ok := e.threshold(a, f)
+	if !ok || v <= thr {
+		return false
+	}
+	p := a.policy.Load()
+	return p == nil || p.Modes[FigureDetector[f]] != Off
+}
+
+// loginTarget counts a failed login against a username: past the
+// threshold of distinct failing clients, the username is under attack for
+// the rest of its window, and every client that fails against it then is
+// found (credential stuffing): its address at once (returned), its
+// credentials at their next request.
+func (e *Engine) loginTarget(a *apiState, t *Ticket) (found, bool) {
+	sh := e.shardOf(t.target)
+	sh.mu.Lock()
+	st, isNew := sh.t.Get(t.target)
+	if isNew {
+		st.kind = lists.Username | 0x80
+	}
+	e.roll(a, st, t.now)
+	attacked := st.reported&(1<<LoginAttack) != 0
+	var obs, thr float64
+	if st.ips.AddChanged(t.ipHash) || attacked {
+		obs = st.ips.Count()
+		if !attacked {
+			thr, attacked = e.over(a, st, FigFailingClients, obs)
+		} else {
+			thr, _ = e.threshold(a, FigFailingClients)
+		}
+	}
+	sh.mu.Unlock()
+	if !attacked {
+		return found{}, false
+	}
+	note := "against username " + string(t.tname[:t.tlen])
+	var out found
+	ok := false
+	for i := uint8(0); i < t.n; i++ {
+		k := t.keys[i]
+		csh := e.shardOf(k)
+		csh.mu.Lock()
+		if cst := csh.t.Peek(k); cst != nil && cst.reported&(1<<LoginAttack) == 0 {
+			cst.reported |= 1 << LoginAttack
+			if cst.kind == lists.IP {
+				out = found{fig: FigFailingClients, obs: obs, thr: thr, kind: lists.IP, note: note, samples: cst.samples, nsamp: cst.nsamp, last: cst.lastSample}
+				ok = true
+			} else {
+				cst.setFlag(FigFailingClients, obs, thr, t.now, note)
+			}
+		}
+		csh.mu.Unlock()
+	}
+	return out, ok
+}
+
+func (st *state) setFlag(f Figure, obs, thr float64, at int64, note string) {
+	st.flag, st.flagObs, st.flagThr, st.flagAt = uint8(f)+1, obs, thr, at
+	st.flagNoteN = uint8(copy(st.flagNote[:], note))
+}
+
+// emit reports a detection.
+func (e *Engine) emit(a *apiState, f *found, ip netip.Addr, now int64) bool {
+	d := FigureDetector[f.fig]
+	mode := Enforce
+	if p := a.policy.Load(); p != nil {
+		mode = p.Modes[d]
+	}
+	if mode == Off {
+		return false
+	}
+	value := strings.Clone(f.value)
+	if f.kind == lists.IP {
+		value = ip.Unmap().String()
+	}
+	det := Detection{
+		Detector: d, Figure: f.fig, Mode: mode, API: a.id, Kind: f.kind, Name: strings.Clone(f.name),
+		Value: value, IP: ip.Unmap(), Observed: math.Round(f.obs*100) / 100, Threshold: math.Round(f.thr*100) / 100,
+		Window: e.cfg.Window, At: time.Unix(0, now), Note: f.note,
+	}
+	if p := a.policy.Load(); p != nil && p.Thresholds[f.fig] > 0 {
+		det.Override = true
+	} else {
+		det.Learned = math.Float64frombits(a.learned[f.fig].Load())
+		a.mu.Lock()
+		det.Windows = a.hist[f.fig].Count()
+		a.mu.Unlock()
+	}
+	for j := uint8(0); j < f.nsamp; j++ {
+		s := &f.samples[(f.last+samplesKept-j)%samplesKept]
+		det.Samples = append(det.Samples, Sample{
+			Time: time.Unix(0, s.at), Method: methods[s.method], Path: string(s.path[:s.plen]),
+			Status: int(s.status), IP: netip.AddrFrom16(s.ip).Unmap(),
+		})
+	}
+	e.detections[d][mode].Add(1)
+	e.remember(&det)
+	if e.report == nil {
+		return false
+	}
+	return e.report(&det)
+}
+
+func (e *Engine) remember(d *Detection) {
+	e.recentMu.Lock()
+	defer e.recentMu.Unlock()
+	if e.recent == nil {
+		e.recent = make([]Detection, RecentKept)
+	}
+	e.recent[e.nRecent%RecentKept] = *d
+	e.nRecent++
+}
+
+// Recent returns the detections this node made (at most RecentKept),
+// newest first.
+func (e *Engine) Recent() []Detection {
+	e.recentMu.Lock()
+	defer e.recentMu.Unlock()
+	n := min(e.nRecent, RecentKept)
+	out := make([]Detection, 0, n)
+	for i := 1; i <= n; i++ {
+		out = append(out, e.recent[(e.nRecent-i)%RecentKept])
+	}
+	return out
+}
+
+// Counts returns the detections made since start, by detector and mode.
+func (e *Engine) Counts() [NumDetectors][3]int64 {
+	var out [NumDetectors][3]int64
+	for d := range out {
+		for m := range out[d] {
+			out[d][m] = e.detections[d][m].Load()
+		}
+	}
+	return out
+}
+
+// Tracked returns how many identities are tracked now.
+func (e *Engine) Tracked() int {
+	n := 0
+	for i := range e.shards {
+		sh := &e.shards[i]
+		sh.mu.Lock()
+		n += sh.t.Len()
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// endTraining derives a's thresholds from what it learned.
+func (e *Engine) endTraining(a *apiState) {
+	a.mu.Lock()
+	if a.trained.Load() {
+		a.mu.Unlock()
+		return
+	}
+	for f := Figure(0); f < NumFigures; f++ {
+		q, thr := derive(f, &a.hist[f], e.cfg.Window)
+		a.learned[f].Store(math.Float64bits(q))
+		a.thr[f].Store(math.Float64bits(thr))
+	}
+	a.trained.Store(true)
+	var l Learned
+	if e.onTrained != nil {
+		l = a.snapshot()
+		l.Window = e.cfg.Window.String()
+	}
+	a.mu.Unlock()
+	if e.onTrained != nil {
+		go e.onTrained(a.id, l)
+	}
+}
+
+// derive returns figure f's learned quantile and its threshold.
+func derive(f Figure, h *Histogram, window time.Duration) (float64, float64) {
+	r := Rules[f]
+	floor := r.Floor
+	if r.PerMin {
+		floor = math.Max(1, math.Round(floor*window.Minutes()))
+	}
+	if h.Count() < MinSamples {
+		return 0, floor
+	}
+	q := h.Quantile(r.Quantile)
+	return q, math.Max(r.Factor*q, floor)
+}

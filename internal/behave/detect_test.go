@@ -1,0 +1,159 @@
+package behave
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/ase-project/ase/internal/apidef"
+	"github.com/ase-project/ase/internal/lists"
+)
+
+// sim drives an engine with virtual time.
+type sim struct {
+	e     *Engine
+	api   *apidef.API
+	now   int64
+	found []Detection
+}
+
+func newSim(t testing.TB, window, training time.Duration) *sim {
+	s := &sim{now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC).UnixNano()}
+	s.e = New(Config{Window: window, Training: training, MaxIdentities: 1 << 14, Now: func() time.Time { return time.Unix(0, s.now) }},
+		func(d *Detection) bool { s.found = append(s.found, *d); return true })
+	s.api = &apidef.API{ID: "shop", LoginURL: "/shop/login"}
+	s.e.Sync(map[string]*apidef.API{"shop": s.api})
+	return s
+}
+
+func (s *sim) do(id lists.Identity, method, path string, status int, bytes int64) bool {
+	var t Ticket
+	listed := s.e.Begin(s.api, &id, method, path, s.now, &t)
+	s.e.End(&t, status, bytes)
+	return listed
+}
+
+func ip(i int) netip.Addr { return netip.AddrFrom4([4]byte{127, 1, byte(i >> 8), byte(i)}) }
+
+// normal is one second of a normal mix: 50 clients, each with its token,
+// a request every few seconds to a few resources, a login now and then.
+func (s *sim) normal(sec int) {
+	for c := 0; c < 50; c++ {
+		if (sec+c)%3 != 0 {
+			continue
+		}
+		id := lists.Identity{IP: ip(c), Token: fmt.Sprintf("tok-%d", c)}
+		s.do(id, "GET", fmt.Sprintf("/shop/items/%d", (sec/3+c)%4), 200, 2000)
+		if (sec+c)%90 == 0 {
+			id.ClaimedUsername = fmt.Sprintf("user%d", c)
+			st := 200
+			if c%5 == 0 {
+				st = 401 // a mistyped password
+			}
+			s.do(id, "POST", "/shop/login", st, 100)
+		}
+	}
+}
+
+func (s *sim) run(t *testing.T, seconds int, attack func(sec int)) {
+	for sec := 0; sec < seconds; sec++ {
+		s.normal(sec)
+		if attack != nil {
+			attack(sec)
+		}
+		s.now += int64(time.Second)
+	}
+}
+
+func TestDetectors(t *testing.T) {
+	attacks := map[string]struct {
+		det    Detector
+		kind   lists.Kind
+		value  string
+		attack func(s *sim, sec int)
+	}{
+		"stolen token": {StolenCredential, lists.Token, "tok-7", func(s *sim, sec int) {
+			s.do(lists.Identity{IP: ip(1000 + sec), Token: "tok-7"}, "GET", "/shop/items/1", 200, 2000)
+		}},
+		"login per client": {LoginAttack, lists.IP, "127.1.3.232", func(s *sim, sec int) {
+			for i := 0; i < 3; i++ {
+				s.do(lists.Identity{IP: ip(1000), ClaimedUsername: fmt.Sprintf("victim%d", sec*3+i)}, "POST", "/shop/login", 401, 50)
+			}
+		}},
+		"credential stuffing": {LoginAttack, lists.IP, "127.1.7.218", func(s *sim, sec int) {
+			s.do(lists.Identity{IP: ip(2000 + sec), ClaimedUsername: "alice"}, "POST", "/shop/login", 401, 50)
+		}},
+		"probing": {Probing, lists.IP, "127.1.3.232", func(s *sim, sec int) {
+			for i := 0; i < 2; i++ {
+				s.do(lists.Identity{IP: ip(1000)}, "GET", fmt.Sprintf("/shop/admin%d", sec*2+i), 404, 10)
+			}
+		}},
+		"extreme activity": {ExtremeActivity, lists.IP, "127.1.3.232", func(s *sim, sec int) {
+			for i := 0; i < 10; i++ {
+				s.do(lists.Identity{IP: ip(1000)}, "GET", "/shop/items/1", 200, 2000)
+			}
+		}},
+		"exfiltration": {Exfiltration, lists.Token, "tok-x", func(s *sim, sec int) {
+			s.do(lists.Identity{IP: ip(1000), Token: "tok-x"}, "GET", "/shop/export", 200, 5<<20)
+		}},
+		"scraping": {Scraping, lists.IP, "127.1.3.232", func(s *sim, sec int) {
+			for i := 0; i < 3; i++ {
+				s.do(lists.Identity{IP: ip(1000)}, "GET", fmt.Sprintf("/shop/items/%d", 100+sec*3+i), 200, 2000)
+			}
+		}},
+	}
+	for name, a := range attacks {
+		t.Run(name, func(t *testing.T) {
+			s := newSim(t, time.Minute, 30*time.Minute)
+			s.run(t, 35*60, nil) // training, then normal traffic enforced
+			if len(s.found) > 0 {
+				t.Fatalf("normal traffic found: %+v", s.found[0])
+			}
+			st, _ := s.e.Status("shop")
+			if st[0].Training {
+				t.Fatal("still training")
+			}
+			s.run(t, 5*60, func(sec int) { a.attack(s, sec) })
+			// The attacker may show on other detectors too (probing at a high
+			// rate is also extreme activity); no normal client may.
+			ok := false
+			for _, d := range s.found {
+				if d.Detector == a.det && d.Kind == a.kind && d.Value == a.value {
+					ok = true
+				}
+				if (d.Kind == lists.Token && d.Value != a.value) || (d.Kind == lists.IP && d.IP.As4()[2] == 0) {
+					t.Errorf("a normal client found: %+v", d)
+				}
+			}
+			if !ok {
+				t.Fatalf("attacker %s %s not found; found %d, first %+v", a.kind, a.value, len(s.found), s.found[:min(len(s.found), 1)])
+			}
+		})
+	}
+}
+
+func TestBeginEndDoNotAllocate(t *testing.T) {
+	s := newSim(t, time.Minute, time.Hour)
+	id := lists.Identity{IP: ip(1), Token: "tok", CookieName: "JSESSIONID", Cookie: "c"}
+	n := testing.AllocsPerRun(1000, func() {
+		s.do(id, "GET", "/shop/items/1", 200, 100)
+		s.now += int64(time.Millisecond)
+	})
+	if n != 0 {
+		t.Fatalf("%v allocations per request", n)
+	}
+}
+
+func BenchmarkBeginEnd(b *testing.B) {
+	s := newSim(b, time.Minute, time.Hour)
+	ids := make([]lists.Identity, 1024)
+	for i := range ids {
+		ids[i] = lists.Identity{IP: ip(i), Token: fmt.Sprintf("token-%d-abcdefghijklmnop", i)}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s.do(ids[i%len(ids)], "GET", "/shop/items/1", 200, 100)
+	}
+}

@@ -1,0 +1,182 @@
+package behave
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"time"
+)
+
+// Learned is what an API learned in training, as kept in the store so that
+// a restart (or another node of a cluster) enforces at once instead of
+// training again: per figure, the learned histogram's non-empty buckets.
+type Learned struct {
+	TrainedAt time.Time                    `json:"trained_at"`
+	Window    string                       `json:"window"` // the window the figures were counted over
+	Figures   map[string]map[string]uint32 `json:"figures"`
+}
+
+// snapshot copies a's histograms (under a.mu).
+func (a *apiState) snapshot() Learned {
+	l := Learned{TrainedAt: time.Unix(0, a.trainUntil).UTC(), Figures: map[string]map[string]uint32{}}
+	for f := Figure(0); f < NumFigures; f++ {
+		b := map[string]uint32{}
+		for i, c := range a.hist[f].counts {
+			if c > 0 {
+				b[fmt.Sprint(i)] = c
+			}
+		}
+		l.Figures[f.String()] = b
+	}
+	return l
+}
+
+// DecodeLearned reads a kept Learned, checking every figure and bucket.
+func DecodeLearned(b []byte) (Learned, error) {
+	var l Learned
+	if err := json.Unmarshal(b, &l); err != nil {
+		return l, err
+	}
+	for name, buckets := range l.Figures {
+		if _, ok := ParseFigure(name); !ok {
+			return l, fmt.Errorf("unknown figure %q", name)
+		}
+		for k := range buckets {
+			var i int
+			if _, err := fmt.Sscan(k, &i); err != nil || i < 0 || i >= histBuckets || fmt.Sprint(i) != k {
+				return l, fmt.Errorf("figure %s: bucket %q out of range", name, k)
+			}
+		}
+	}
+	return l, nil
+}
+
+// Restore makes API id enforce what l learned (kept by a node before), if
+// it was learned over the same window length; it reports whether it did.
+// An API not defined yet keeps l until it is.
+func (e *Engine) Restore(id string, l Learned) bool {
+	if l.Window != "" && l.Window != e.cfg.Window.String() {
+		return false
+	}
+	e.mu.Lock()
+	a := e.byID[id]
+	e.mu.Unlock()
+	if a == nil {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for f := Figure(0); f < NumFigures; f++ {
+		a.hist[f] = Histogram{}
+		for k, c := range l.Figures[f.String()] {
+			var i int
+			fmt.Sscan(k, &i)
+			a.hist[f].counts[i] = c
+			a.hist[f].n += uint64(c)
+		}
+		q, thr := derive(f, &a.hist[f], e.cfg.Window)
+		a.learned[f].Store(math.Float64bits(q))
+		a.thr[f].Store(math.Float64bits(thr))
+	}
+	a.trainUntil = l.TrainedAt.UnixNano()
+	a.trained.Store(true)
+	return true
+}
+
+// Retrain starts API id's training again (its traffic changed); it
+// reports whether the API exists.
+func (e *Engine) Retrain(id string) bool {
+	e.mu.Lock()
+	a := e.byID[id]
+	e.mu.Unlock()
+	if a == nil {
+		return false
+	}
+	now := e.cfg.Now().UnixNano()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.hist = [NumFigures]Histogram{}
+	a.trainStart, a.trainUntil = now, now+int64(e.cfg.Training)
+	a.trained.Store(false)
+	return true
+}
+
+// FigureStatus is one figure of an API, as the management API shows it.
+type FigureStatus struct {
+	Figure    string  `json:"figure"`
+	Detector  string  `json:"detector"`
+	Windows   uint64  `json:"windows_learned"`
+	Learned   float64 `json:"learned"`   // the learned quantile; 0 while training
+	Threshold float64 `json:"threshold"` // in effect; 0 while training without an override
+	Override  bool    `json:"override"`
+	Rule      string  `json:"rule"`
+}
+
+// APIStatus is an API's detection state.
+type APIStatus struct {
+	API           string            `json:"api_id"`
+	Training      bool              `json:"training"`
+	TrainingUntil time.Time         `json:"training_until"`
+	Modes         map[string]string `json:"modes"`
+	Figures       []FigureStatus    `json:"figures"`
+}
+
+// Status returns every API's detection state, or one API's (ok false when
+// it does not exist).
+func (e *Engine) Status(id string) ([]APIStatus, bool) {
+	e.mu.Lock()
+	var states []*apiState
+	for aid, a := range e.byID {
+		if id == "" || aid == id {
+			states = append(states, a)
+		}
+	}
+	e.mu.Unlock()
+	if id != "" && len(states) == 0 {
+		return nil, false
+	}
+	out := make([]APIStatus, 0, len(states))
+	for _, a := range states {
+		p := a.policy.Load()
+		s := APIStatus{API: a.id, Modes: map[string]string{}}
+		a.mu.Lock()
+		s.Training = !a.trained.Load()
+		s.TrainingUntil = time.Unix(0, a.trainUntil).UTC()
+		for d := Detector(0); d < NumDetectors; d++ {
+			m := Enforce
+			if p != nil {
+				m = p.Modes[d]
+			}
+			s.Modes[d.String()] = m.String()
+		}
+		for f := Figure(0); f < NumFigures; f++ {
+			r := Rules[f]
+			fs := FigureStatus{Figure: f.String(), Detector: FigureDetector[f].String(), Windows: a.hist[f].Count()}
+			if a.trained.Load() {
+				fs.Learned = math.Float64frombits(a.learned[f].Load())
+				fs.Threshold = math.Float64frombits(a.thr[f].Load())
+			}
+			if p != nil && p.Thresholds[f] > 0 {
+				fs.Threshold, fs.Override = p.Thresholds[f], true
+			}
+			floor := r.Floor
+			if r.PerMin {
+				floor = math.Max(1, math.Round(floor*e.cfg.Window.Minutes()))
+			}
+			fs.Rule = fmt.Sprintf("max(%g x p%g of the windows learned, %g); the floor alone below %d windows", r.Factor, r.Quantile*100, floor, MinSamples)
+			s.Figures = append(s.Figures, fs)
+		}
+		a.mu.Unlock()
+		out = append(out, s)
+	}
+	sortStatus(out)
+	return out, true
+}
+
+func sortStatus(s []APIStatus) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j].API < s[j-1].API; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
