@@ -316,7 +316,7 @@ func TestServeCheck(t *testing.T) {
 	os.WriteFile(filepath.Join(apis, "copy.json"), []byte(apiDoc("/shop", "")), 0o600)
 	os.WriteFile(filepath.Join(apis, "bad.json"), []byte(apiDoc("/bad", `"login_url": 5, "colour": "red"`)), 0o600)
 	i.Conf["api_dir"] = apis
-	i.Conf["enable_abs"] = "true"
+	i.Conf["enable_abs_publish"] = "true"
 	i.Conf["attack_list_memory"] = "lots"
 	i.writeConf()
 	check := func() (string, string, int) {
@@ -325,10 +325,10 @@ func TestServeCheck(t *testing.T) {
 	}
 	// Every configuration problem at once, by line.
 	_, stderr, code := check()
-	if code != 1 || !strings.Contains(stderr, "enable_abs: true asks ASE to send its traffic to ABS") || !strings.Contains(stderr, "attack_list_memory") {
+	if code != 1 || !strings.Contains(stderr, "enable_abs_publish: true asks ASE to fetch the API definitions ABS discovered") || !strings.Contains(stderr, "attack_list_memory") {
 		t.Fatalf("got %d %q", code, stderr)
 	}
-	delete(i.Conf, "enable_abs")
+	delete(i.Conf, "enable_abs_publish")
 	delete(i.Conf, "attack_list_memory")
 	i.writeConf()
 	// Every broken file at once.

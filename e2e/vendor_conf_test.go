@@ -190,7 +190,7 @@ func TestVendorConfRefusals(t *testing.T) {
 		want     string
 	}{
 		{"\nenable_email=false\n", "\nenable_email=true\n", `enable_email: true asks for e-mail alerts and reports, which ASE does not send: set enable_email=false and alert on GET /v5/ase/metrics`},
-		{"\nenable_abs=false\n", "\nenable_abs=true\n", `enable_abs: true asks ASE to send its traffic to ABS, the vendor's AI engine, which ASE does not have: set enable_abs=false`},
+		{"\nenable_abs_publish=false\n", "\nenable_abs_publish=true\n", `enable_abs_publish: true asks ASE to fetch the API definitions ABS discovered`},
 		{"\nenable_sslv3=false\n", "\nenable_sslv3=true\n", `enable_sslv3: true asks for SSLv3, which ASE never speaks (broken since POODLE; TLS 1.2 is the minimum): set enable_sslv3=false`},
 		{"\nenable_google_pubsub=false\n", "\nenable_google_pubsub=true\n", `enable_google_pubsub: true asks ASE to publish API metrics to Google Pub/Sub`},
 		{"\nsyslog_server=\n", "\nsyslog_server=logs.example:514\n", `syslog_server: "logs.example:514" asks ASE to send its logs to syslog`},

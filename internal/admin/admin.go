@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ase-project/ase/internal/behave"
 	"github.com/ase-project/ase/internal/console"
 	"io"
 	"log/slog"
@@ -91,6 +92,9 @@ type Deps struct {
 	// AuditFile is where the audit log is written when it goes to a file
 	// (enable_audit=true, audit_log_stdout=false): GET /audit reads it.
 	AuditFile string
+	// Behave is behavioural detection (GET /v4/abs/attacklist, the
+	// detection status and policies).
+	Behave *behave.Engine
 }
 
 // Route is one endpoint of the management API.

@@ -840,12 +840,13 @@ func (e *Engine) emit(a *apiState, f *found, ip netip.Addr, now int64) bool {
 			Status: int(s.status), IP: netip.AddrFrom16(s.ip).Unmap(),
 		})
 	}
-	e.detections[d][mode].Add(1)
-	e.remember(&det)
-	if e.report == nil {
-		return false
+	listed := false
+	if e.report != nil {
+		listed = e.report(&det) // it may say the detection was reported only
 	}
-	return e.report(&det)
+	e.detections[d][det.Mode].Add(1)
+	e.remember(&det)
+	return listed
 }
 
 func (e *Engine) remember(d *Detection) {

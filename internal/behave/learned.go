@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 )
 
@@ -179,4 +180,68 @@ func sortStatus(s []APIStatus) {
 			s[j], s[j-1] = s[j-1], s[j]
 		}
 	}
+}
+
+// Store prefixes of detection's shared state.
+const (
+	PolicyPrefix  = "abs/policy/"  // + api id: an API's Policy (JSON)
+	LearnedPrefix = "abs/learned/" // + api id: what it learned (Learned, JSON)
+)
+
+// policyJSON is a Policy as stored and as the management API takes it:
+// modes by detector name, thresholds by figure name; absent ones are the
+// defaults (enforce, the learned threshold).
+type policyJSON struct {
+	Modes      map[string]string  `json:"modes,omitempty"`
+	Thresholds map[string]float64 `json:"thresholds,omitempty"`
+}
+
+// DecodePolicy reads a policy, naming the first thing wrong in it.
+func DecodePolicy(b []byte) (Policy, error) {
+	var p Policy
+	var in policyJSON
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return p, fmt.Errorf("not a detection policy: %v (want {\"modes\": {detector: enforce|report|off}, \"thresholds\": {figure: number}})", err)
+	}
+	for name, m := range in.Modes {
+		d, ok := ParseDetector(name)
+		if !ok {
+			return p, fmt.Errorf("modes: unknown detector %q (one of %s)", name, strings.Join(detectorNames[:], ", "))
+		}
+		mode, ok := ParseMode(m)
+		if !ok {
+			return p, fmt.Errorf("modes.%s: %q is not a mode (enforce, report or off)", name, m)
+		}
+		p.Modes[d] = mode
+	}
+	for name, v := range in.Thresholds {
+		f, ok := ParseFigure(name)
+		if !ok {
+			return p, fmt.Errorf("thresholds: unknown figure %q (one of %s)", name, strings.Join(figureNames[:], ", "))
+		}
+		if !(v >= 0) || v > 1e15 {
+			return p, fmt.Errorf("thresholds.%s: must be a number from 0 (the learned threshold) to 1e15, got %v", name, v)
+		}
+		p.Thresholds[f] = v
+	}
+	return p, nil
+}
+
+// Encode returns p as stored: only what differs from the defaults.
+func (p Policy) Encode() []byte {
+	out := policyJSON{Modes: map[string]string{}, Thresholds: map[string]float64{}}
+	for d, m := range p.Modes {
+		if m != Enforce {
+			out.Modes[Detector(d).String()] = m.String()
+		}
+	}
+	for f, v := range p.Thresholds {
+		if v > 0 {
+			out.Thresholds[Figure(f).String()] = v
+		}
+	}
+	b, _ := json.Marshal(out)
+	return b
 }

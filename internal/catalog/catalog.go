@@ -245,6 +245,11 @@ const (
 	Firewall               Setting = "firewall"
 	ASEDetectedAttack      Setting = "ase_detected_attack"
 	SidebandAuthentication Setting = "sideband_authentication"
+	// ABS is behavioural detection (the vendor's enable_abs: traffic is
+	// analysed, here in process); ABSAttack is enforcing what it finds
+	// (the vendor's enable_abs_attack: the attack list is deny-listed).
+	ABS       Setting = "abs"
+	ABSAttack Setting = "abs_attack"
 )
 
 func settingKey(s Setting) string { return SettingPrefix + string(s) }

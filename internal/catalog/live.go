@@ -36,7 +36,7 @@ type Defaults map[Setting]bool
 // NewLive loads the catalog from st and follows its changes until Close.
 func NewLive(ctx context.Context, st store.Store, defaults Defaults, log *slog.Logger) (*Live, error) {
 	l := &Live{log: log, settings: map[Setting]*atomic.Bool{}}
-	for _, s := range []Setting{Firewall, ASEDetectedAttack, SidebandAuthentication} {
+	for _, s := range []Setting{Firewall, ASEDetectedAttack, SidebandAuthentication, ABS, ABSAttack} {
 		b := &atomic.Bool{}
 		b.Store(defaults[s])
 		l.settings[s] = b

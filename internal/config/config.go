@@ -64,15 +64,26 @@ type Config struct {
 	DataDir           string // data_dir, default ./data
 	APIDir            string // api_dir, default empty (none): API JSON files imported at start
 
-	EnableFirewall               bool       // enable_firewall, default true
-	EnableASEDetectedAttack      bool       // enable_ase_detected_attack, default false
-	EnableSidebandAuthentication bool       // enable_sideband_authentication, default false
-	EnableSidebandKeepalive      bool       // enable_sideband_keepalive, default false
-	EnableXFF                    bool       // enable_xff, default false
-	AttackListMemory             units.Size // attack_list_memory, default 128MB, at least 1MB
-	EnableAudit                  bool       // enable_audit, default true
-	EnableAccessLog              bool       // enable_access_log, default true
-	EnableASEHealth              bool       // enable_ase_health, default false
+	EnableFirewall               bool // enable_firewall, default true
+	EnableASEDetectedAttack      bool // enable_ase_detected_attack, default false
+	EnableSidebandAuthentication bool // enable_sideband_authentication, default false
+	EnableSidebandKeepalive      bool // enable_sideband_keepalive, default false
+	EnableXFF                    bool // enable_xff, default false
+	// Behavioural detection (issue 20; the vendor's ABS keys, in process).
+	EnableABS        bool           // enable_abs, default false: learn each API's traffic and detect attackers
+	EnableABSAttack  bool           // enable_abs_attack, default true: deny-list what detection finds (false: report only)
+	ABSTraining      units.Duration // abs_training_period, default 24h
+	ABSWindow        units.Duration // abs_window, default 5m: the window figures are counted over
+	ABSMaxClients    int            // abs_max_clients, default 65536: identities tracked at most
+	ABSTTLIP         units.Duration // abs_ttl_ip, default 1h: how long a detected address stays listed (0: for ever)
+	ABSTTLToken      units.Duration // abs_ttl_token, default 24h
+	ABSTTLCookie     units.Duration // abs_ttl_cookie, default 24h
+	ABSTTLAPIKey     units.Duration // abs_ttl_api_key, default 24h
+	ABSTTLUsername   units.Duration // abs_ttl_username, default 24h
+	AttackListMemory units.Size     // attack_list_memory, default 128MB, at least 1MB
+	EnableAudit      bool           // enable_audit, default true
+	EnableAccessLog  bool           // enable_access_log, default true
+	EnableASEHealth  bool           // enable_ase_health, default false
 	// TrustedProxies is trusted_proxies, default none: the ranges whose
 	// forwarding fields are believed, walked recursively (nginx's
 	// set_real_ip_from with real_ip_recursive on). Inline it narrows
@@ -162,6 +173,15 @@ func Default() *Config {
 		DataDir:            "./data",
 		EnableFirewall:     true,
 		AttackListMemory:   128 << 20,
+		EnableABSAttack:    true,
+		ABSTraining:        units.Duration(24 * time.Hour),
+		ABSWindow:          units.Duration(5 * time.Minute),
+		ABSMaxClients:      65536,
+		ABSTTLIP:           units.Duration(time.Hour),
+		ABSTTLToken:        units.Duration(24 * time.Hour),
+		ABSTTLCookie:       units.Duration(24 * time.Hour),
+		ABSTTLAPIKey:       units.Duration(24 * time.Hour),
+		ABSTTLUsername:     units.Duration(24 * time.Hour),
 		EnableAudit:        true,
 		EnableAccessLog:    true,
 		Timezone:           "utc",

@@ -49,6 +49,8 @@ func TestDefault(t *testing.T) {
 		"backend_timeout": "1m", "max_request_body": "32mb", "max_request_header": "16kb",
 		"server_queue_size": "1000", "server_queue_timeout": "10s", "inline_event_loops": "true",
 		"etcd_ca_file": "", "etcd_cert_file": "", "etcd_key_file": "", "etcd_username": "", "etcd_password": "", "cluster_node_ttl": "10s",
+		"enable_abs": "false", "enable_abs_attack": "true", "abs_training_period": "1d", "abs_window": "5m", "abs_max_clients": "65536",
+		"abs_ttl_ip": "1h", "abs_ttl_token": "1d", "abs_ttl_cookie": "1d", "abs_ttl_api_key": "1d", "abs_ttl_username": "1d",
 	}
 	keys := Keys()
 	if len(keys) != len(want) {

@@ -72,6 +72,16 @@ var keys = []key{
 	boolKey("enable_sideband_authentication", "require a token from sideband gateways", func(c *Config) *bool { return &c.EnableSidebandAuthentication }),
 	boolKey("enable_sideband_keepalive", "keep sideband connections open", func(c *Config) *bool { return &c.EnableSidebandKeepalive }),
 	boolKey("enable_xff", "take the client address from X-Real-IP or X-Forwarded-For (inline)", func(c *Config) *bool { return &c.EnableXFF }),
+	boolKey("enable_abs", "behavioural detection: learn each API's traffic and find attackers in it (in process; the vendor's ABS)", func(c *Config) *bool { return &c.EnableABS }),
+	boolKey("enable_abs_attack", "deny-list the attackers behavioural detection finds (false: report them only)", func(c *Config) *bool { return &c.EnableABSAttack }),
+	durationKey("abs_training_period", "how long behavioural detection learns a new API's traffic before it enforces", func(c *Config) *units.Duration { return &c.ABSTraining }),
+	durationKey("abs_window", "the window behavioural detection counts each client's figures over", func(c *Config) *units.Duration { return &c.ABSWindow }),
+	intKey("abs_max_clients", "client identities behavioural detection tracks at most (512 bytes each)", 1024, 10_000_000, func(c *Config) *int { return &c.ABSMaxClients }),
+	ttlKey("abs_ttl_ip", "how long an address behavioural detection found stays deny-listed (0: until removed)", func(c *Config) *units.Duration { return &c.ABSTTLIP }),
+	ttlKey("abs_ttl_token", "how long a detected OAuth token stays deny-listed (0: until removed)", func(c *Config) *units.Duration { return &c.ABSTTLToken }),
+	ttlKey("abs_ttl_cookie", "how long a detected cookie stays deny-listed (0: until removed)", func(c *Config) *units.Duration { return &c.ABSTTLCookie }),
+	ttlKey("abs_ttl_api_key", "how long a detected API key stays deny-listed (0: until removed)", func(c *Config) *units.Duration { return &c.ABSTTLAPIKey }),
+	ttlKey("abs_ttl_username", "how long a detected username stays deny-listed (0: until removed)", func(c *Config) *units.Duration { return &c.ABSTTLUsername }),
 	{
 		name: "trusted_proxies", doc: "comma-separated addresses and CIDR ranges of trusted proxies; X-Forwarded-For is walked past them", text: true,
 		set: func(c *Config, v string) error {
@@ -261,6 +271,31 @@ func durationKey(name, doc string, field func(*Config) *units.Duration) key {
 			return nil
 		},
 		get: func(c *Config) string { return field(c).String() },
+	}
+}
+
+// ttlKey is a duration that may be 0 (for ever).
+func ttlKey(name, doc string, field func(*Config) *units.Duration) key {
+	return key{
+		name: name, doc: doc,
+		set: func(c *Config, v string) error {
+			if v == "0" {
+				*field(c) = 0
+				return nil
+			}
+			d, err := units.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return fmt.Errorf("%q is not a duration such as 30m (a whole number and s, m, h or d), or 0 for no expiry", v)
+			}
+			*field(c) = d
+			return nil
+		},
+		get: func(c *Config) string {
+			if *field(c) == 0 {
+				return "0"
+			}
+			return field(c).String()
+		},
 	}
 }
 

@@ -55,11 +55,7 @@ var vendorList = []*vendorKey{
 	{name: "enable_sslv3", why: "ASE never speaks SSLv3 (TLS 1.2 at least), which is what false asks for",
 		check: offOnly("asks for SSLv3, which ASE never speaks (broken since POODLE; TLS 1.2 is the minimum): set enable_sslv3=false")},
 
-	{name: "enable_abs", why: whyABS,
-		check: offOnly("asks ASE to send its traffic to ABS, the vendor's AI engine, which ASE does not have: set enable_abs=false (ASE's own detection is enable_ase_detected_attack, and its access log can feed another analytics engine)")},
-	{name: "enable_abs_attack", why: whyABS,
-		check: offOnly("asks ASE to fetch ABS's attack list, and ASE does not connect to ABS: set enable_abs_attack=false and import deny lists with `ase add_blacklist --file` (or POST /v5/ase/firewall/blacklist with a JSON array)")},
-	{name: "abs_attack_request_minutes", why: whyABS},
+	{name: "abs_attack_request_minutes", why: "ASE's behavioural detection runs in process and enforces what it finds at once: there is no attack list to fetch every so many minutes"},
 
 	{name: "syslog_server", why: "it is empty: the vendor's way of asking for no syslog, and ASE sends none",
 		check: func(v string) error {

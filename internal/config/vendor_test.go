@@ -41,8 +41,8 @@ func TestVendorConf(t *testing.T) {
 			ignored = append(ignored, k)
 		}
 	}
-	if len(shared) != 17 || len(ignored) != 38 {
-		t.Errorf("got %d shared and %d ignored keys, want 17 and 38", len(shared), len(ignored))
+	if len(shared) != 19 || len(ignored) != 36 {
+		t.Errorf("got %d shared and %d ignored keys, want 19 and 36", len(shared), len(ignored))
 	}
 	var got []string
 	for _, n := range c.Ignored {
@@ -63,6 +63,7 @@ func TestVendorConf(t *testing.T) {
 	want.Path = path
 	want.Mode = ModeSideband
 	want.EnableAudit = false
+	want.EnableABSAttack = false
 	if !equal(c, want) {
 		t.Errorf("got\n%s\nwant\n%s", c.Format(), want.Format())
 	}
@@ -81,8 +82,7 @@ func TestVendorRefused(t *testing.T) {
 	}{
 		{"enable_email=true", "ase.conf:1: enable_email: true asks for e-mail alerts and reports, which ASE does not send: set enable_email=false and alert on GET /v5/ase/metrics (for example with Prometheus Alertmanager)"},
 		{"enable_email=yes", `ase.conf:1: enable_email: "yes" is not a boolean (use true or false)`},
-		{"enable_abs=TRUE", "ase.conf:1: enable_abs: true asks ASE to send its traffic to ABS, the vendor's AI engine, which ASE does not have: set enable_abs=false (ASE's own detection is enable_ase_detected_attack, and its access log can feed another analytics engine)"},
-		{"enable_abs_attack=true", "ase.conf:1: enable_abs_attack: true asks ASE to fetch ABS's attack list, and ASE does not connect to ABS: set enable_abs_attack=false and import deny lists with `ase add_blacklist --file` (or POST /v5/ase/firewall/blacklist with a JSON array)"},
+		{"enable_abs=maybe", `ase.conf:1: enable_abs: "maybe" is not a boolean (use true or false)`},
 		{"enable_abs_publish=true", "set enable_abs_publish=false"},
 		{"enable_google_pubsub=true", "set enable_google_pubsub=false and scrape GET /v5/ase/metrics"},
 		{"enable_sslv3=true", "ase.conf:1: enable_sslv3: true asks for SSLv3, which ASE never speaks (broken since POODLE; TLS 1.2 is the minimum): set enable_sslv3=false"},
@@ -107,7 +107,7 @@ func TestVendorRefused(t *testing.T) {
 // vendor's other ways of writing them, are ignored.
 func TestVendorAccepted(t *testing.T) {
 	for _, line := range []string{
-		"enable_email=FALSE", "enable_email=", "enable_abs=false", "syslog_server=", "auth_method=ase::db",
+		"enable_email=FALSE", "enable_email=", "enable_abs_publish=false", "syslog_server=", "auth_method=ase::db",
 		"auth_method=", "enable_1G=false", "enable_1G=true", "http_ws_process=6", "smtp_host=smtp://<smtp-server>",
 		"email_report=7", "hostname_refresh=anything", "enable_mtls=false",
 	} {

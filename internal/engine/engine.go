@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ase-project/ase/internal/apidef"
+	"github.com/ase-project/ase/internal/behave"
 	"github.com/ase-project/ase/internal/catalog"
 	"github.com/ase-project/ase/internal/lists"
 )
@@ -78,6 +79,9 @@ type Request struct {
 	ContentType string // the Content-Type header, as sent
 	HasBody     bool
 	ID          lists.Identity
+	// Obs carries the request to behavioural detection's count of its
+	// answer (Answered); zero when detection is off.
+	Obs behave.Ticket
 }
 
 // Limiter is flow control's hook: whether a client may make one more
@@ -92,6 +96,24 @@ type Engine struct {
 	live    *catalog.Live
 	limiter Limiter
 	router  atomic.Pointer[Router]
+	behave  *behave.Engine
+}
+
+// SetBehave makes the engine count every request that passes the lists
+// for behavioural detection (while the abs setting is on). Call it before
+// the engine decides.
+func (e *Engine) SetBehave(b *behave.Engine) {
+	e.behave = b
+	e.live.Watch(func(s *catalog.Snapshot) { b.Sync(s.APIs) })
+}
+
+// Answered counts r's answer for behavioural detection: its status (0
+// when unknown) and response body bytes. Safe to call for any request,
+// once.
+func (e *Engine) Answered(r *Request, status int, bytes int64) {
+	if e.behave != nil && r.Obs.Observed() {
+		e.behave.End(&r.Obs, status, bytes)
+	}
 }
 
 // New returns an engine over the lists and the live catalog (its settings
@@ -120,6 +142,18 @@ func (e *Engine) Decide(r *Request) Decision {
 	api := r.API
 	if m, ok := e.lists.Match(lists.Deny, &r.ID, &keys); ok {
 		return enforce(api, Decision{Action: Block, Reason: ReasonDenyList, Match: m})
+	}
+	if e.behave != nil && api != nil && e.live.Setting(catalog.ABS) {
+		if r.Now == 0 {
+			r.Now = time.Now().UnixNano()
+		}
+		// A detection on this request's identities lists them now: decide
+		// again, so the request that showed it goes no further.
+		if e.behave.Begin(api, &r.ID, r.Method, r.Path, r.Now, &r.Obs) {
+			if m, ok := e.lists.Match(lists.Deny, &r.ID, &keys); ok {
+				return enforce(api, Decision{Action: Block, Reason: ReasonDenyList, Match: m})
+			}
+		}
 	}
 	if isDecoy(api, r.Path) {
 		e.detected(lists.Decoy, r)

@@ -181,11 +181,20 @@ func (d *detections) drop(key string, p *pend) {
 // dropped.
 func (l *Lists) Report(tag Tag, id *Identity) {
 	at := l.now()
-	entries := detectedEntries(tag, id, at)
+	l.ReportEntries(detectedEntries(tag, id, at))
+}
+
+// ReportEntries deny-lists entries found by a detection (the behavioural
+// engine's, each with its own TTL and evidence), as Report does: enforced
+// in memory when it returns, stored right after. Entries must be valid
+// (single addresses for IPs) and own their strings. It reports whether
+// any entry was listed now (not listed already, and within
+// attack_list_memory).
+func (l *Lists) ReportEntries(entries []Entry) bool {
 	if len(entries) == 0 {
-		return
+		return false
 	}
-	now := at.UnixMilli()
+	now := l.now().UnixMilli()
 	d := &l.det
 	d.mu.Lock()
 	keys := make([]string, 0, len(entries))
@@ -210,7 +219,7 @@ func (l *Lists) Report(tag Tag, id *Identity) {
 	}
 	if len(fresh) == 0 {
 		d.mu.Unlock()
-		return
+		return false
 	}
 	if l.checkBudget(Deny, need) != nil || d.bytes+bytes > l.limit {
 		d.mu.Unlock()
@@ -218,7 +227,7 @@ func (l *Lists) Report(tag Tag, id *Identity) {
 		if d.unloggedRefused.Add(1) == 1 {
 			d.signal() // the first refusal of an interval is logged at once
 		}
-		return
+		return false
 	}
 	added := false
 	for i, e := range fresh {
@@ -227,7 +236,7 @@ func (l *Lists) Report(tag Tag, id *Identity) {
 		}
 		p := &pend{value: values[i], stale: stale[i], bytes: int64(len(keys[i])+len(values[i])) + pendOverhead}
 		if !added && d.unloggedListed.Load() == 0 {
-			d.sample = e.Describe() + " (" + tag.String() + ")"
+			d.sample = e.Describe() + " (" + e.Tag.String() + ")"
 		}
 		added = true
 		d.recent[d.nRecent%recentDetections] = e
@@ -243,6 +252,7 @@ func (l *Lists) Report(tag Tag, id *Identity) {
 		d.unloggedListed.Add(1)
 		d.signal()
 	}
+	return added
 }
 
 func containsKey(keys []string, k string) bool {

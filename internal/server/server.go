@@ -112,6 +112,8 @@ func Run(ctx context.Context, cfg *config.Config, logOut io.Writer, version stri
 		catalog.Firewall:               cfg.EnableFirewall,
 		catalog.ASEDetectedAttack:      cfg.EnableASEDetectedAttack,
 		catalog.SidebandAuthentication: cfg.EnableSidebandAuthentication,
+		catalog.ABS:                    cfg.EnableABS,
+		catalog.ABSAttack:              cfg.EnableABSAttack,
 	}, log)
 	if err != nil {
 		return err
@@ -186,6 +188,13 @@ func Run(ctx context.Context, cfg *config.Config, logOut io.Writer, version stri
 		auditLog = audit.New(w, cfg.Location, log)
 	}
 
+	absCtx, stopABS := context.WithCancel(ctx)
+	defer stopABS()
+	abs, err := setupABS(absCtx, cfg, st, live, lst, eng, auditLog, now, log)
+	if err != nil {
+		return err
+	}
+
 	clientCAs, err := loadClientCAs(cfg)
 	if err != nil {
 		return err
@@ -245,6 +254,7 @@ func Run(ctx context.Context, cfg *config.Config, logOut io.Writer, version stri
 		Metrics:        mx,
 		Cluster:        clusterFunc(cfg, etcdStore),
 		Reloader:       reload,
+		Behave:         abs,
 	})
 
 	mgmt, err := listenManagement(cfg, accts)
