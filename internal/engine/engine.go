@@ -111,8 +111,14 @@ func (e *Engine) SetBehave(b *behave.Engine) {
 // when unknown) and response body bytes. Safe to call for any request,
 // once.
 func (e *Engine) Answered(r *Request, status int, bytes int64) {
-	if e.behave != nil && r.Obs.Observed() {
-		e.behave.End(&r.Obs, status, bytes)
+	e.AnsweredTicket(&r.Obs, status, bytes)
+}
+
+// AnsweredTicket is Answered for a ticket kept apart from its request (a
+// streamed answer, a sideband response call).
+func (e *Engine) AnsweredTicket(t *behave.Ticket, status int, bytes int64) {
+	if e.behave != nil && t.Observed() {
+		e.behave.End(t, status, bytes)
 	}
 }
 

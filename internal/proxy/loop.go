@@ -813,6 +813,9 @@ func (c *cconn) log() {
 	}
 	p := c.w.s.p
 	rec.Time, rec.Latency = time.Unix(0, c.start), time.Duration(c.w.now()-c.start)
+	if c.started { // the backend answered: behavioural detection counts it
+		p.o.Engine.Answered(&c.x.Req, rec.Status, rec.BytesOut)
+	}
 	p.o.Log.Write(rec)
 	p.o.Metrics.Request(rec.APIID, "inline", rec.Decision, rec.Reason, rec.Latency, rec.ClientIP)
 	rec.Protocol = ""

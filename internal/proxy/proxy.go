@@ -335,6 +335,7 @@ func (p *Proxy) Serve(ctx *fasthttp.RequestCtx) {
 	// request are still valid.
 	var rec accesslog.Record
 	var streaming *bodyRelay // a response body that streams after Serve returns
+	var x *frontdoor.Inline
 	defer func() {
 		rec.Time, rec.Latency = start, time.Since(start)
 		if rec.Status == 0 {
@@ -342,11 +343,15 @@ func (p *Proxy) Serve(ctx *fasthttp.RequestCtx) {
 		}
 		rec.BytesIn = int64(len(ctx.Request.Body()))
 		if streaming != nil {
+			streaming.obs = x.Req.Obs
 			streaming.serveReturned(&rec, start, p) // logged when the body is done
 			return
 		}
 		if !ctx.IsHead() && rec.Status != fasthttp.StatusSwitchingProtocols {
 			rec.BytesOut = int64(len(ctx.Response.Body()))
+		}
+		if x != nil && rec.Backend != "" && rec.Status != fasthttp.StatusSwitchingProtocols {
+			p.o.Engine.Answered(&x.Req, rec.Status, rec.BytesOut) // behavioural detection counts the answer
 		}
 		p.o.Log.Write(&rec)
 		p.o.Metrics.Request(rec.APIID, "inline", rec.Decision, rec.Reason, rec.Latency, rec.ClientIP)
@@ -359,7 +364,7 @@ func (p *Proxy) Serve(ctx *fasthttp.RequestCtx) {
 			fieldsPool.Put(fp)
 		}
 	}()
-	x := &frontdoor.Inline{
+	x = &frontdoor.Inline{
 		Request: frontdoor.Request{Method: hd.Method(), Target: hd.RequestURI(), Framing: true},
 		Peer:    peer(ctx), TLS: ctx.IsTLS(), Now: start.UnixNano(),
 	}

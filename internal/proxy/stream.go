@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"github.com/ase-project/ase/internal/behave"
 	"io"
 	"net"
 	"strings"
@@ -33,6 +34,7 @@ type bodyRelay struct {
 	mu       sync.Mutex
 	closed   bool
 	rec      *accesslog.Record // set when Serve returns; logged at Close
+	obs      behave.Ticket     // behavioural detection's count of the answer, at Close
 	start    time.Time
 	p        *Proxy
 	closeErr error
@@ -86,6 +88,7 @@ func (r *bodyRelay) serveReturned(rec *accesslog.Record, start time.Time, p *Pro
 
 func (r *bodyRelay) log(rec *accesslog.Record) {
 	rec.BytesOut, rec.Latency = r.n, time.Since(r.start)
+	r.p.o.Engine.AnsweredTicket(&r.obs, rec.Status, rec.BytesOut)
 	r.p.o.Log.Write(rec)
 	r.p.o.Metrics.Request(rec.APIID, "inline", rec.Decision, rec.Reason, rec.Latency, rec.ClientIP)
 }

@@ -2,6 +2,7 @@ package sideband
 
 import (
 	"bytes"
+	"github.com/valyala/fastjson"
 	"strconv"
 	"strings"
 	"time"
@@ -85,6 +86,14 @@ func (h *Handler) authorizeResponse(ctx *fasthttp.RequestCtx, start time.Time) {
 	}
 	// The response goes on to the client unchanged.
 	rec.Decision, rec.Status = "allow", code
+	var n int64
+	if b := o.Get("body"); b != nil && b.Type() == fastjson.TypeString {
+		sb, _ := b.StringBytes()
+		n = int64(len(sb))
+	} else if hs, err := decodeHeaders(o.Get("headers"), nil); err == nil {
+		n = contentLength(hs)
+	}
+	answered(h.Engine, &h.pending, ctx.Request.Header.Peek("X-CorrelationID"), code, n)
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType("application/json")
 	ctx.SetBody(ctx.PostBody())

@@ -55,6 +55,7 @@ type Handler struct {
 	TrustedProxies frontdoor.Proxies
 
 	parsers fastjson.ParserPool
+	pending pendingTable // requests waiting for their response call
 }
 
 // Paths of the protocols.
@@ -173,6 +174,9 @@ func (h *Handler) requestCall(ctx *fasthttp.RequestCtx, start time.Time, protoco
 		return
 	}
 	d := h.Engine.Decide(&req.Request)
+	if d.Action == engine.Allow {
+		h.pending.put(ctx.Request.Header.Peek("X-CorrelationID"), &req.Obs, start.UnixNano())
+	}
 	h.record(&rec, api, d)
 	frontdoor.LogUser(&rec, api, &req.ID, c.headers, c.reading.Query)
 	write(ctx, api, verdict{d: d}, req, "")
@@ -338,6 +342,7 @@ func (h *Handler) aseResponse(ctx *fasthttp.RequestCtx, start time.Time) {
 		return
 	}
 	rec.Decision, rec.Status = "allow", r.code
+	answered(h.Engine, &h.pending, ctx.Request.Header.Peek("X-CorrelationID"), r.code, contentLength(r.headers))
 	jsonReply(ctx, fasthttp.StatusOK, `{"decision":"allow"}`)
 }
 
