@@ -163,7 +163,7 @@ var Rules = [NumFigures]Rule{
 	FigErrorPaths:     {Quantile: 0.999, Factor: 3, Floor: 10},
 	FigRequests:       {Quantile: 0.999, Factor: 3, Floor: 60, PerMin: true},
 	FigBytes:          {Quantile: 0.999, Factor: 3, Floor: 2 << 20, PerMin: true},
-	FigOKPaths:        {Quantile: 0.999, Factor: 3, Floor: 30},
+	FigOKPaths:        {Quantile: 0.999, Factor: 3, Floor: 20},
 }
 
 // MinSamples is how many windows a figure must have learned for its
@@ -313,18 +313,22 @@ type shard struct {
 
 // apiState is what is learned of one API.
 type apiState struct {
-	id        string
-	idx       uint64 // mixed into identity keys: an identity is tracked per API
-	loginPath string
+	id  string
+	idx uint64 // mixed into identity keys: an identity is tracked per API
 
 	mu         sync.Mutex
 	hist       [NumFigures]Histogram
-	trainStart int64
-	trainUntil int64
+	trainUntil atomic.Int64 // Unix ns
 	trained    atomic.Bool
 	learned    [NumFigures]atomic.Uint64 // the learned quantile (float bits), set when training ends
 	thr        [NumFigures]atomic.Uint64 // the derived threshold (float bits)
 	policy     atomic.Pointer[Policy]
+}
+
+// apiRef is an API definition's detection state and login path.
+type apiRef struct {
+	st        *apiState
+	loginPath string
 }
 
 // Engine is the detection engine.
@@ -336,7 +340,7 @@ type Engine struct {
 
 	mu     sync.Mutex // apis and byID
 	byID   map[string]*apiState
-	apis   atomic.Pointer[map[*apidef.API]*apiState]
+	apis   atomic.Pointer[map[*apidef.API]apiRef]
 	nextID uint64
 
 	policies sync.Map // api id -> *Policy (kept for APIs not defined yet)
@@ -374,7 +378,7 @@ func New(cfg Config, report Reporter) *Engine {
 	for i := range e.shards {
 		e.shards[i].t = NewTracker[state](per)
 	}
-	m := map[*apidef.API]*apiState{}
+	m := map[*apidef.API]apiRef{}
 	e.apis.Store(&m)
 	return e
 }
@@ -393,19 +397,19 @@ func (e *Engine) Sync(apis map[string]*apidef.API) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.cfg.Now().UnixNano()
-	m := make(map[*apidef.API]*apiState, len(apis))
+	m := make(map[*apidef.API]apiRef, len(apis))
 	for id, a := range apis {
 		st := e.byID[id]
 		if st == nil {
 			e.nextID++
-			st = &apiState{id: id, idx: e.nextID, trainStart: now, trainUntil: now + int64(e.cfg.Training)}
+			st = &apiState{id: id, idx: e.nextID}
+			st.trainUntil.Store(now + int64(e.cfg.Training))
 			if p, ok := e.policies.Load(id); ok {
 				st.policy.Store(p.(*Policy))
 			}
 			e.byID[id] = st
 		}
-		st.loginPath = loginPath(a.LoginURL)
-		m[a] = st
+		m[a] = apiRef{st: st, loginPath: loginPath(a.LoginURL)}
 	}
 	for id := range e.byID {
 		if apis[id] == nil {
@@ -496,11 +500,12 @@ type found struct {
 // one of the request's identities (the caller decides again). It does not
 // allocate unless it reports a detection.
 func (e *Engine) Begin(api *apidef.API, id *lists.Identity, method, path string, now int64, t *Ticket) bool {
-	a := (*e.apis.Load())[api]
+	ref := (*e.apis.Load())[api]
+	a := ref.st
 	if a == nil {
 		return false
 	}
-	if !a.trained.Load() && now >= a.trainUntil {
+	if !a.trained.Load() && now >= a.trainUntil.Load() {
 		e.endTraining(a)
 	}
 	*t = Ticket{api: a, now: now, ip: id.IP, pathHash: e.hashString(path)}
@@ -508,7 +513,7 @@ func (e *Engine) Begin(api *apidef.API, id *lists.Identity, method, path string,
 		b := id.IP.As16()
 		t.ipHash = maphash.Comparable(e.seed, b)
 	}
-	t.login = a.loginPath != "" && path == a.loginPath
+	t.login = ref.loginPath != "" && path == ref.loginPath
 	if t.login {
 		if u := loginName(id); u != "" {
 			t.target = e.key(a, lists.Username|0x80, "", u)
@@ -621,7 +626,7 @@ func (e *Engine) roll(a *apiState, st *state, now int64) {
 	if st.start != 0 && now < st.start+w {
 		return
 	}
-	if st.start != 0 && !a.trained.Load() && st.start < a.trainUntil {
+	if st.start != 0 && !a.trained.Load() && st.start < a.trainUntil.Load() {
 		a.mu.Lock()
 		if st.kind&0x80 != 0 {
 			a.hist[FigFailingClients].Observe(st.ips.Count())

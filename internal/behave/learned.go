@@ -19,7 +19,7 @@ type Learned struct {
 
 // snapshot copies a's histograms (under a.mu).
 func (a *apiState) snapshot() Learned {
-	l := Learned{TrainedAt: time.Unix(0, a.trainUntil).UTC(), Figures: map[string]map[string]uint32{}}
+	l := Learned{TrainedAt: time.Unix(0, a.trainUntil.Load()).UTC(), Figures: map[string]map[string]uint32{}}
 	for f := Figure(0); f < NumFigures; f++ {
 		b := map[string]uint32{}
 		for i, c := range a.hist[f].counts {
@@ -79,7 +79,7 @@ func (e *Engine) Restore(id string, l Learned) bool {
 		a.learned[f].Store(math.Float64bits(q))
 		a.thr[f].Store(math.Float64bits(thr))
 	}
-	a.trainUntil = l.TrainedAt.UnixNano()
+	a.trainUntil.Store(l.TrainedAt.UnixNano())
 	a.trained.Store(true)
 	return true
 }
@@ -97,8 +97,8 @@ func (e *Engine) Retrain(id string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.hist = [NumFigures]Histogram{}
-	a.trainStart, a.trainUntil = now, now+int64(e.cfg.Training)
 	a.trained.Store(false)
+	a.trainUntil.Store(now + int64(e.cfg.Training))
 	return true
 }
 
@@ -141,8 +141,8 @@ func (e *Engine) Status(id string) ([]APIStatus, bool) {
 		p := a.policy.Load()
 		s := APIStatus{API: a.id, Modes: map[string]string{}}
 		a.mu.Lock()
-		s.Training = !a.trained.Load()
-		s.TrainingUntil = time.Unix(0, a.trainUntil).UTC()
+		s.Training = !a.trained.Load() && e.cfg.Now().UnixNano() < a.trainUntil.Load()
+		s.TrainingUntil = time.Unix(0, a.trainUntil.Load()).UTC()
 		for d := Detector(0); d < NumDetectors; d++ {
 			m := Enforce
 			if p != nil {
