@@ -52,6 +52,10 @@ const (
 // Prefixes under which every ASE route exists, with identical behaviour.
 var Prefixes = []string{"/v4/ase", "/v5/ase"}
 
+// RootPrefixes are where the vendor's ABS routes (Root) exist: its
+// attack list is /v4/abs/attacklist, beside /v4/ase, not under it.
+var RootPrefixes = []string{"/v4", "/v5"}
+
 // Deps is what the management API works on.
 type Deps struct {
 	Store store.Store
@@ -116,7 +120,11 @@ type Route struct {
 	// included (their own API keys), never with an API key.
 	AnyRole bool
 	// Text routes also take a text/plain body (threat feeds).
-	Text   bool
+	Text bool
+	// Root routes live under RootPrefixes (/v4/abs/attacklist, the
+	// vendor ABS's paths) instead of Prefixes; otherwise they are like
+	// every ASE route (errors included).
+	Root   bool
 	handle func(c *call) (any, error)
 }
 
@@ -159,7 +167,7 @@ func New(d Deps) *Handler {
 		d.TxnLifetime = 10 * time.Minute
 	}
 	h := &Handler{d: d, byPath: map[string]map[string]*Route{}, txns: txns{lifetime: d.TxnLifetime, now: d.Now}, console: console.Handler()}
-	for _, group := range [][]*Route{h.table(), h.listRoutes(), h.sidebandRoutes(), h.accountRoutes(), h.txnRoutes()} {
+	for _, group := range [][]*Route{h.table(), h.listRoutes(), h.absRoutes(), h.sidebandRoutes(), h.accountRoutes(), h.txnRoutes()} {
 		h.routes = append(h.routes, group...)
 	}
 	for _, rt := range h.routes {
@@ -170,14 +178,7 @@ func New(d Deps) *Handler {
 			h.patterns = append(h.patterns, rt)
 			continue
 		}
-		paths := []string{rt.Path}
-		if !rt.Abs {
-			paths = paths[:0]
-			for _, p := range Prefixes {
-				paths = append(paths, p+rt.Path)
-			}
-		}
-		for _, full := range paths {
+		for _, full := range rt.FullPaths() {
 			if h.byPath[full] == nil {
 				h.byPath[full] = map[string]*Route{}
 			}
@@ -196,11 +197,13 @@ func (h *Handler) match(path string) (map[string]*Route, map[string]string) {
 	var found map[string]*Route
 	var params map[string]string
 	for _, rt := range h.patterns {
-		if p, ok := matchPattern(rt.Path, path); ok {
-			if found == nil {
-				found, params = map[string]*Route{}, p
+		for _, full := range rt.FullPaths() {
+			if p, ok := matchPattern(full, path); ok {
+				if found == nil {
+					found, params = map[string]*Route{}, p
+				}
+				found[rt.Method] = rt
 			}
-			found[rt.Method] = rt
 		}
 	}
 	return found, params
@@ -237,8 +240,12 @@ func (rt *Route) FullPaths() []string {
 	if rt.Abs {
 		return []string{rt.Path}
 	}
-	out := make([]string, len(Prefixes))
-	for i, p := range Prefixes {
+	prefixes := Prefixes
+	if rt.Root {
+		prefixes = RootPrefixes
+	}
+	out := make([]string, len(prefixes))
+	for i, p := range prefixes {
 		out[i] = p + rt.Path
 	}
 	return out

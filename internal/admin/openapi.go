@@ -26,7 +26,7 @@ func OpenAPI(version string) map[string]any {
 		"info": map[string]any{
 			"title":       "ASE management API",
 			"version":     version,
-			"description": "Every /v4/ase path also exists under /v5/ase with identical behaviour. Authenticate with the x-ase-access-key and x-ase-secret-key headers, a session_id cookie (or header) from GET /api/authentication, or Authorization: apikey <token> (read-only).",
+			"description": "Every /v4/ase path also exists under /v5/ase with identical behaviour, and the attack list of behavioural detection under /v4/abs and /v5/abs (the vendor ABS's path). Authenticate with the x-ase-access-key and x-ase-secret-key headers, a session_id cookie (or header) from GET /api/authentication, or Authorization: apikey <token> (read-only).",
 		},
 		"servers": []map[string]string{{"url": "http://127.0.0.1:8010"}},
 		"components": map[string]any{
@@ -190,6 +190,11 @@ var routeErrors = map[string]map[int]string{
 	"PUT /api/transaction":              {http.StatusNotFound: "NoTransaction", http.StatusConflict: "another session's transaction, it ended, or a staged change conflicts", http.StatusServiceUnavailable: "cluster mode: etcd unreachable"},
 	"DELETE /api/transaction":           {http.StatusNotFound: "NoTransaction", http.StatusConflict: "another session's transaction", http.StatusServiceUnavailable: "cluster mode: etcd unreachable"},
 	"POST /firewall/flowcontrol/server": {http.StatusNotFound: "server_not_found"},
+	"GET /abs/attacklist":               {http.StatusForbidden: "invalid_value: earlier_date or later_date is not a time (RFC 3339 or yyyy-mm-ddThh:mm), later_date is before earlier_date, or status is not active, expired or reported"},
+	"GET /abs/{api_id}":                 {http.StatusNotFound: "api_not_found", http.StatusForbidden: "validation_error: the api_id is not valid"},
+	"PUT /abs/{api_id}/policy":          {http.StatusNotFound: "api_not_found", http.StatusForbidden: "validation_error: the api_id is not valid"},
+	"DELETE /abs/{api_id}/policy":       {http.StatusNotFound: "api_not_found", http.StatusForbidden: "validation_error: the api_id is not valid"},
+	"POST /abs/{api_id}/retrain":        {http.StatusNotFound: "api_not_found", http.StatusForbidden: "validation_error: the api_id is not valid"},
 }
 
 func pathParams(path string) []string {
@@ -221,7 +226,13 @@ func operationID(rt Route, fullPath string) string {
 		}
 		name += "_" + strings.ReplaceAll(seg, "-", "_")
 	}
-	if prefix := strings.TrimSuffix(fullPath, rt.Path); !rt.Abs && prefix != Prefixes[len(Prefixes)-1] {
+	last := Prefixes[len(Prefixes)-1]
+	if rt.Root {
+		// The vendor ABS's paths: /v5/abs/attacklist is
+		// "get_abs_attacklist", /v4/abs/attacklist "v4_get_abs_attacklist".
+		last = RootPrefixes[len(RootPrefixes)-1]
+	}
+	if prefix := strings.TrimSuffix(fullPath, rt.Path); !rt.Abs && prefix != last {
 		name = strings.Split(strings.Trim(prefix, "/"), "/")[0] + "_" + name
 	}
 	return name

@@ -410,6 +410,14 @@ func (h *Handler) status(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	abs, err := setting(catalog.ABS, cfg.EnableABS)
+	if err != nil {
+		return nil, err
+	}
+	absAttack, err := setting(catalog.ABSAttack, cfg.EnableABSAttack)
+	if err != nil {
+		return nil, err
+	}
 	used := h.d.ListMemoryUsed()
 	configured := int64(cfg.AttackListMemory)
 	free := max(configured-used, 0)
@@ -441,6 +449,8 @@ func (h *Handler) status(c *call) (any, error) {
 		Audit:                  enabledWord(cfg.EnableAudit),
 		SidebandAuthentication: sideband,
 		ASEDetectedAttack:      detected,
+		ABS:                    abs,
+		ABSAttack:              absAttack,
 		AttackListMemory: "configured " + units.Size(configured).MB() + ", used " + units.Size(used).MB() +
 			", free " + units.Size(free).MB(),
 		AttackListMemoryBytes: wire.MemoryInfo{Configured: configured, Used: used, Free: free},

@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ase-project/ase/internal/behave"
 )
 
 // The label values a request can take.
@@ -67,6 +69,12 @@ type Sources struct {
 	// RecentDetections: the last attackers deny-listed for a detection,
 	// newest first (GET /activity).
 	RecentDetections func() []Detection
+	// Behavioural detection (behave.Engine's Counts, Tracked and Status):
+	// its detections since start by detector and mode, the client
+	// identities it tracks, and each API's training.
+	ABSDetections func() [behave.NumDetectors][3]int64
+	ABSTracked    func() int
+	ABSStatus     func(apiID string) ([]behave.APIStatus, bool)
 }
 
 // Metrics is the registry and the counters.
@@ -207,6 +215,9 @@ var (
 	descDetected  = prometheus.NewDesc("ase_detections_total", "ASE-detected attackers by result: listed (deny-listed), refused (not listed: attack_list_memory is full).", []string{"result"}, nil)
 	descPending   = prometheus.NewDesc("ase_detections_pending", "Deny-list entries of detected attackers enforced in memory and not yet written to the store.", nil, nil)
 	descSecrets   = prometheus.NewDesc("ase_sideband_secret_checks_total", "Presented shared secrets not verified before, by result: checked (an argon2id check), refused (unchecked: over 20 checks a second).", []string{"result"}, nil)
+	descABS       = prometheus.NewDesc("ase_abs_detections_total", "Behavioural detections by detector and mode: enforce (deny-listed, or listed already) or report (reported only: the detector's mode, or abs_attack disabled).", []string{"detector", "mode"}, nil)
+	descABSClient = prometheus.NewDesc("ase_abs_tracked_clients", "Client identities (addresses and credentials, per API) behavioural detection is tracking.", nil, nil)
+	descABSTrain  = prometheus.NewDesc("ase_abs_training", "Whether behavioural detection is learning an API's traffic (1) or enforcing (0).", []string{"api_id"}, nil)
 )
 
 // descBackendHealth is a state set: one series per state, 1 for the
@@ -214,7 +225,7 @@ var (
 var descBackendHealth = prometheus.NewDesc("ase_backend_health", "A backend server's health: 1 for its current state (up, down, or unknown until the first probe answers), 0 for the others.", []string{"api_id", "server", "state"}, nil)
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descBackendUp, descBackendHealth, descInFlight, descEntries, descMemory, descWS, descDropped, descClients, descDetected, descPending, descSecrets} {
+	for _, d := range []*prometheus.Desc{descRequests, descBackendUp, descBackendHealth, descInFlight, descEntries, descMemory, descWS, descDropped, descClients, descDetected, descPending, descSecrets, descABS, descABSClient, descABSTrain} {
 		ch <- d
 	}
 }
@@ -280,5 +291,26 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		checked, refused := src.SecretChecks()
 		ch <- prometheus.MustNewConstMetric(descSecrets, prometheus.CounterValue, float64(checked), "checked")
 		ch <- prometheus.MustNewConstMetric(descSecrets, prometheus.CounterValue, float64(refused), "refused")
+	}
+	if src.ABSDetections != nil {
+		counts := src.ABSDetections()
+		for d := range counts {
+			for _, m := range []behave.Mode{behave.Enforce, behave.Report} { // an off detector finds nothing
+				ch <- prometheus.MustNewConstMetric(descABS, prometheus.CounterValue, float64(counts[d][m]), behave.Detector(d).String(), m.String())
+			}
+		}
+	}
+	if src.ABSTracked != nil {
+		ch <- prometheus.MustNewConstMetric(descABSClient, prometheus.GaugeValue, float64(src.ABSTracked()))
+	}
+	if src.ABSStatus != nil {
+		all, _ := src.ABSStatus("")
+		for _, s := range all {
+			v := 0.0
+			if s.Training {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descABSTrain, prometheus.GaugeValue, v, s.API)
+		}
 	}
 }

@@ -217,6 +217,10 @@ func Run(ctx context.Context, cfg *config.Config, logOut io.Writer, version stri
 		TrackedUsers: clients.Clients,
 		Detections:   lst.Detections,
 		SecretChecks: sba.SlowChecks,
+		// Behavioural detection.
+		ABSDetections: abs.Counts,
+		ABSTracked:    abs.Tracked,
+		ABSStatus:     abs.Status,
 		RecentDetections: func() []metrics.Detection {
 			var out []metrics.Detection
 			for _, e := range lst.Recent() {

@@ -128,6 +128,8 @@ type StatusInfo struct {
 	Audit                  string     `json:"audit"`
 	SidebandAuthentication string     `json:"sideband_authentication"`
 	ASEDetectedAttack      string     `json:"ase_detected_attack"`
+	ABS                    string     `json:"abs"`        // behavioural detection: enabled or disabled
+	ABSAttack              string     `json:"abs_attack"` // what it finds is deny-listed: enabled or disabled
 	AttackListMemory       string     `json:"attack_list_memory"`
 	AttackListMemoryBytes  MemoryInfo `json:"attack_list_memory_bytes"`
 	LogLevel               string     `json:"log_level"`
@@ -410,4 +412,141 @@ type ReloadChange struct {
 	// Hint says how to change the setting without a restart, when the
 	// management API can.
 	Hint string `json:"hint,omitempty"`
+}
+
+// ABSAttackList is the reply of GET /v4/abs/attacklist, the vendor ABS's
+// attack list: what behavioural detection found, by identity type.
+// EarlierDate and LaterDate echo the query (null when not given); Status is
+// the status asked for, or "all".
+type ABSAttackList struct {
+	Name        string      `json:"name"`
+	Description string      `json:"description"`
+	EarlierDate *string     `json:"earlier_date"`
+	LaterDate   *string     `json:"later_date"`
+	Status      string      `json:"status"`
+	IPs         []ABSAttack `json:"ips"`
+	Cookies     []ABSAttack `json:"cookies"`
+	OAuthTokens []ABSAttack `json:"oauth_tokens"`
+	APIKeys     []ABSAttack `json:"api_keys"`
+	Usernames   []ABSAttack `json:"usernames"`
+}
+
+// The statuses of an attack list's items.
+const (
+	ABSActive   = "active"   // on the deny list now
+	ABSExpired  = "expired"  // was deny-listed, is not any more (expired or removed)
+	ABSReported = "reported" // found by a detector in report mode (or with abs_attack off): never listed
+)
+
+// ABSAttack is one item of the attack list: the identity (ip; cookie_name
+// and cookie; token; api_key_name and api_key; username), its status,
+// what found it and when, when its entry expires (null: never, or not
+// listed) and the detection's evidence (null when the entry carries none).
+type ABSAttack struct {
+	IP           string          `json:"ip,omitempty"`
+	CookieName   string          `json:"cookie_name,omitempty"`
+	Cookie       string          `json:"cookie,omitempty"`
+	Token        string          `json:"token,omitempty"`
+	APIKeyName   string          `json:"api_key_name,omitempty"`
+	APIKey       string          `json:"api_key,omitempty"`
+	Username     string          `json:"username,omitempty"`
+	Status       string          `json:"status"`
+	AttackType   string          `json:"attack_type"`
+	Detector     string          `json:"detector"`
+	APIName      string          `json:"api_name"`
+	DetectedTime string          `json:"detected_time"`
+	Expires      *string         `json:"expires"`
+	Evidence     json.RawMessage `json:"evidence"`
+}
+
+// NamedValue is a cookie or API key: its name and value.
+type NamedValue struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// ABSDelete is the body of DELETE /v4/abs/attacklist (the vendor ABS's):
+// whole types, everything, or single identities. Only entries behavioural
+// detection added (tag abs_generated) are removed.
+type ABSDelete struct {
+	DeleteAll            bool         `json:"delete_all,omitempty"`
+	DeleteAllIPs         bool         `json:"delete_all_ips,omitempty"`
+	DeleteAllCookies     bool         `json:"delete_all_cookies,omitempty"`
+	DeleteAllOAuthTokens bool         `json:"delete_all_oauth_tokens,omitempty"`
+	DeleteAllAPIKeys     bool         `json:"delete_all_api_keys,omitempty"`
+	DeleteAllUsernames   bool         `json:"delete_all_usernames,omitempty"`
+	IPs                  []string     `json:"ips,omitempty"`
+	Cookies              []NamedValue `json:"cookies,omitempty"`
+	OAuthTokens          []string     `json:"oauth_tokens,omitempty"`
+	APIKeys              []NamedValue `json:"api_keys,omitempty"`
+	Usernames            []string     `json:"usernames,omitempty"`
+}
+
+// ABSCounts counts attack list entries by identity type.
+type ABSCounts struct {
+	IPs         int `json:"ips"`
+	Cookies     int `json:"cookies"`
+	OAuthTokens int `json:"oauth_tokens"`
+	APIKeys     int `json:"api_keys"`
+	Usernames   int `json:"usernames"`
+	Total       int `json:"total"`
+}
+
+// ABSDeleted is the reply of DELETE /v4/abs/attacklist: what was removed.
+type ABSDeleted struct {
+	Status  string    `json:"status"`
+	Message string    `json:"status_message"`
+	Removed ABSCounts `json:"removed"`
+}
+
+// ABSInfo is the reply of GET /abs: behavioural detection's settings
+// (enabled: abs, enforcing: abs_attack), its configuration, the client
+// identities it tracks now and every API's state.
+type ABSInfo struct {
+	Enabled        bool              `json:"enabled"`
+	Enforcing      bool              `json:"enforcing"`
+	TrainingPeriod string            `json:"training_period"`
+	Window         string            `json:"window"`
+	MaxClients     int               `json:"max_clients"`
+	TrackedClients int               `json:"tracked_clients"`
+	TTL            map[string]string `json:"ttl"` // by identity type; "0": never expires
+	APIs           []ABSAPIStatus    `json:"apis"`
+}
+
+// ABSAPIStatus is one API's behavioural detection (GET /abs/{api_id}):
+// training or enforcing, each detector's mode, each figure's threshold.
+type ABSAPIStatus struct {
+	APIID         string            `json:"api_id"`
+	Training      bool              `json:"training"`
+	TrainingUntil string            `json:"training_until"`
+	Modes         map[string]string `json:"modes"`
+	Figures       []ABSFigure       `json:"figures"`
+}
+
+// ABSFigure is a figure counted per client and window, and its threshold.
+type ABSFigure struct {
+	Figure    string  `json:"figure"`
+	Detector  string  `json:"detector"`
+	Windows   uint64  `json:"windows_learned"`
+	Learned   float64 `json:"learned"`
+	Threshold float64 `json:"threshold"`
+	Override  bool    `json:"override"`
+	Rule      string  `json:"rule"`
+}
+
+// ABSPolicy is an API's detection policy (PUT /abs/{api_id}/policy): a
+// mode per detector (enforce, report, off) and a threshold per figure (0:
+// the learned one); absent ones are the defaults.
+type ABSPolicy struct {
+	Modes      map[string]string  `json:"modes,omitempty"`
+	Thresholds map[string]float64 `json:"thresholds,omitempty"`
+}
+
+// ABSPolicyReply is the reply of PUT and DELETE /abs/{api_id}/policy: the
+// policy now in effect (what differs from the defaults).
+type ABSPolicyReply struct {
+	Status  string    `json:"status"`
+	Message string    `json:"status_message"`
+	APIID   string    `json:"api_id"`
+	Policy  ABSPolicy `json:"policy"`
 }
