@@ -48,7 +48,8 @@ func absAnswer(method, path string, hdr map[string]string) (int, int) {
 // the client got.
 type absClient func(ip, method, path string, hdr map[string]string) int
 
-func absInline(t *testing.T) (*Instance, absClient) {
+// absBackend starts the backend of /abs and returns its port.
+func absBackend(t *testing.T) int {
 	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hdr := map[string]string{"X-Password": r.Header.Get("X-Password")}
 		code, n := absAnswer(r.Method, r.URL.Path, hdr)
@@ -57,16 +58,25 @@ func absInline(t *testing.T) (*Instance, absClient) {
 		w.Write(bytes.Repeat([]byte("x"), n))
 	}))
 	t.Cleanup(be.Close)
-	port := be.Listener.Addr().(*net.TCPAddr).Port
+	return be.Listener.Addr().(*net.TCPAddr).Port
+}
+
+func absInline(t *testing.T) (*Instance, absClient) {
+	port := absBackend(t)
 	i := startInstance(t, absConf(map[string]string{"enable_xff": "true"}))
-	wantJSON(t, i.Do("POST", "/v5/ase/api?api_id=abs", apiDoc("/abs", absAPI+`, "servers": [{"host": "127.0.0.1", "port": `+strconv.Itoa(port)+`}]`), nil), 200, ok)
+	wantJSON(t, i.Do("POST", "/v5/ase/api?api_id=abs", absInlineAPI(port), nil), 200, ok)
+	return i, absInlineClient(t, i)
+}
+
+func absInlineAPI(port int) string {
+	return apiDoc("/abs", absAPI+`, "servers": [{"host": "127.0.0.1", "port": `+strconv.Itoa(port)+`}]`)
+}
+
+// absInlineClient sends requests to i's inline data port.
+func absInlineClient(t *testing.T, i *Instance) absClient {
 	c := dataClient(t, 64)
-	return i, func(ip, method, path string, hdr map[string]string) int {
-		h := map[string]string{}
-		for k, v := range hdr {
-			h[k] = v
-		}
-		code, _, err := inlineCall(c, i, method, path, ip, h)
+	return func(ip, method, path string, hdr map[string]string) int {
+		code, _, err := inlineCall(c, i, method, path, ip, hdr)
 		if err != nil {
 			t.Errorf("%s %s from %s: %v", method, path, ip, err)
 		}
