@@ -130,7 +130,7 @@ func absSideband(t *testing.T) (*Instance, absClient) {
 const absAPI = `"oauth2_access_token": true, "cookie": "SID", "apikey_header": "X-API-Key", "login_url": "/abs/login", "username_header": "X-Username"`
 
 func absConf(extra map[string]string) map[string]string {
-	c := map[string]string{"enable_abs": "true", "abs_training_period": "5s", "abs_window": "1s"}
+	c := map[string]string{"enable_abs": "true", "abs_training_period": "5s", "abs_window": "1s", "abs_ttl_ip": "90m", "abs_ttl_token": "0"}
 	for k, v := range extra {
 		c[k] = v
 	}
@@ -187,6 +187,8 @@ func absNormal(t *testing.T, do absClient, stop <-chan struct{}) (refused *atomi
 type absEntry struct {
 	Type, Name, Value string
 	Reason            string
+	CreatedAt         string `json:"created_at"`
+	ExpiresAt         string `json:"expires_at"`
 	Evidence          struct {
 		Detector, Figure, Note string
 		Observed, Threshold    float64
@@ -307,6 +309,16 @@ func TestBehaviouralDetection(t *testing.T) {
 					if ev.Detector != a.detector || ev.Figure != a.figure || !(ev.Observed > ev.Threshold) || ev.Threshold <= 0 || len(ev.Samples) == 0 {
 						t.Fatalf("%s %s listed with evidence %+v, want detector %s, figure %s, observed over threshold, samples", a.typ, a.value, ev, a.detector, a.figure)
 					}
+					// Each identifier type has its TTL: addresses 90m here,
+					// tokens none.
+					created, err1 := time.Parse(time.RFC3339Nano, got.CreatedAt)
+					expires, err2 := time.Parse(time.RFC3339Nano, got.ExpiresAt)
+					switch {
+					case a.typ == "token" && got.ExpiresAt != "":
+						t.Errorf("the token expires at %s, want never (abs_ttl_token=0)", got.ExpiresAt)
+					case a.typ == "ip" && (err1 != nil || err2 != nil || expires.Sub(created) != 90*time.Minute):
+						t.Errorf("the address is listed from %q to %q, want 90m (abs_ttl_ip)", got.CreatedAt, got.ExpiresAt)
+					}
 					if a.typ == "ip" {
 						// From then on, the attacker is refused.
 						if code := do(a.value, "GET", "/abs/items/2", nil); code != 403 {
@@ -314,6 +326,23 @@ func TestBehaviouralDetection(t *testing.T) {
 						}
 					}
 				})
+			}
+			// A false positive: the operator clears the result and allow-lists
+			// the client; the same traffic no longer lists it.
+			r := i.Do("DELETE", "/v4/abs/attacklist", `{"ips": ["127.0.2.100"]}`, nil)
+			if r.Code != 200 {
+				t.Fatalf("DELETE /v4/abs/attacklist: %d %s", r.Code, r.Body)
+			}
+			wantStatus(t, i.Do("POST", "/v5/ase/firewall/whitelist", `{"type": "ip", "value": "127.0.2.100"}`, nil), 200, "success", "ip 127.0.2.100 added to whitelist")
+			for k := 0; k < 300; k++ {
+				if code := do("127.0.2.100", "GET", "/abs/items/1", nil); code != 200 {
+					t.Fatalf("the allow-listed client got %d", code)
+				}
+			}
+			for _, e := range absListed(t, i) {
+				if e.Value == "127.0.2.100" {
+					t.Fatalf("the allow-listed client was listed again: %+v", e)
+				}
 			}
 			// No normal client was listed or refused (the victim's token is,
 			// rightly; its address is not).
