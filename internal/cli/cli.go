@@ -193,6 +193,9 @@ ASE_USER, ASE_PASSWORD; it never prompts).`,
 	for _, c := range listCommands(e, o) {
 		root.AddCommand(c)
 	}
+	for _, c := range absCommands(e, o) {
+		root.AddCommand(c)
+	}
 	for _, c := range sidebandCommands(e, o) {
 		root.AddCommand(c)
 	}

@@ -424,6 +424,8 @@ func formatStatus(s wire.StatusInfo) string {
 		{"audit", s.Audit},
 		{"sideband authentication", s.SidebandAuthentication},
 		{"ase detected attack", s.ASEDetectedAttack},
+		{"abs", s.ABS},
+		{"abs attack", s.ABSAttack},
 		{"attack list memory", s.AttackListMemory},
 		{"log level", s.LogLevel},
 		{"timezone", s.Timezone},

@@ -55,7 +55,7 @@ func sampleArgs(t *testing.T, cmd *cobra.Command) []string {
 	}
 	var out []string
 	for _, f := range strings.Fields(cmd.Use)[1:] {
-		if strings.HasPrefix(f, "[") {
+		if strings.HasPrefix(f, "[") || strings.HasSuffix(f, "]") { // optional, also within [TYPE [NAME] VALUE]
 			continue
 		}
 		v, ok := samples[f]
@@ -70,6 +70,8 @@ func sampleArgs(t *testing.T, cmd *cobra.Command) []string {
 		out = append(out, "--for", "bob")
 	case "update_user":
 		out = append(out, "--role", "read")
+	case "delete_abs_attacklist":
+		out = append(out, "--all")
 	}
 	return out
 }

@@ -576,3 +576,86 @@ func (c *Client) DeleteAPIKey(ctx context.Context, key string) (wire.Ref, error)
 	var out wire.Ref
 	return out, c.do(ctx, "DELETE", apiKeysPath+"/"+url.PathEscape(key), nil, nil, &out)
 }
+
+// ABS returns whether behavioural detection is enabled (enable_abs).
+func (c *Client) ABS(ctx context.Context) (wire.Status, error) {
+	var out wire.Status
+	return out, c.Do(ctx, "GET", "/firewall/abs", nil, nil, &out)
+}
+
+// SetABS enables or disables behavioural detection.
+func (c *Client) SetABS(ctx context.Context, on bool) (wire.Status, error) {
+	var out wire.Status
+	return out, c.Do(ctx, "POST", "/firewall/abs", statusQuery(on), nil, &out)
+}
+
+// ABSAttack returns whether what behavioural detection finds is
+// deny-listed (enable_abs_attack).
+func (c *Client) ABSAttack(ctx context.Context) (wire.Status, error) {
+	var out wire.Status
+	return out, c.Do(ctx, "GET", "/firewall/abs_attack", nil, nil, &out)
+}
+
+// SetABSAttack enables or disables deny-listing what behavioural
+// detection finds.
+func (c *Client) SetABSAttack(ctx context.Context, on bool) (wire.Status, error) {
+	var out wire.Status
+	return out, c.Do(ctx, "POST", "/firewall/abs_attack", statusQuery(on), nil, &out)
+}
+
+// ABSAttackListQuery selects an attack list's items: by status (active,
+// expired or reported; "" for all) and detection time (earlier_date and
+// later_date: RFC 3339 or yyyy-mm-ddThh:mm UTC; "" for unbounded).
+type ABSAttackListQuery struct {
+	Status, EarlierDate, LaterDate string
+}
+
+// ABSAttackList returns the vendor ABS's attack list (/v5/abs/attacklist).
+func (c *Client) ABSAttackList(ctx context.Context, q ABSAttackListQuery) (wire.ABSAttackList, error) {
+	v := url.Values{}
+	for k, s := range map[string]string{"status": q.Status, "earlier_date": q.EarlierDate, "later_date": q.LaterDate} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	var out wire.ABSAttackList
+	return out, c.do(ctx, "GET", "/v5/abs/attacklist", v, nil, &out)
+}
+
+// DeleteABSAttackList removes behavioural detection's deny-list entries
+// as d selects.
+func (c *Client) DeleteABSAttackList(ctx context.Context, d wire.ABSDelete) (wire.ABSDeleted, error) {
+	var out wire.ABSDeleted
+	return out, c.do(ctx, "DELETE", "/v5/abs/attacklist", nil, d, &out)
+}
+
+// ABSInfo returns behavioural detection's settings and every API's state.
+func (c *Client) ABSInfo(ctx context.Context) (wire.ABSInfo, error) {
+	var out wire.ABSInfo
+	return out, c.Do(ctx, "GET", "/abs", nil, nil, &out)
+}
+
+// ABSAPI returns API id's behavioural detection state.
+func (c *Client) ABSAPI(ctx context.Context, id string) (wire.ABSAPIStatus, error) {
+	var out wire.ABSAPIStatus
+	return out, c.Do(ctx, "GET", "/abs/"+url.PathEscape(id), nil, nil, &out)
+}
+
+// SetABSPolicy sets API id's detection policy (what it does not name is
+// the default).
+func (c *Client) SetABSPolicy(ctx context.Context, id string, p wire.ABSPolicy) (wire.ABSPolicyReply, error) {
+	var out wire.ABSPolicyReply
+	return out, c.Do(ctx, "PUT", "/abs/"+url.PathEscape(id)+"/policy", nil, p, &out)
+}
+
+// ResetABSPolicy resets API id's detection policy to the defaults.
+func (c *Client) ResetABSPolicy(ctx context.Context, id string) (wire.ABSPolicyReply, error) {
+	var out wire.ABSPolicyReply
+	return out, c.Do(ctx, "DELETE", "/abs/"+url.PathEscape(id)+"/policy", nil, nil, &out)
+}
+
+// RetrainABS makes API id learn its traffic again, on every node.
+func (c *Client) RetrainABS(ctx context.Context, id string) (wire.Status, error) {
+	var out wire.Status
+	return out, c.Do(ctx, "POST", "/abs/"+url.PathEscape(id)+"/retrain", nil, nil, &out)
+}
