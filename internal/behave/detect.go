@@ -252,7 +252,7 @@ const (
 	numShards   = 64
 	maxIDs      = 5 // an address and up to four credentials
 	samplesKept = 3
-	samplePath  = 40 // bytes of a sample's path kept
+	samplePath  = 36 // bytes of a sample's path kept (a sample is one cache line)
 	noteLen     = 48
 )
 
@@ -277,28 +277,31 @@ func methodCode(m string) uint8 {
 	return 0
 }
 
-// state is one identity's window, in fixed memory.
+// state is one identity's window, in fixed memory. The fields every
+// request touches come first: with the tracker's key they share one cache
+// line.
 type state struct {
-	start    int64 // the window's start, Unix ns
-	bytes    uint64
-	reqs     uint32
-	fails    uint32
-	ips      HLL // credentials: addresses; usernames logged in as: failing clients
-	errPaths HLL
-	okPaths  HLL
-	kind     lists.Kind
-	reported uint8 // detectors found this window (bits)
-	// A detection on the response side, listed at the identity's next
-	// request: flag is its figure+1 (0: none).
-	flag       uint8
+	start      int64 // the window's start, Unix ns
+	bytes      uint64
+	reqs       uint32
+	fails      uint32
+	kind       lists.Kind
+	reported   uint8 // detectors found this window (bits)
+	flag       uint8 // a response-side detection held for the next request: its figure+1 (0: none)
 	nsamp      uint8
-	flagObs    float64
+	lastSample uint8
+	flagNoteN  uint8
+	// lastIP is the hash of the address a credential came from last: the
+	// same address again (the usual case) skips its sketch's cache line.
+	lastIP  uint64
+	flagObs float64
 	flagThr    float64
 	flagAt     int64
-	flagNoteN  uint8
+	ips        HLL // credentials: addresses; usernames logged in as: failing clients
+	errPaths   HLL
+	okPaths    HLL
 	flagNote   [noteLen]byte
 	samples    [samplesKept]sample
-	lastSample uint8
 }
 
 // StateBytes is the memory one tracked identity takes, with its share of
@@ -456,6 +459,7 @@ type Ticket struct {
 	n        uint8
 	login    bool
 	slot     [maxIDs]uint8 // each identity's sample slot
+	tslot    [maxIDs]int32 // each identity's tracker slot
 	keys     [maxIDs][2]uint64
 	target   [2]uint64 // the username a login is for; zero: none
 	now      int64
@@ -472,12 +476,11 @@ func (t *Ticket) Observed() bool { return t.api != nil }
 func (e *Engine) hashString(s string) uint64 { return maphash.String(e.seed, s) }
 
 func (e *Engine) key(a *apiState, kind lists.Kind, name, value string) [2]uint64 {
-	var h maphash.Hash
-	h.SetSeed(e.seed)
-	h.WriteString(name)
-	h.WriteByte(0)
-	h.WriteString(value)
-	return [2]uint64{h.Sum64(), a.idx<<8 | uint64(kind)}
+	h := maphash.String(e.seed, value)
+	if name != "" {
+		h ^= maphash.String(e.seed, name) * 0x9e3779b97f4a7c15
+	}
+	return [2]uint64{h, a.idx<<8 | uint64(kind)}
 }
 
 func (e *Engine) shardOf(k [2]uint64) *shard { return &e.shards[k[0]%numShards] }
@@ -520,8 +523,7 @@ func (e *Engine) Begin(api *apidef.API, id *lists.Identity, method, path string,
 			t.tlen = uint8(copy(t.tname[:], u))
 		}
 	}
-	var fs [maxIDs * 2]found
-	nf := 0
+	var fs []found // allocated only for a detection
 	mc := methodCode(method)
 	visit := func(kind lists.Kind, k [2]uint64, name, value string) {
 		i := t.n
@@ -529,29 +531,31 @@ func (e *Engine) Begin(api *apidef.API, id *lists.Identity, method, path string,
 		t.n++
 		sh := e.shardOf(k)
 		sh.mu.Lock()
-		st, isNew := sh.t.Get(k)
+		st, n, isNew := sh.t.Get(k)
+		t.tslot[i] = n
 		if isNew {
 			st.kind = kind
 		}
 		e.roll(a, st, now)
 		st.reqs++
 		t.slot[i] = st.addSample(now, t.ip, mc, path)
-		var f found
+		fig, obs, thr, note := NumFigures, 0.0, 0.0, ""
 		if st.flag != 0 {
-			f = found{fig: Figure(st.flag - 1), obs: st.flagObs, thr: st.flagThr, note: string(st.flagNote[:st.flagNoteN])}
+			fig, obs, thr, note = Figure(st.flag-1), st.flagObs, st.flagThr, string(st.flagNote[:st.flagNoteN])
 			st.flag = 0
-		} else if thr, ok := e.over(a, st, FigRequests, float64(st.reqs)); ok {
-			f = found{fig: FigRequests, obs: float64(st.reqs), thr: thr}
-		} else if kind != lists.IP && st.ips.AddChanged(t.ipHash) {
-			if thr, ok := e.over(a, st, FigIPs, st.ips.Count()); ok {
-				f = found{fig: FigIPs, obs: st.ips.Count(), thr: thr}
+		} else if th, ok := e.over(a, st, FigRequests, float64(st.reqs)); ok {
+			fig, obs, thr = FigRequests, float64(st.reqs), th
+		} else if kind != lists.IP && st.lastIP != t.ipHash {
+			st.lastIP = t.ipHash
+			if st.ips.AddChanged(t.ipHash) {
+				if th, ok := e.over(a, st, FigIPs, st.ips.Count()); ok {
+					fig, obs, thr = FigIPs, st.ips.Count(), th
+				}
 			}
 		}
-		if f.thr != 0 && nf < len(fs) {
-			f.kind, f.name, f.value = kind, name, value
-			f.samples, f.nsamp, f.last = st.samples, st.nsamp, st.lastSample
-			fs[nf] = f
-			nf++
+		if fig != NumFigures {
+			fs = append(fs, found{fig: fig, obs: obs, thr: thr, note: note, kind: kind, name: name, value: value,
+				samples: st.samples, nsamp: st.nsamp, last: st.lastSample})
 		}
 		sh.mu.Unlock()
 	}
@@ -571,7 +575,7 @@ func (e *Engine) Begin(api *apidef.API, id *lists.Identity, method, path string,
 		visit(lists.Username, e.key(a, lists.Username, "", id.Username), "", id.Username)
 	}
 	listed := false
-	for i := 0; i < nf; i++ {
+	for i := range fs {
 		if e.emit(a, &fs[i], t.ip, now) {
 			listed = true
 		}
@@ -685,13 +689,12 @@ func (e *Engine) End(t *Ticket, status int, bytes int64) {
 	is4xx := status >= 400 && status < 500
 	is2xx := status >= 200 && status < 300
 	failed := t.login && is4xx
-	var fs [maxIDs + 1]found
-	nf := 0
+	var fs []found // allocated only for a detection
 	for i := uint8(0); i < t.n; i++ {
 		k := t.keys[i]
 		sh := e.shardOf(k)
 		sh.mu.Lock()
-		st := sh.t.Peek(k)
+		st := sh.t.At(t.tslot[i], k)
 		if st == nil || st.start > t.now {
 			sh.mu.Unlock() // evicted, or its window ended meanwhile
 			continue
@@ -725,8 +728,7 @@ func (e *Engine) End(t *Ticket, status int, bytes int64) {
 		if fig != NumFigures {
 			thr, _ := e.over(a, st, fig, v)
 			if st.kind == lists.IP {
-				fs[nf] = found{fig: fig, obs: v, thr: thr, kind: lists.IP, samples: st.samples, nsamp: st.nsamp, last: st.lastSample}
-				nf++
+				fs = append(fs, found{fig: fig, obs: v, thr: thr, kind: lists.IP, samples: st.samples, nsamp: st.nsamp, last: st.lastSample})
 			} else {
 				st.setFlag(fig, v, thr, t.now, "")
 			}
@@ -735,11 +737,10 @@ func (e *Engine) End(t *Ticket, status int, bytes int64) {
 	}
 	if failed && t.target != ([2]uint64{}) {
 		if f, ok := e.loginTarget(a, t); ok {
-			fs[nf] = f
-			nf++
+			fs = append(fs, f)
 		}
 	}
-	for i := 0; i < nf; i++ {
+	for i := range fs {
 		e.emit(a, &fs[i], t.ip, t.now)
 	}
 }
@@ -766,7 +767,7 @@ func (e *Engine) passes(a *apiState, st *state, f Figure, v float64) bool {
 func (e *Engine) loginTarget(a *apiState, t *Ticket) (found, bool) {
 	sh := e.shardOf(t.target)
 	sh.mu.Lock()
-	st, isNew := sh.t.Get(t.target)
+	st, _, isNew := sh.t.Get(t.target)
 	if isNew {
 		st.kind = lists.Username | 0x80
 	}

@@ -2,6 +2,7 @@ package behave
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
@@ -145,15 +146,30 @@ func TestBeginEndDoNotAllocate(t *testing.T) {
 	}
 }
 
+// BenchmarkBeginEnd counts a request and its answer, for an address and a
+// token: few clients (their state in cache), and 20,000 clients met in
+// random order (tracked beyond the caches, as on a busy API).
 func BenchmarkBeginEnd(b *testing.B) {
-	s := newSim(b, time.Minute, time.Hour)
-	ids := make([]lists.Identity, 1024)
-	for i := range ids {
-		ids[i] = lists.Identity{IP: ip(i), Token: fmt.Sprintf("token-%d-abcdefghijklmnop", i)}
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		s.do(ids[i%len(ids)], "GET", "/shop/items/1", 200, 100)
+	for _, n := range []int{1024, 20000} {
+		b.Run(fmt.Sprint(n, "_clients"), func(b *testing.B) {
+			s := newSim(b, time.Minute, time.Hour)
+			s.e = New(Config{Window: time.Minute, Training: time.Hour, MaxIdentities: 65536, Now: func() time.Time { return time.Unix(0, s.now) }}, nil)
+			s.e.Sync(map[string]*apidef.API{"shop": s.api})
+			ids := make([]lists.Identity, n)
+			paths := make([]string, 50)
+			for i := range ids {
+				ids[i] = lists.Identity{IP: netip.AddrFrom4([4]byte{127, byte(i >> 16), byte(i >> 8), byte(i)}), Token: fmt.Sprintf("token-%d-abcdefghijklmnop", i)}
+			}
+			for i := range paths {
+				paths[i] = fmt.Sprintf("/shop/items/%d", i)
+			}
+			order := rand.New(rand.NewPCG(1, 2)).Perm(n)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				s.now += 1000
+				s.do(ids[order[i%n]], "GET", paths[i%len(paths)], 200, 100)
+			}
+		})
 	}
 }

@@ -50,7 +50,7 @@ func (h *HLL) AddChanged(x uint64) bool {
 func (h *HLL) Count() float64 {
 	sum, zeros := 0.0, 0
 	for _, r := range h.reg {
-		sum += math.Ldexp(1, -int(r))
+		sum += pow2neg[r&63]
 		if r == 0 {
 			zeros++
 		}
@@ -62,6 +62,14 @@ func (h *HLL) Count() float64 {
 	}
 	return e
 }
+
+// pow2neg[r] is 2^-r: a register's weight in Count.
+var pow2neg = func() (t [64]float64) {
+	for r := range t {
+		t[r] = math.Ldexp(1, -r)
+	}
+	return t
+}()
 
 // Merge adds o's hashes into h.
 func (h *HLL) Merge(o *HLL) {

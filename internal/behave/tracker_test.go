@@ -17,11 +17,11 @@ func TestTrackerBounded(t *testing.T) {
 	model := map[[2]uint64]int{}
 	for n := range 200_000 {
 		if n%3 == 0 {
-			s, _ := tr.Get(regular)
+			s, _, _ := tr.Get(regular)
 			*s++
 		}
 		k := key()
-		s, fresh := tr.Get(k)
+		s, _, fresh := tr.Get(k)
 		if !fresh {
 			t.Fatal("a new key was found")
 		}
@@ -31,17 +31,20 @@ func TestTrackerBounded(t *testing.T) {
 			t.Fatalf("%d tracked", tr.Len())
 		}
 	}
-	if s, fresh := tr.Get(regular); fresh || *s < 60_000 {
+	if s, _, fresh := tr.Get(regular); fresh || *s < 60_000 {
 		t.Fatalf("the regular identity was evicted (fresh %v, count %d)", fresh, *s)
 	}
 	// Every key still tracked is found with its own state.
 	found := 0
 	for i := 0; i < tr.used; i++ {
-		k := tr.keys[i]
+		k := tr.slots[i].key
 		if k == regular {
 			continue
 		}
-		s, fresh := tr.Get(k)
+		s, n, fresh := tr.Get(k)
+		if tr.At(n, k) != s {
+			t.Fatalf("key %v: At(%d) is not its state", k, n)
+		}
 		if fresh || *s != model[k] {
 			t.Fatalf("key %v: fresh %v, state %d, want %d", k, fresh, *s, model[k])
 		}
