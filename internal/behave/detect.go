@@ -293,15 +293,15 @@ type state struct {
 	flagNoteN  uint8
 	// lastIP is the hash of the address a credential came from last: the
 	// same address again (the usual case) skips its sketch's cache line.
-	lastIP  uint64
-	flagObs float64
-	flagThr    float64
-	flagAt     int64
-	ips        HLL // credentials: addresses; usernames logged in as: failing clients
-	errPaths   HLL
-	okPaths    HLL
-	flagNote   [noteLen]byte
-	samples    [samplesKept]sample
+	lastIP   uint64
+	flagObs  float64
+	flagThr  float64
+	flagAt   int64
+	ips      HLL // credentials: addresses; usernames logged in as: failing clients
+	errPaths HLL
+	okPaths  HLL
+	flagNote [noteLen]byte
+	samples  [samplesKept]sample
 }
 
 // StateBytes is the memory one tracked identity takes, with its share of
