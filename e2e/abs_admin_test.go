@@ -223,4 +223,21 @@ func TestABSAdmin(t *testing.T) {
 	if len(audit.Entries) == 0 {
 		t.Fatal("no update_abs_policy in the audit log")
 	}
+
+	// An API's policy and what it learned go with it: an API added again
+	// under the same id has the defaults, and trains afresh.
+	wantJSON(t, i.Do("PUT", "/v5/ase/abs/shop/policy", `{"modes": {"api_probing": "off"}}`, nil), 200,
+		`{"status": "success", "status_message": "detection policy of api shop updated", "api_id": "shop", "policy": {"modes": {"api_probing": "off"}}}`)
+	if r := i.Do("DELETE", "/v5/ase/api?api_id=shop", "", nil); r.Code != 200 {
+		t.Fatalf("DELETE api: %d %s", r.Code, r.Body)
+	}
+	wantJSON(t, i.Do("POST", "/v5/ase/api?api_id=shop", apiDoc("/shop", servers(backend)), nil), 200, ok)
+	var again struct {
+		Training bool
+		Modes    map[string]string
+	}
+	decode(t, i.Do("GET", "/v5/ase/abs/shop", "", nil), &again)
+	if !again.Training || again.Modes["api_probing"] != "enforce" {
+		t.Fatalf("the API added again: %+v", again)
+	}
 }

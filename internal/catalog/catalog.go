@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/ase-project/ase/internal/apidef"
+	"github.com/ase-project/ase/internal/behave"
 	"github.com/ase-project/ase/internal/store"
 )
 
@@ -132,9 +133,12 @@ func DeleteAPI(ctx context.Context, r store.Reader, id string) (store.Batch, err
 	if _, _, err := getAPI(ctx, r, id); err != nil {
 		return store.Batch{}, err
 	}
+	// What behavioural detection learned of the API and the operator's
+	// policy for it go with it: an API added later under the same id
+	// trains afresh, under the defaults.
 	return store.Batch{
 		Conds: []store.Cond{store.Present(apiKey(id))},
-		Ops:   []store.Op{store.Delete(apiKey(id))},
+		Ops:   []store.Op{store.Delete(apiKey(id)), store.Delete(behave.PolicyPrefix + id), store.Delete(behave.LearnedPrefix + id)},
 	}, nil
 }
 
