@@ -241,3 +241,76 @@ func TestABSAdmin(t *testing.T) {
 		t.Fatalf("the API added again: %+v", again)
 	}
 }
+
+// Report-only (issue 20): a detector in report mode, or every detector
+// with enable_abs_attack off, lists nobody and refuses nothing; the
+// detection is in the attack list as reported, in the audit log and the
+// metrics.
+func TestBehaviouralDetectionReportOnly(t *testing.T) {
+	backend := newBackend(t, "b", false)
+	i := startInstance(t, map[string]string{"enable_abs": "true", "abs_training_period": "1h", "abs_window": "1m", "enable_xff": "true"})
+	wantJSON(t, i.Do("POST", "/v5/ase/api?api_id=shop", apiDoc("/shop", servers(backend)), nil), 200, ok)
+	c := dataClient(t, 4)
+	burst := func(ip string) {
+		for k := 0; k < 10; k++ {
+			if code, _, err := inlineCall(c, i, "GET", "/shop/items", ip, nil); err != nil || code != 200 {
+				t.Fatalf("request %d from %s: %d %v", k, ip, code, err)
+			}
+		}
+	}
+	reported := func(ip string) bool {
+		for _, a := range absAttackList(t, i, "/v4/abs/attacklist?status=reported").IPs {
+			if a.IP == ip && a.Detector == "extreme_client_activity" {
+				return true
+			}
+		}
+		return false
+	}
+	// The detector in report mode (a threshold override applies during
+	// training too).
+	wantJSON(t, i.Do("PUT", "/v5/ase/abs/shop/policy", `{"modes": {"extreme_client_activity": "report"}, "thresholds": {"requests": 3}}`, nil), 200,
+		`{"status": "success", "status_message": "detection policy of api shop updated", "api_id": "shop", "policy": {"modes": {"extreme_client_activity": "report"}, "thresholds": {"requests": 3}}}`)
+	burst("127.0.0.21")
+	if !reported("127.0.0.21") {
+		t.Fatalf("127.0.0.21 not reported: %+v", absAttackList(t, i, "/v4/abs/attacklist"))
+	}
+	// Every detector enforcing, but enable_abs_attack off.
+	wantJSON(t, i.Do("PUT", "/v5/ase/abs/shop/policy", `{"thresholds": {"requests": 3}}`, nil), 200,
+		`{"status": "success", "status_message": "detection policy of api shop updated", "api_id": "shop", "policy": {"thresholds": {"requests": 3}}}`)
+	if _, _, code := i.CLI("", "disable_abs_attack"); code != 0 {
+		t.Fatal("disable_abs_attack failed")
+	}
+	burst("127.0.0.22")
+	if !reported("127.0.0.22") {
+		t.Fatalf("127.0.0.22 not reported: %+v", absAttackList(t, i, "/v4/abs/attacklist"))
+	}
+	if l := absAttackList(t, i, "/v4/abs/attacklist?status=active"); len(l.IPs) != 0 {
+		t.Fatalf("listed in report-only mode: %+v", l.IPs)
+	}
+	var audit struct {
+		Entries []struct {
+			Result string `json:"result"`
+		} `json:"entries"`
+	}
+	eventually(t, "two abs_detection audit lines", func() bool {
+		decode(t, i.Do("GET", "/v5/ase/audit?action=abs_detection", "", nil), &audit)
+		return len(audit.Entries) >= 2
+	})
+	for _, e := range audit.Entries {
+		if e.Result != "report_only" {
+			t.Fatalf("audit result %q, want report_only", e.Result)
+		}
+	}
+	// Enforcing again: the next such client is listed and refused.
+	if _, _, code := i.CLI("", "enable_abs_attack"); code != 0 {
+		t.Fatal("enable_abs_attack failed")
+	}
+	refused := false
+	for k := 0; k < 10 && !refused; k++ {
+		code, _, _ := inlineCall(c, i, "GET", "/shop/items", "127.0.0.23", nil)
+		refused = code == 403
+	}
+	if !refused {
+		t.Fatal("enforcing again: 127.0.0.23 never refused")
+	}
+}
