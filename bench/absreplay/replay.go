@@ -57,7 +57,6 @@ type attack struct {
 	start    int64
 	every    time.Duration // between requests
 	reqs     int           // sent since start
-	idents   map[string]bool
 	fire     func(r *replay, n int, now int64)
 	res      AttackResult
 	detected map[behave.Detector]bool

@@ -349,7 +349,6 @@ type Engine struct {
 	policies sync.Map // api id -> *Policy (kept for APIs not defined yet)
 
 	detections [NumDetectors][3]atomic.Int64 // by mode
-	tracked    atomic.Int64
 
 	recentMu sync.Mutex
 	recent   []Detection // a ring of the last detections
