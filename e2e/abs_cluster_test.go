@@ -16,8 +16,8 @@ func absTraining(t *testing.T, i *Instance, api string) (bool, map[string]float6
 	var st struct {
 		Training bool
 		Figures  []struct {
-			Figure    string
-			Threshold float64
+			Identity, Figure string
+			Threshold        float64
 		}
 	}
 	if err := json.Unmarshal(r.Body, &st); err != nil {
@@ -25,7 +25,7 @@ func absTraining(t *testing.T, i *Instance, api string) (bool, map[string]float6
 	}
 	thr := map[string]float64{}
 	for _, f := range st.Figures {
-		thr[f.Figure] = f.Threshold
+		thr[f.Identity+"/"+f.Figure] = f.Threshold
 	}
 	return st.Training, thr
 }
@@ -52,7 +52,7 @@ func TestBehaviouralDetectionCluster(t *testing.T) {
 	eventually(t, "node b enforcing what node a learned", func() bool {
 		_, thrA = absTraining(t, a, "abs")
 		tr, thrB := absTraining(t, b, "abs")
-		return !tr && thrB["requests"] == thrA["requests"] && thrB["requests"] > 0
+		return !tr && thrB["ip/requests"] == thrA["ip/requests"] && thrB["token/requests"] == thrA["token/requests"] && thrB["ip/requests"] > 0
 	})
 
 	// An attacker found on node a is refused on node b.
@@ -76,7 +76,7 @@ func TestBehaviouralDetectionCluster(t *testing.T) {
 
 	// A restarted node enforces at once what was learned.
 	b.Restart()
-	if tr, thrB := absTraining(t, b, "abs"); tr || thrB["requests"] != thrA["requests"] {
+	if tr, thrB := absTraining(t, b, "abs"); tr || thrB["ip/requests"] != thrA["ip/requests"] || thrB["token/requests"] != thrA["token/requests"] {
 		t.Fatalf("after a restart node b trains (%v) or has other thresholds: %v, want %v", tr, thrB, thrA)
 	}
 	if n := refused.Load(); n > 0 {

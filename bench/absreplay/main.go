@@ -97,8 +97,8 @@ func Markdown(w io.Writer, res *Result) {
 			fmt.Fprintf(w, "| %s | %s | %s | %.4g / %.4g | %.0f | %s |\n", f.Identity, f.Detector, f.Figure, f.Observed, f.Threshold, f.AtS, f.Note)
 		}
 	}
-	fmt.Fprintf(w, "\nWhat training learned (per identity and window):\n\n| figure | detector | windows learned | learned | threshold |\n|---|---|---:|---:|---:|\n")
+	fmt.Fprintf(w, "\nWhat training learned (per identity and window; each kind of identity apart, one seldom seen takes every kind's windows together):\n\n| identity | figure | detector | windows learned | learned | threshold |\n|---|---|---|---:|---:|---:|\n")
 	for _, f := range res.Thresholds {
-		fmt.Fprintf(w, "| %s | %s | %d | %.4g | %.4g |\n", f.Figure, f.Detector, f.Windows, f.Learned, f.Threshold)
+		fmt.Fprintf(w, "| %s | %s | %s | %d | %.4g | %.4g |\n", f.Identity, f.Figure, f.Detector, f.Windows, f.Learned, f.Threshold)
 	}
 }

@@ -18,9 +18,16 @@ func TestReplay(t *testing.T) {
 	if res.NormalIdentities < cfg.Clients/2 || res.NormalRequests == 0 {
 		t.Fatalf("a thin normal mix: %d identities, %d requests", res.NormalIdentities, res.NormalRequests)
 	}
+	// Every figure learned enough windows for some kind of identity (the
+	// mix has addresses, tokens, cookies and API keys; no asserted
+	// usernames).
+	most := map[string]uint64{}
 	for _, f := range res.Thresholds {
-		if f.Figure != behave.FigFailingClients.String() && f.Windows < behave.MinSamples {
-			t.Errorf("figure %s learned %d windows only", f.Figure, f.Windows)
+		most[f.Figure] = max(most[f.Figure], f.Windows)
+	}
+	for fig, n := range most {
+		if fig != behave.FigFailingClients.String() && n < behave.MinSamples {
+			t.Errorf("figure %s learned %d windows only", fig, n)
 		}
 	}
 	if len(res.Attacks) != 7 {

@@ -455,7 +455,7 @@ func wireABSStatus(s behave.APIStatus) wire.ABSAPIStatus {
 		out.TrainingUntil = s.TrainingUntil.UTC().Format(time.RFC3339)
 	}
 	for _, f := range s.Figures {
-		out.Figures = append(out.Figures, wire.ABSFigure{Figure: f.Figure, Detector: f.Detector, Windows: f.Windows,
+		out.Figures = append(out.Figures, wire.ABSFigure{Identity: f.Identity, Figure: f.Figure, Detector: f.Detector, Windows: f.Windows,
 			Learned: f.Learned, Threshold: f.Threshold, Override: f.Override, Rule: f.Rule})
 	}
 	return out

@@ -246,7 +246,7 @@ func TestABSStatusPolicyRetrain(t *testing.T) {
 	var info wire.ABSInfo
 	json.Unmarshal([]byte(n.want(200, "GET", "/v5/ase/abs", "", adminKey)), &info)
 	if info.Enabled || !info.Enforcing || info.Window != "5m" || info.TrainingPeriod != "1d" || info.TTL["ip"] != "1h" || info.TTL["api_key"] != "1d" ||
-		len(info.APIs) != 2 || info.APIs[0].APIID != "chat" || !info.APIs[0].Training || len(info.APIs[0].Figures) != int(behave.NumFigures) {
+		len(info.APIs) != 2 || info.APIs[0].APIID != "chat" || !info.APIs[0].Training || len(info.APIs[0].Figures) != 30 {
 		t.Fatalf("abs info %+v", info)
 	}
 	var one wire.ABSAPIStatus

@@ -41,7 +41,8 @@ import (
 //
 // Memory is fixed: at most Config.MaxIdentities identities are tracked, in
 // StateBytes each; past the cap an identity not seen for the longest is
-// evicted (CLOCK). Per API the learned distributions take about 11 KiB.
+// evicted (CLOCK). Per API the learned distributions take about 53 KiB
+// (one per kind of identity and figure).
 // Nothing on the path allocates except a detection's report.
 
 // Detector is one kind of attack, named after the vendor's attack types.
@@ -319,14 +320,29 @@ type apiState struct {
 	id  string
 	idx uint64 // mixed into identity keys: an identity is tracked per API
 
-	mu         sync.Mutex
-	hist       [NumFigures]Histogram
+	mu sync.Mutex
+	// Per class of identity (addresses, tokens, cookies, API keys,
+	// usernames: each kind of client has its own normal) and figure.
+	hist       [NumClasses][NumFigures]Histogram
 	trainUntil atomic.Int64 // Unix ns
 	trained    atomic.Bool
-	learned    [NumFigures]atomic.Uint64 // the learned quantile (float bits), set when training ends
-	thr        [NumFigures]atomic.Uint64 // the derived threshold (float bits)
+	learned    [NumClasses][NumFigures]atomic.Uint64 // the learned quantile (float bits), set when training ends
+	thr        [NumClasses][NumFigures]atomic.Uint64 // the derived threshold (float bits)
 	policy     atomic.Pointer[Policy]
 }
+
+// NumClasses is the number of classes of identity an API learns apart:
+// addresses, tokens, cookies, API keys, usernames (lists.Kind order). A
+// partner integration's API key and a person's session do not share one
+// normal.
+const NumClasses = 5
+
+// classOf is the class of an identity of kind k (a username logged in
+// as, the target of failed logins, is a username).
+func classOf(k lists.Kind) int { return int(k&0x7f) - 1 }
+
+// ClassName names class c as lists name its kind.
+func ClassName(c int) string { return lists.Kind(c + 1).String() }
 
 // apiRef is an API definition's detection state and login path.
 type apiRef struct {
@@ -486,6 +502,7 @@ func (e *Engine) shardOf(k [2]uint64) *shard { return &e.shards[k[0]%numShards] 
 
 // found is a detection made under a shard's lock, reported after.
 type found struct {
+	cls      int // the class whose threshold it passed
 	fig      Figure
 	obs, thr float64
 	kind     lists.Kind
@@ -553,7 +570,11 @@ func (e *Engine) Begin(api *apidef.API, id *lists.Identity, method, path string,
 			}
 		}
 		if fig != NumFigures {
-			fs = append(fs, found{fig: fig, obs: obs, thr: thr, note: note, kind: kind, name: name, value: value,
+			cls := classOf(kind)
+			if fig == FigFailingClients {
+				cls = classOf(lists.Username)
+			}
+			fs = append(fs, found{cls: cls, fig: fig, obs: obs, thr: thr, note: note, kind: kind, name: name, value: value,
 				samples: st.samples, nsamp: st.nsamp, last: st.lastSample})
 		}
 		sh.mu.Unlock()
@@ -599,7 +620,7 @@ func (e *Engine) over(a *apiState, st *state, f Figure, v float64) (float64, boo
 	if st.reported&(1<<d) != 0 {
 		return 0, false
 	}
-	thr, ok := e.threshold(a, f)
+	thr, ok := e.threshold(a, f, classOf(st.kind))
 	if !ok || v <= thr {
 		return 0, false
 	}
@@ -610,16 +631,17 @@ func (e *Engine) over(a *apiState, st *state, f Figure, v float64) (float64, boo
 	return thr, true
 }
 
-// threshold returns figure f's threshold on a, and whether there is one
-// (the operator's, or the learned one once training is over).
-func (e *Engine) threshold(a *apiState, f Figure) (float64, bool) {
+// threshold returns figure f's threshold on a for identities of class
+// cls, and whether there is one (the operator's, or the learned one once
+// training is over).
+func (e *Engine) threshold(a *apiState, f Figure, cls int) (float64, bool) {
 	if p := a.policy.Load(); p != nil && p.Thresholds[f] > 0 {
 		return p.Thresholds[f], true
 	}
 	if !a.trained.Load() {
 		return 0, false
 	}
-	return math.Float64frombits(a.thr[f].Load()), true
+	return math.Float64frombits(a.thr[cls][f].Load()), true
 }
 
 // roll starts a new window when st's is over, learning the one that ended
@@ -631,17 +653,18 @@ func (e *Engine) roll(a *apiState, st *state, now int64) {
 	}
 	if st.start != 0 && !a.trained.Load() && st.start < a.trainUntil.Load() {
 		a.mu.Lock()
+		h := &a.hist[classOf(st.kind)]
 		if st.kind&0x80 != 0 {
-			a.hist[FigFailingClients].Observe(st.ips.Count())
+			h[FigFailingClients].Observe(st.ips.Count())
 		} else {
 			if st.kind != lists.IP {
-				a.hist[FigIPs].Observe(st.ips.Count())
+				h[FigIPs].Observe(st.ips.Count())
 			}
-			a.hist[FigRequests].Observe(float64(st.reqs))
-			a.hist[FigBytes].Observe(float64(st.bytes))
-			a.hist[FigFailedLogins].Observe(float64(st.fails))
-			a.hist[FigErrorPaths].Observe(st.errPaths.Count())
-			a.hist[FigOKPaths].Observe(st.okPaths.Count())
+			h[FigRequests].Observe(float64(st.reqs))
+			h[FigBytes].Observe(float64(st.bytes))
+			h[FigFailedLogins].Observe(float64(st.fails))
+			h[FigErrorPaths].Observe(st.errPaths.Count())
+			h[FigOKPaths].Observe(st.okPaths.Count())
 		}
 		a.mu.Unlock()
 	}
@@ -727,7 +750,7 @@ func (e *Engine) End(t *Ticket, status int, bytes int64) {
 		if fig != NumFigures {
 			thr, _ := e.over(a, st, fig, v)
 			if st.kind == lists.IP {
-				fs = append(fs, found{fig: fig, obs: v, thr: thr, kind: lists.IP, samples: st.samples, nsamp: st.nsamp, last: st.lastSample})
+				fs = append(fs, found{cls: classOf(lists.IP), fig: fig, obs: v, thr: thr, kind: lists.IP, samples: st.samples, nsamp: st.nsamp, last: st.lastSample})
 			} else {
 				st.setFlag(fig, v, thr, t.now, "")
 			}
@@ -750,7 +773,7 @@ func (e *Engine) passes(a *apiState, st *state, f Figure, v float64) bool {
 	if st.flag != 0 || st.reported&(1<<FigureDetector[f]) != 0 {
 		return false
 	}
-	thr, ok := e.threshold(a, f)
+	thr, ok := e.threshold(a, f, classOf(st.kind))
 	if !ok || v <= thr {
 		return false
 	}
@@ -778,7 +801,7 @@ func (e *Engine) loginTarget(a *apiState, t *Ticket) (found, bool) {
 		if !attacked {
 			thr, attacked = e.over(a, st, FigFailingClients, obs)
 		} else {
-			thr, _ = e.threshold(a, FigFailingClients)
+			thr, _ = e.threshold(a, FigFailingClients, classOf(lists.Username))
 		}
 	}
 	sh.mu.Unlock()
@@ -795,7 +818,7 @@ func (e *Engine) loginTarget(a *apiState, t *Ticket) (found, bool) {
 		if cst := csh.t.Peek(k); cst != nil && cst.reported&(1<<LoginAttack) == 0 {
 			cst.reported |= 1 << LoginAttack
 			if cst.kind == lists.IP {
-				out = found{fig: FigFailingClients, obs: obs, thr: thr, kind: lists.IP, note: note, samples: cst.samples, nsamp: cst.nsamp, last: cst.lastSample}
+				out = found{cls: classOf(lists.Username), fig: FigFailingClients, obs: obs, thr: thr, kind: lists.IP, note: note, samples: cst.samples, nsamp: cst.nsamp, last: cst.lastSample}
 				ok = true
 			} else {
 				cst.setFlag(FigFailingClients, obs, thr, t.now, note)
@@ -833,9 +856,9 @@ func (e *Engine) emit(a *apiState, f *found, ip netip.Addr, now int64) bool {
 	if p := a.policy.Load(); p != nil && p.Thresholds[f.fig] > 0 {
 		det.Override = true
 	} else {
-		det.Learned = math.Float64frombits(a.learned[f.fig].Load())
+		det.Learned = math.Float64frombits(a.learned[f.cls][f.fig].Load())
 		a.mu.Lock()
-		det.Windows = a.hist[f.fig].Count()
+		det.Windows = a.hist[f.cls][f.fig].Count()
 		a.mu.Unlock()
 	}
 	for j := uint8(0); j < f.nsamp; j++ {
@@ -907,11 +930,7 @@ func (e *Engine) endTraining(a *apiState) {
 		a.mu.Unlock()
 		return
 	}
-	for f := Figure(0); f < NumFigures; f++ {
-		q, thr := derive(f, &a.hist[f], e.cfg.Window)
-		a.learned[f].Store(math.Float64bits(q))
-		a.thr[f].Store(math.Float64bits(thr))
-	}
+	a.derive(e.cfg.Window)
 	a.trained.Store(true)
 	var l Learned
 	if e.onTrained != nil {
@@ -921,6 +940,29 @@ func (e *Engine) endTraining(a *apiState) {
 	a.mu.Unlock()
 	if e.onTrained != nil {
 		go e.onTrained(a.id, l)
+	}
+}
+
+// derive sets a's thresholds from its histograms (under a.mu): each class
+// from its own, or, for a class that learned fewer than MinSamples windows
+// of a figure (a kind of client seldom seen in training), from every
+// class's together, so a rare kind of client is not held to the floor
+// alone.
+func (a *apiState) derive(window time.Duration) {
+	for f := Figure(0); f < NumFigures; f++ {
+		var pooled Histogram
+		for c := range a.hist {
+			pooled.Merge(&a.hist[c][f])
+		}
+		for c := range a.hist {
+			h := &a.hist[c][f]
+			if h.Count() < MinSamples {
+				h = &pooled
+			}
+			q, thr := derive(f, h, window)
+			a.learned[c][f].Store(math.Float64bits(q))
+			a.thr[c][f].Store(math.Float64bits(thr))
+		}
 	}
 }
 

@@ -6,11 +6,14 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/ase-project/ase/internal/lists"
 )
 
 // Learned is what an API learned in training, as kept in the store so that
 // a restart (or another node of a cluster) enforces at once instead of
-// training again: per figure, the learned histogram's non-empty buckets.
+// training again: per class of identity and figure ("token/requests"),
+// the learned histogram's non-empty buckets.
 type Learned struct {
 	TrainedAt time.Time                    `json:"trained_at"`
 	Window    string                       `json:"window"` // the window the figures were counted over
@@ -20,16 +23,35 @@ type Learned struct {
 // snapshot copies a's histograms (under a.mu).
 func (a *apiState) snapshot() Learned {
 	l := Learned{TrainedAt: time.Unix(0, a.trainUntil.Load()).UTC(), Figures: map[string]map[string]uint32{}}
-	for f := Figure(0); f < NumFigures; f++ {
-		b := map[string]uint32{}
-		for i, c := range a.hist[f].counts {
-			if c > 0 {
-				b[fmt.Sprint(i)] = c
+	for c := range a.hist {
+		for f := Figure(0); f < NumFigures; f++ {
+			b := map[string]uint32{}
+			for i, n := range a.hist[c][f].counts {
+				if n > 0 {
+					b[fmt.Sprint(i)] = n
+				}
+			}
+			if len(b) > 0 {
+				l.Figures[ClassName(c)+"/"+f.String()] = b
 			}
 		}
-		l.Figures[f.String()] = b
 	}
 	return l
+}
+
+// parseClassFigure reads "token/requests".
+func parseClassFigure(s string) (int, Figure, bool) {
+	cn, fn, ok := strings.Cut(s, "/")
+	f, fok := ParseFigure(fn)
+	if !ok || !fok {
+		return 0, 0, false
+	}
+	for c := 0; c < NumClasses; c++ {
+		if ClassName(c) == cn {
+			return c, f, true
+		}
+	}
+	return 0, 0, false
 }
 
 // DecodeLearned reads a kept Learned, checking every figure and bucket.
@@ -39,8 +61,8 @@ func DecodeLearned(b []byte) (Learned, error) {
 		return l, err
 	}
 	for name, buckets := range l.Figures {
-		if _, ok := ParseFigure(name); !ok {
-			return l, fmt.Errorf("unknown figure %q", name)
+		if _, _, ok := parseClassFigure(name); !ok {
+			return l, fmt.Errorf("unknown class and figure %q (such as token/requests)", name)
 		}
 		for k := range buckets {
 			var i int
@@ -67,18 +89,23 @@ func (e *Engine) Restore(id string, l Learned) bool {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for f := Figure(0); f < NumFigures; f++ {
-		a.hist[f] = Histogram{}
-		for k, c := range l.Figures[f.String()] {
-			var i int
-			fmt.Sscan(k, &i)
-			a.hist[f].counts[i] = c
-			a.hist[f].n += uint64(c)
+	a.hist = [NumClasses][NumFigures]Histogram{}
+	for name, buckets := range l.Figures {
+		c, f, ok := parseClassFigure(name)
+		if !ok {
+			continue
 		}
-		q, thr := derive(f, &a.hist[f], e.cfg.Window)
-		a.learned[f].Store(math.Float64bits(q))
-		a.thr[f].Store(math.Float64bits(thr))
+		h := &a.hist[c][f]
+		for k, n := range buckets {
+			var i int
+			if _, err := fmt.Sscan(k, &i); err != nil || i < 0 || i >= histBuckets {
+				continue
+			}
+			h.n += uint64(n) - uint64(h.counts[i])
+			h.counts[i] = n
+		}
 	}
+	a.derive(e.cfg.Window)
 	a.trainUntil.Store(l.TrainedAt.UnixNano())
 	a.trained.Store(true)
 	return true
@@ -96,14 +123,16 @@ func (e *Engine) Retrain(id string) bool {
 	now := e.cfg.Now().UnixNano()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.hist = [NumFigures]Histogram{}
+	a.hist = [NumClasses][NumFigures]Histogram{}
 	a.trained.Store(false)
 	a.trainUntil.Store(now + int64(e.cfg.Training))
 	return true
 }
 
-// FigureStatus is one figure of an API, as the management API shows it.
+// FigureStatus is one figure of an API for one class of identity, as the
+// management API shows it.
 type FigureStatus struct {
+	Identity  string  `json:"identity"` // ip, token, cookie, api_key, username
 	Figure    string  `json:"figure"`
 	Detector  string  `json:"detector"`
 	Windows   uint64  `json:"windows_learned"`
@@ -151,21 +180,26 @@ func (e *Engine) Status(id string) ([]APIStatus, bool) {
 			s.Modes[d.String()] = m.String()
 		}
 		for f := Figure(0); f < NumFigures; f++ {
-			r := Rules[f]
-			fs := FigureStatus{Figure: f.String(), Detector: FigureDetector[f].String(), Windows: a.hist[f].Count()}
-			if a.trained.Load() {
-				fs.Learned = math.Float64frombits(a.learned[f].Load())
-				fs.Threshold = math.Float64frombits(a.thr[f].Load())
+			for c := 0; c < NumClasses; c++ {
+				if f == FigIPs && c == classOf(lists.IP) || f == FigFailingClients && c != classOf(lists.Username) {
+					continue // addresses do not come from addresses; only usernames are logged in as
+				}
+				r := Rules[f]
+				fs := FigureStatus{Identity: ClassName(c), Figure: f.String(), Detector: FigureDetector[f].String(), Windows: a.hist[c][f].Count()}
+				if a.trained.Load() {
+					fs.Learned = math.Float64frombits(a.learned[c][f].Load())
+					fs.Threshold = math.Float64frombits(a.thr[c][f].Load())
+				}
+				if p != nil && p.Thresholds[f] > 0 {
+					fs.Threshold, fs.Override = p.Thresholds[f], true
+				}
+				floor := r.Floor
+				if r.PerMin {
+					floor = math.Max(1, math.Round(floor*e.cfg.Window.Minutes()))
+				}
+				fs.Rule = fmt.Sprintf("max(%g x p%g of the windows learned, %g)", r.Factor, r.Quantile*100, floor)
+				s.Figures = append(s.Figures, fs)
 			}
-			if p != nil && p.Thresholds[f] > 0 {
-				fs.Threshold, fs.Override = p.Thresholds[f], true
-			}
-			floor := r.Floor
-			if r.PerMin {
-				floor = math.Max(1, math.Round(floor*e.cfg.Window.Minutes()))
-			}
-			fs.Rule = fmt.Sprintf("max(%g x p%g of the windows learned, %g); the floor alone below %d windows", r.Factor, r.Quantile*100, floor, MinSamples)
-			s.Figures = append(s.Figures, fs)
 		}
 		a.mu.Unlock()
 		out = append(out, s)

@@ -64,7 +64,7 @@ func FuzzDecodePolicy(f *testing.F) {
 // FuzzDecodeLearned: what an API learned, read from the store, is refused
 // or restores without panicking.
 func FuzzDecodeLearned(f *testing.F) {
-	f.Add([]byte(`{"trained_at":"2026-12-01T00:00:00Z","window":"1m0s","figures":{"requests":{"40":12,"41":3}}}`))
+	f.Add([]byte(`{"trained_at":"2026-12-01T00:00:00Z","window":"1m0s","figures":{"token/requests":{"40":12,"41":3}}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		l, err := DecodeLearned(b)
 		if err != nil {

@@ -75,6 +75,16 @@ func (h *Histogram) Observe(v float64) {
 	}
 }
 
+// Merge adds o's values to h.
+func (h *Histogram) Merge(o *Histogram) {
+	for b, c := range o.counts {
+		if c > 0 {
+			h.counts[b] = uint32(min(uint64(h.counts[b])+uint64(c), math.MaxUint32))
+		}
+	}
+	h.n += o.n
+}
+
 // Count is the number of values observed.
 func (h *Histogram) Count() uint64 { return h.n }
 

@@ -290,7 +290,7 @@ func formatABSAPI(a wire.ABSAPIStatus) string {
 				thr += " (override)"
 			}
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d windows learned\n", f.Figure, f.Detector, thr, f.Windows)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d windows learned\n", f.Identity, f.Figure, f.Detector, thr, f.Windows)
 	}
 	tw.Flush()
 	return b.String()

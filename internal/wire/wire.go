@@ -523,8 +523,10 @@ type ABSAPIStatus struct {
 	Figures       []ABSFigure       `json:"figures"`
 }
 
-// ABSFigure is a figure counted per client and window, and its threshold.
+// ABSFigure is a figure counted per client and window for one kind of
+// identity (each learns its own normal), and its threshold.
 type ABSFigure struct {
+	Identity  string  `json:"identity"` // ip, token, cookie, api_key, username
 	Figure    string  `json:"figure"`
 	Detector  string  `json:"detector"`
 	Windows   uint64  `json:"windows_learned"`
