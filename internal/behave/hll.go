@@ -1,7 +1,8 @@
-// Package behave holds the bounded, allocation-free summaries that
-// behavioural detection keeps per client identity and per API (issue 20):
-// distinct counts (HyperLogLog), decayed rates, and learned distributions
-// (log-scale histograms with quantiles). Each has a fixed size whatever
+// Package behave is behavioural detection (issue 20; detect.go): the
+// vendor's ABS engine in process, with the bounded, allocation-free
+// summaries it keeps per client identity and per API: distinct counts
+// (HyperLogLog), learned distributions (log-scale histograms with
+// quantiles), a bounded identity tracker. Each has a fixed size whatever
 // the traffic, so an attacker cannot make ASE hold more per identity.
 package behave
 
@@ -82,41 +83,3 @@ func (h *HLL) Merge(o *HLL) {
 
 // Reset empties the sketch.
 func (h *HLL) Reset() { h.reg = [hllM]uint8{} }
-
-// WindowHLL counts distinct hashes over a sliding window of about one to
-// two window lengths: two sketches, the current and the previous window's,
-// rotated as time passes (128 bytes and a start time). "This token from 40
-// addresses in the last 10 minutes", without keeping the addresses.
-type WindowHLL struct {
-	cur, prev HLL
-	start     int64 // Unix ns when cur began; 0 = never used
-}
-
-// Add records x at time now (Unix ns) for windows of length window (ns).
-func (w *WindowHLL) Add(x uint64, now, window int64) {
-	w.roll(now, window)
-	w.cur.Add(x)
-}
-
-// Count estimates the distinct hashes of the current and previous window.
-func (w *WindowHLL) Count(now, window int64) float64 {
-	w.roll(now, window)
-	both := w.cur
-	both.Merge(&w.prev)
-	return both.Count()
-}
-
-func (w *WindowHLL) roll(now, window int64) {
-	switch {
-	case w.start == 0:
-		w.start = now
-	case now-w.start >= 2*window:
-		w.cur.Reset()
-		w.prev.Reset()
-		w.start = now
-	case now-w.start >= window:
-		w.prev = w.cur
-		w.cur.Reset()
-		w.start += window
-	}
-}

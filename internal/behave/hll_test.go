@@ -53,26 +53,3 @@ func TestHLLCounts(t *testing.T) {
 		t.Fatalf("%v allocations", n)
 	}
 }
-
-// TestWindowHLL: distinct values of the last window or two are counted;
-// older ones are forgotten.
-func TestWindowHLL(t *testing.T) {
-	const win = int64(600e9) // 10 minutes
-	var w WindowHLL
-	now := int64(1_800_000_000e9)
-	for i := range 30 {
-		w.Add(splitmix(uint64(i)), now, win)
-	}
-	if got := w.Count(now, win); math.Abs(got-30) > 12 {
-		t.Fatalf("30 now: %.1f", got)
-	}
-	now += win + 1 // the next window: the last one still counts
-	w.Add(splitmix(1000), now, win)
-	if got := w.Count(now, win); math.Abs(got-31) > 12 {
-		t.Fatalf("one window later: %.1f", got)
-	}
-	now += 2 * win // both windows past
-	if got := w.Count(now, win); got != 0 {
-		t.Fatalf("forgotten after two windows: %.1f", got)
-	}
-}

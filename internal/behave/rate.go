@@ -2,39 +2,6 @@ package behave
 
 import "math"
 
-// Decayed is an exponentially decayed sum: each amount added loses half
-// its weight every half-life. Its Rate is the recent amount per second
-// (requests, response bytes) in 16 bytes, without windows to rotate.
-type Decayed struct {
-	v    float64
-	last int64 // Unix ns of the last update
-}
-
-// Add adds x at time now (Unix ns) with the given half-life (ns).
-func (d *Decayed) Add(x float64, now, halfLife int64) {
-	d.decay(now, halfLife)
-	d.v += x
-}
-
-func (d *Decayed) decay(now, halfLife int64) {
-	if d.last != 0 && now > d.last {
-		d.v *= math.Exp2(-float64(now-d.last) / float64(halfLife))
-	}
-	if now > d.last {
-		d.last = now
-	}
-}
-
-// Rate is the decayed amount per second at time now: for a steady rate r
-// that has lasted several half-lives, r.
-func (d *Decayed) Rate(now, halfLife int64) float64 {
-	v := d.v
-	if d.last != 0 && now > d.last {
-		v *= math.Exp2(-float64(now-d.last) / float64(halfLife))
-	}
-	return v * math.Ln2 / (float64(halfLife) / 1e9)
-}
-
 // Histogram is a distribution learned from a stream of values (a client's
 // rate, its response bytes): counts in log-scale buckets, 8 per doubling
 // (each 9% wide), from 1 to 2^48, in 1.5 KiB. Quantiles are read from it

@@ -1,28 +1,8 @@
 package behave
 
 import (
-	"math"
 	"testing"
-	"time"
 )
-
-// TestDecayedRate: a steady 50/s reads as 50/s after a few half-lives, and
-// decays to a quarter two half-lives after it stops.
-func TestDecayedRate(t *testing.T) {
-	const hl = int64(10 * time.Second)
-	var d Decayed
-	now := int64(1_800_000_000) * int64(time.Second)
-	for range 60 * 50 { // 60 s at 50/s
-		now += int64(20 * time.Millisecond)
-		d.Add(1, now, hl)
-	}
-	if r := d.Rate(now, hl); math.Abs(r-50) > 5 {
-		t.Fatalf("steady 50/s reads %.1f/s", r)
-	}
-	if r := d.Rate(now+2*hl, hl); math.Abs(r-12.5) > 1.5 {
-		t.Fatalf("two half-lives later: %.1f/s, want about 12.5", r)
-	}
-}
 
 // TestHistogramQuantiles: quantiles within a bucket's 9% of the truth for
 // a uniform and a skewed stream; nothing observed reads 0.
