@@ -250,8 +250,11 @@ type Detection struct {
 type Reporter func(d *Detection) bool
 
 const (
-	numShards   = 64
-	maxIDs      = 5 // an address and up to four credentials
+	numShards = 64
+	// maxIDs is how many of a request's identities have their answer
+	// counted: its address and up to seven credential values. Every value
+	// is counted at the request (see Begin).
+	maxIDs      = 8
 	samplesKept = 3
 	samplePath  = 36 // bytes of a sample's path kept (a sample is one cache line)
 	noteLen     = 48
@@ -542,19 +545,22 @@ func (e *Engine) Begin(api *apidef.API, id *lists.Identity, method, path string,
 	var fs []found // allocated only for a detection
 	mc := methodCode(method)
 	visit := func(kind lists.Kind, k [2]uint64, name, value string) {
-		i := t.n
-		t.keys[i] = k
-		t.n++
+		i := int(t.n)
 		sh := e.shardOf(k)
 		sh.mu.Lock()
 		st, n, isNew := sh.t.Get(k)
-		t.tslot[i] = n
+		if i < maxIDs {
+			t.keys[i], t.tslot[i] = k, n
+			t.n++
+		}
 		if isNew {
 			st.kind = kind
 		}
 		e.roll(a, st, now)
 		st.reqs++
-		t.slot[i] = st.addSample(now, t.ip, mc, path)
+		if sl := st.addSample(now, t.ip, mc, path); i < maxIDs {
+			t.slot[i] = sl
+		}
 		fig, obs, thr, note := NumFigures, 0.0, 0.0, ""
 		if st.flag != 0 {
 			fig, obs, thr, note = Figure(st.flag-1), st.flagObs, st.flagThr, string(st.flagNote[:st.flagNoteN])
@@ -593,6 +599,16 @@ func (e *Engine) Begin(api *apidef.API, id *lists.Identity, method, path string,
 	}
 	if id.Username != "" {
 		visit(lists.Username, e.key(a, lists.Username, "", id.Username), "", id.Username)
+	}
+	// Every further value of a credential (a repeated header, cookie or
+	// query parameter: the backend may read any of them) is an identity
+	// too, so that a stolen token cannot hide behind a decoy value sent
+	// first. Claimed usernames are never identities (anyone can claim
+	// any). Past maxIDs, values are counted at the request only.
+	for _, c := range id.More {
+		if !c.Claimed && c.Value != "" {
+			visit(c.Kind, e.key(a, c.Kind, c.Name, c.Value), c.Name, c.Value)
+		}
 	}
 	listed := false
 	for i := range fs {

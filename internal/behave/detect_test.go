@@ -173,3 +173,22 @@ func BenchmarkBeginEnd(b *testing.B) {
 		})
 	}
 }
+
+// A stolen token sent second, behind a decoy value, is still counted: the
+// backend may read either.
+func TestEveryCredentialValueCounts(t *testing.T) {
+	s := newSim(t, time.Minute, 30*time.Minute)
+	s.run(t, 31*60, nil)
+	for k := 0; k < 10; k++ {
+		id := lists.Identity{IP: ip(3000 + k), Token: fmt.Sprintf("decoy-%d", k),
+			More: []lists.Credential{{Kind: lists.Token, Value: "tok-5"}}}
+		s.do(id, "GET", "/shop/items/1", 200, 2000)
+		s.now += int64(time.Second)
+	}
+	for _, d := range s.found {
+		if d.Detector == StolenCredential && d.Kind == lists.Token && d.Value == "tok-5" {
+			return
+		}
+	}
+	t.Fatalf("the token sent second was not found stolen: %+v", s.found)
+}
