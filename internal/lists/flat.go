@@ -111,9 +111,96 @@ func (t *ttlMap[K]) set(k K, exp int64) {
 	t.mu.Unlock()
 }
 
+// --- negative filters ---
+
+// A big table's array misses the cache on nearly every lookup, and a
+// request that is listed nowhere (nearly all of them) probes every table
+// of both lists. Each big array therefore comes with a blocked Bloom
+// filter: one 64-bit word per key, four bits set in it, 6 bits per slot
+// of the array (8 to 16 bits per entry, as tables are three eighths to
+// three quarters full; 1 to 3.5% of absent keys pass), 3/32 of an
+// IPv4 table's size and 3/64 of an identity table's. It fits in the cache
+// where the array does not, and when it says a key is absent, the array
+// is not read at all.
+//
+// The filter is exact in the one direction that matters: it may say
+// "maybe" for a key the table does not hold, never "absent" for one it
+// holds. It lives in the published array (slots4, slotsID), so that a
+// reader always checks the filter of the array it probes; every key is
+// set in it before its slot is stored (putLocked), or before the array is
+// published (rebuild), and an adopted array brings its own. A deleted
+// entry's bits stay set: the filter counts every key set in it (fill), and
+// once it has taken more keys than the array has slots (entries deleted
+// and others put in their place), the array is rebuilt at its size, which
+// also makes a new filter from the live entries.
+
+// filterMinSlots is the smallest array with a filter: a smaller one (512
+// KiB of IPv4 slots) stays in the cache by itself.
+const filterMinSlots = 1 << 16
+
+// filterWords is the size of the filter of an array of size slots
+// (tables with fewer than minSlots slots have none).
+func filterWords(size, minSlots int) int {
+	if size < minSlots {
+		return 0
+	}
+	return (size*6 + 63) / 64
+}
+
+// newFilter makes the filter of an array of size slots; nil if it has
+// none.
+func newFilter(size, minSlots int) []atomic.Uint64 {
+	n := filterWords(size, minSlots)
+	if n == 0 {
+		return nil
+	}
+	f := make([]atomic.Uint64, n)
+	hugePagesFrom(unsafe.Pointer(&f[0]), uintptr(n)*8, hugePageSize)
+	return f
+}
+
+// A key's place in a filter: the word (from b) and four of its bits (from
+// the high 24 bits of g). b and g must be well mixed. One word is one
+// load and one test, cheaper than bits spread over a cache line when the
+// filter is in the cache.
+
+func bloomMask(g uint64) uint64 {
+	return 1<<(g>>58) | 1<<(g>>52&63) | 1<<(g>>46&63) | 1<<(g>>40&63)
+}
+
+func bloomSet(f []atomic.Uint64, b, g uint64) {
+	f[index(b, len(f))].Or(bloomMask(g))
+}
+
+// bloomHas reports whether the key may be in the filter; false: it is
+// certainly not.
+func bloomHas(f []atomic.Uint64, b, g uint64) bool {
+	m := bloomMask(g)
+	return f[index(b, len(f))].Load()&m == m
+}
+
+// filterFull reports whether a filter that took fill keys must be made
+// anew before it takes one more: past one key per slot, stale bits of
+// deleted entries would make it say "maybe" too often.
+func filterFull(fill, size int) bool { return fill >= size }
+
+// bloom4 is an IPv4 key's place in a filter, from h, its mix.
+func bloom4(h uint64) (uint64, uint64) { return h, h * 0x9E3779B97F4A7C15 }
+
+// bloomID is a hashed identity's place in a filter, from the first word
+// of its key alone (see hasher.half): a hash already, but for its top bit,
+// which is always set.
+func bloomID(k0 uint64) (uint64, uint64) { return k0 << 1, mix(k0 | liveBit) }
+
 // --- IPv4 ---
 
-type slots4 struct{ s []atomic.Uint64 }
+// slots4 is a published IPv4 array and its filter (nil for a small
+// array). fill (under the table's mu) counts the keys set in the filter.
+type slots4 struct {
+	s    []atomic.Uint64
+	f    []atomic.Uint64
+	fill int
+}
 
 // table4 maps IPv4 addresses to meta. Slot: liveBit | addr<<8 | meta.
 type table4 struct {
@@ -124,6 +211,9 @@ type table4 struct {
 	n    atomic.Int64
 	nTTL atomic.Int64
 	ttl  ttlMap[uint32]
+	// fmin is the smallest array with a filter (filterMinSlots; tests
+	// lower it)
+	fmin int
 }
 
 // emptySlots4 is every empty table's array, never written: its one empty
@@ -132,7 +222,7 @@ type table4 struct {
 var emptySlots4 = &slots4{s: make([]atomic.Uint64, 1)}
 
 func newTable4() *table4 {
-	t := &table4{}
+	t := &table4{fmin: filterMinSlots}
 	t.tab.Store(emptySlots4)
 	return t
 }
@@ -141,15 +231,25 @@ func word4(k uint32, m meta) uint64 { return liveBit | uint64(k)<<8 | uint64(m) 
 
 // first returns the table and the slot where k's probe starts, and that
 // slot's word: loading it early lets several lookups' cache misses
-// overlap.
+// overlap. When the filter tells k is absent, it returns a nil table and
+// reads no slot.
 func (t *table4) first(k uint32) (*slots4, uint64, uint64) {
 	tab := t.tab.Load()
-	i := index(mix(uint64(k)), len(tab.s))
+	h := mix(uint64(k))
+	if tab.f != nil {
+		if b, g := bloom4(h); !bloomHas(tab.f, b, g) {
+			return nil, 0, 0
+		}
+	}
+	i := index(h, len(tab.s))
 	return tab, i, tab.s[i].Load()
 }
 
 // resolve finishes a lookup begun by first.
 func (t *table4) resolve(k uint32, tab *slots4, i, w uint64) (meta, bool) {
+	if tab == nil {
+		return 0, false
+	}
 	n := uint64(len(tab.s))
 	for {
 		if w == slotEmpty {
@@ -227,12 +327,19 @@ func (t *table4) putLocked(k uint32, tag Tag, exp int64) bool {
 	}
 	if tooFull(t.live+t.tomb+1, len(tab.s)) {
 		tab = t.rebuild(tab, rebuildSize(t.live+1))
+	} else if tab.f != nil && filterFull(tab.fill, len(tab.s)) {
+		tab = t.rebuild(tab, len(tab.s))
 	}
 	_, free := t.find(tab, k)
 	if tab.s[free].Load() == slotTomb {
 		t.tomb--
 	}
 	t.ttl.set(k, exp)
+	if tab.f != nil { // before the slot: a reader that finds k passed its filter
+		b, g := bloom4(mix(uint64(k)))
+		bloomSet(tab.f, b, g)
+		tab.fill++
+	}
 	tab.s[free].Store(word4(k, m))
 	t.live++
 	t.n.Add(1)
@@ -267,14 +374,20 @@ func (t *table4) del(k uint32) bool {
 // rebuild copies the live entries into a table of size slots (growing, or
 // just dropping tombstones) and publishes it.
 func (t *table4) rebuild(old *slots4, size int) *slots4 {
-	nt := &slots4{s: make([]atomic.Uint64, size)}
+	nt := &slots4{s: make([]atomic.Uint64, size), f: newFilter(size, t.fmin)}
 	hugePages(unsafe.Pointer(&nt.s[0]), uintptr(size)*unsafe.Sizeof(nt.s[0]))
 	for i := range old.s {
 		w := old.s[i].Load()
 		if w == slotEmpty || w == slotTomb {
 			continue
 		}
-		j := index(mix(uint64(uint32(w>>8))), size)
+		h := mix(uint64(uint32(w >> 8)))
+		if nt.f != nil {
+			b, g := bloom4(h)
+			bloomSet(nt.f, b, g)
+			nt.fill++
+		}
+		j := index(h, size)
 		for nt.s[j].Load() != slotEmpty {
 			j = next(j, uint64(size))
 		}
@@ -341,7 +454,12 @@ func (t *table4) expiry(k uint32) (int64, bool) {
 
 type slotID struct{ w0, w1 atomic.Uint64 }
 
-type slotsID struct{ s []slotID }
+// slotsID is slots4 for hashed identities.
+type slotsID struct {
+	s    []slotID
+	f    []atomic.Uint64
+	fill int
+}
 
 // tableID maps idKeys to meta. Slot: w0 = liveBit | k[0]; w1 = k[1] with
 // meta in its low byte (119 bits of key remain: collisions stay below
@@ -355,13 +473,14 @@ type tableID struct {
 	n    atomic.Int64
 	nTTL atomic.Int64
 	ttl  ttlMap[idKey]
+	fmin int
 }
 
 // emptySlotsID is emptySlots4 for hashed identities.
 var emptySlotsID = &slotsID{s: make([]slotID, 1)}
 
 func newTableID() *tableID {
-	t := &tableID{}
+	t := &tableID{fmin: filterMinSlots}
 	t.tab.Store(emptySlotsID)
 	return t
 }
@@ -378,13 +497,34 @@ func next(i, n uint64) uint64 {
 
 func idWords(k idKey, m meta) (uint64, uint64) { return liveBit | k[0], k[1]&^0xff | uint64(m) }
 
+// first is table4.first for hashed identities.
 func (t *tableID) first(k idKey) (*slotsID, uint64, uint64) {
 	tab := t.tab.Load()
+	if tab.f != nil {
+		if b, g := bloomID(k[0]); !bloomHas(tab.f, b, g) {
+			return nil, 0, 0
+		}
+	}
 	i := idIndex(k[1], len(tab.s))
 	return tab, i, tab.s[i].w0.Load()
 }
 
+// firstOf is first for identity j of k, in tab, the table's array: it
+// makes j's key whole only if the filter does not rule it out.
+func (t *tableID) firstOf(h *hasher, tab *slotsID, k *Keys, j int) (*slotsID, uint64, uint64) {
+	if tab.f != nil {
+		if b, g := bloomID(k.k[j][0]); !bloomHas(tab.f, b, g) {
+			return nil, 0, 0
+		}
+	}
+	i := idIndex(k.key(h, j)[1], len(tab.s))
+	return tab, i, tab.s[i].w0.Load()
+}
+
 func (t *tableID) resolve(k idKey, tab *slotsID, i, w0 uint64) (meta, bool) {
+	if tab == nil {
+		return 0, false
+	}
 	n := uint64(len(tab.s))
 	want0 := liveBit | k[0]
 	for {
@@ -463,12 +603,19 @@ func (t *tableID) putLocked(k idKey, tag Tag, exp int64) bool {
 	}
 	if tooFull(t.live+t.tomb+1, len(tab.s)) {
 		tab = t.rebuild(tab, rebuildSize(t.live+1))
+	} else if tab.f != nil && filterFull(tab.fill, len(tab.s)) {
+		tab = t.rebuild(tab, len(tab.s))
 	}
 	_, free := t.find(tab, k)
 	if tab.s[free].w0.Load() == slotTomb {
 		t.tomb--
 	}
 	t.ttl.set(k, exp)
+	if tab.f != nil { // before the slot, as in table4.putLocked
+		b, g := bloomID(w0)
+		bloomSet(tab.f, b, g)
+		tab.fill++
+	}
 	tab.s[free].w1.Store(w1)
 	tab.s[free].w0.Store(w0)
 	t.live++
@@ -502,7 +649,7 @@ func (t *tableID) del(k idKey) bool {
 }
 
 func (t *tableID) rebuild(old *slotsID, size int) *slotsID {
-	nt := &slotsID{s: make([]slotID, size)}
+	nt := &slotsID{s: make([]slotID, size), f: newFilter(size, t.fmin)}
 	hugePages(unsafe.Pointer(&nt.s[0]), uintptr(size)*unsafe.Sizeof(nt.s[0]))
 	for i := range old.s {
 		w0 := old.s[i].w0.Load()
@@ -510,6 +657,11 @@ func (t *tableID) rebuild(old *slotsID, size int) *slotsID {
 			continue
 		}
 		w1 := old.s[i].w1.Load()
+		if nt.f != nil {
+			b, g := bloomID(w0)
+			bloomSet(nt.f, b, g)
+			nt.fill++
+		}
 		j := idIndex(w1, size)
 		for nt.s[j].w0.Load() != slotEmpty {
 			j = next(j, uint64(size))

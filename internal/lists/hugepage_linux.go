@@ -24,8 +24,13 @@ const madvHugePage = 14
 // and not yet touched, so the pages are huge from their first fault; the
 // garbage collector frees it as any other. Only arrays of several huge
 // pages are hinted, so that a small table never holds a whole one.
-func hugePages(p unsafe.Pointer, size uintptr) {
-	if size < 4*hugePageSize {
+func hugePages(p unsafe.Pointer, size uintptr) { hugePagesFrom(p, size, 4*hugePageSize) }
+
+// hugePagesFrom is hugePages for arrays of at least min bytes. A table's
+// filter (flat.go) is hinted from one huge page up: it is read all over
+// on every decision, and is too small to hold a page it does not fill.
+func hugePagesFrom(p unsafe.Pointer, size, min uintptr) {
+	if size < min {
 		return
 	}
 	start := (uintptr(p) + hugePageSize - 1) &^ (hugePageSize - 1)

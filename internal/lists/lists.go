@@ -379,35 +379,52 @@ func (c Credential) identity() Identity {
 }
 
 // Keys are an Identity's hashed identities, computed once per request and
-// used against both lists.
+// used against both lists. Each is hashed half (hasher.half) at first,
+// which is all a table's filter needs; the lists make it whole when they
+// must probe a table for it.
 type Keys struct {
-	token, cookie, apiKey, username idKey
-	has                             uint8
+	k    [numIDs]idKey  // by idToken, ...
+	v    [numIDs]string // the values, to finish their keys
+	has  uint8          // 1<<idToken, ...: the identities present
+	done uint8          // the keys made whole
 }
 
+// The identities that Keys holds, in the order a decision checks them.
 const (
-	hasToken = 1 << iota
-	hasCookie
-	hasAPIKey
-	hasUsername
+	idToken = iota
+	idCookie
+	idAPIKey
+	idUsername
+	numIDs
 )
+
+var idKinds = [numIDs]Kind{Token, Cookie, APIKey, Username}
 
 // Keys hashes id's identities.
 func (l *Lists) Keys(id *Identity) Keys {
 	var k Keys
 	if id.Token != "" {
-		k.token, k.has = l.h.key(Token, "", id.Token), k.has|hasToken
+		k.k[idToken], k.v[idToken], k.has = l.h.half(Token, "", id.Token), id.Token, k.has|1<<idToken
 	}
 	if id.Cookie != "" {
-		k.cookie, k.has = l.h.key(Cookie, id.CookieName, id.Cookie), k.has|hasCookie
+		k.k[idCookie], k.v[idCookie], k.has = l.h.half(Cookie, id.CookieName, id.Cookie), id.Cookie, k.has|1<<idCookie
 	}
 	if id.APIKey != "" {
-		k.apiKey, k.has = l.h.key(APIKey, id.APIKeyName, id.APIKey), k.has|hasAPIKey
+		k.k[idAPIKey], k.v[idAPIKey], k.has = l.h.half(APIKey, id.APIKeyName, id.APIKey), id.APIKey, k.has|1<<idAPIKey
 	}
 	if id.Username != "" {
-		k.username, k.has = l.h.key(Username, "", id.Username), k.has|hasUsername
+		k.k[idUsername], k.v[idUsername], k.has = l.h.half(Username, "", id.Username), id.Username, k.has|1<<idUsername
 	}
 	return k
+}
+
+// key returns the whole key of identity j (present in k).
+func (k *Keys) key(h *hasher, j int) idKey {
+	if k.done&(1<<j) == 0 {
+		h.finish(&k.k[j], k.v[j])
+		k.done |= 1 << j
+	}
+	return k.k[j]
 }
 
 // Match is a list entry a request matched.
@@ -419,13 +436,13 @@ type Match struct {
 // Match looks every identity of a request up in list, IP first, then
 // the further values in id.More.
 func (l *Lists) Match(list List, id *Identity, k *Keys) (Match, bool) {
-	if m, ok := l.sets[list].match(id, k, l.nowMs); ok || len(id.More) == 0 && (id.ClaimedUsername == "" || list == Allow) {
+	if m, ok := l.sets[list].match(&l.h, id, k, l.nowMs); ok || len(id.More) == 0 && (id.ClaimedUsername == "" || list == Allow) {
 		return m, ok
 	}
 	if id.ClaimedUsername != "" && list == Deny {
 		one := Identity{Username: id.ClaimedUsername}
 		ok := l.Keys(&one)
-		if m, found := l.sets[list].match(&one, &ok, l.nowMs); found {
+		if m, found := l.sets[list].match(&l.h, &one, &ok, l.nowMs); found {
 			return m, true
 		}
 	}
@@ -435,7 +452,7 @@ func (l *Lists) Match(list List, id *Identity, k *Keys) (Match, bool) {
 		}
 		one := c.identity()
 		ok := l.Keys(&one)
-		if m, found := l.sets[list].match(&one, &ok, l.nowMs); found {
+		if m, found := l.sets[list].match(&l.h, &one, &ok, l.nowMs); found {
 			return m, true
 		}
 	}

@@ -90,19 +90,21 @@ func (s *Set) memoryWith(add counts) int64 {
 	return b + s.cidrBytes(add.cidr)
 }
 
-// bytesWith returns the bytes of the table's array once n more entries
-// are put (none already there).
+// bytesWith returns the bytes of the table's array and its filter once n
+// more entries are put (none already there).
 func (t *table4) bytesWith(n int) int64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return int64(slotsWith(t.live, t.tomb, len(t.tab.Load().s), n)) * 8
+	size := slotsWith(t.live, t.tomb, len(t.tab.Load().s), n)
+	return int64(size)*8 + int64(filterWords(size, t.fmin))*8
 }
 
 // bytesWith is table4.bytesWith for hashed identities.
 func (t *tableID) bytesWith(n int) int64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return int64(slotsWith(t.live, t.tomb, len(t.tab.Load().s), n)) * 16
+	size := slotsWith(t.live, t.tomb, len(t.tab.Load().s), n)
+	return int64(size)*16 + int64(filterWords(size, t.fmin))*8
 }
 
 // slotsWith is how many slots a flat table of size slots holding live

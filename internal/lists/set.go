@@ -244,16 +244,28 @@ func (n *nameHashes) remember(name string, h1, h2 uint64) {
 // word is set, the low byte of the second is clear), so that a key read
 // back from a slot is the key itself (tableID.each).
 func (h hasher) key(kind Kind, name, value string) idKey {
+	k := h.half(kind, name, value)
+	h.finish(&k, value)
+	return k
+}
+
+// half is the first word of value's key under (kind, name), and the
+// name's share of the second: a table's filter needs only the first
+// word, and a decision hashes a value the second time only when the
+// filter does not rule it out (Keys, Set.match). finish completes it.
+func (h hasher) half(kind Kind, name, value string) idKey {
 	n1, n2 := uint64(kind), uint64(kind)<<1
 	if name != "" {
 		h1, h2 := h.name(name)
 		n1 += h1
 		n2 += h2
 	}
-	return idKey{
-		(maphash.String(h.s1, value) ^ (n1 * 0x9E3779B97F4A7C15)) | liveBit,
-		(maphash.String(h.s2, value) ^ (n2 * 0xC2B2AE3D27D4EB4F)) &^ 0xff,
-	}
+	return idKey{(maphash.String(h.s1, value) ^ (n1 * 0x9E3779B97F4A7C15)) | liveBit, n2 * 0xC2B2AE3D27D4EB4F}
+}
+
+// finish makes k, half's key of value, whole.
+func (h hasher) finish(k *idKey, value string) {
+	k[1] = (maphash.String(h.s2, value) ^ k[1]) &^ 0xff
 }
 
 // cidrVal is a CIDR entry's payload in the trie.
@@ -293,17 +305,19 @@ func newSet() *Set {
 
 // match looks every identity of a request up: the exact address, the
 // CIDR ranges, then the token, cookie, API key and username. The first
-// probe of each flat table is loaded before any is examined, so their
-// cache misses overlap instead of adding up. nowMs is only called when a
-// matching entry has a TTL.
-func (s *Set) match(id *Identity, k *Keys, nowMs func() int64) (Match, bool) {
+// probe of each flat table (its filter, then its first slot unless the
+// filter rules the key out) is loaded before any is examined, so their
+// cache misses overlap instead of adding up. An identity's key is made
+// whole (Keys) only if a table's slot must be probed for it. nowMs is
+// only called when a matching entry has a TTL.
+func (s *Set) match(h *hasher, id *Identity, k *Keys, nowMs func() int64) (Match, bool) {
 	var (
-		ip4            uint32
-		t4             *slots4
-		i4, w4         uint64
-		tt, tc, ta, tu *slotsID
-		it, ic, ia, iu uint64
-		wt, wc, wa, wu uint64
+		ip4    uint32
+		t4     *slots4
+		i4, w4 uint64
+		tid    [numIDs]*slotsID
+		iid    [numIDs]uint64
+		wid    [numIDs]uint64
 	)
 	addr := id.IP
 	if addr.Is4() && s.v4.n.Load() > 0 {
@@ -313,20 +327,15 @@ func (s *Set) match(id *Identity, k *Keys, nowMs func() int64) (Match, bool) {
 	}
 	ids := k.has != 0 && s.ids.n.Load() > 0
 	if ids {
-		if k.has&hasToken != 0 {
-			tt, it, wt = s.ids.first(k.token)
-		}
-		if k.has&hasCookie != 0 {
-			tc, ic, wc = s.ids.first(k.cookie)
-		}
-		if k.has&hasAPIKey != 0 {
-			ta, ia, wa = s.ids.first(k.apiKey)
-		}
-		if k.has&hasUsername != 0 {
-			tu, iu, wu = s.ids.first(k.username)
+		tab := s.ids.tab.Load()
+		for j := range numIDs {
+			if k.has&(1<<j) != 0 {
+				tid[j], iid[j], wid[j] = s.ids.firstOf(h, tab, k, j)
+			}
 		}
 	}
-	if t4 != nil {
+	if addr.Is4() {
+		// t4 is nil when the table is empty or its filter rules ip4 out
 		if m, ok := s.v4.resolve(ip4, t4, i4, w4); ok && (m&hasTTL == 0 || nowMs() < s.v4.ttl.get(ip4)) {
 			return Match{IP, m.tag()}, true
 		}
@@ -344,26 +353,17 @@ func (s *Set) match(id *Identity, k *Keys, nowMs func() int64) (Match, bool) {
 	if !ids {
 		return Match{}, false
 	}
-	probe := func(kind Kind, key idKey, tab *slotsID, i, w uint64) (Match, bool) {
-		if tab == nil {
-			return Match{}, false
+	for j := range numIDs {
+		if tid[j] == nil { // absent, or ruled out by the filter
+			continue
 		}
-		m, ok := s.ids.resolve(key, tab, i, w)
+		key := k.k[j]
+		m, ok := s.ids.resolve(key, tid[j], iid[j], wid[j])
 		if ok && (m&hasTTL == 0 || nowMs() < s.ids.ttl.get(key)) {
-			return Match{kind, m.tag()}, true
+			return Match{idKinds[j], m.tag()}, true
 		}
-		return Match{}, false
 	}
-	if m, ok := probe(Token, k.token, tt, it, wt); ok {
-		return m, true
-	}
-	if m, ok := probe(Cookie, k.cookie, tc, ic, wc); ok {
-		return m, true
-	}
-	if m, ok := probe(APIKey, k.apiKey, ta, ia, wa); ok {
-		return m, true
-	}
-	return probe(Username, k.username, tu, iu, wu)
+	return Match{}, false
 }
 
 func (s *Set) matchCIDR(addr netip.Addr, nowMs func() int64) (Tag, bool) {
