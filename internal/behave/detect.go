@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/ase-project/ase/internal/apidef"
 	"github.com/ase-project/ase/internal/lists"
@@ -256,7 +257,7 @@ const (
 	// is counted at the request (see Begin).
 	maxIDs      = 8
 	samplesKept = 3
-	samplePath  = 36 // bytes of a sample's path kept (a sample is one cache line)
+	samplePath  = 38 // bytes of a sample's path kept (a sample is one cache line)
 	noteLen     = 48
 )
 
@@ -264,7 +265,6 @@ const (
 type sample struct {
 	at     int64
 	ip     [16]byte
-	status uint16
 	method uint8 // index in methods; 0 = other
 	plen   uint8
 	path   [samplePath]byte
@@ -294,13 +294,14 @@ type state struct {
 	flag       uint8 // a response-side detection held for the next request: its figure+1 (0: none)
 	nsamp      uint8
 	lastSample uint8
+	sgen       uint8               // samples ever written (wrapping): End's check that its sample is still there
+	status     [samplesKept]uint16 // each sample's answer status (0: not known yet), here so End touches one line
 	flagNoteN  uint8
 	// lastIP is the hash of the address a credential came from last: the
 	// same address again (the usual case) skips its sketch's cache line.
 	lastIP   uint64
 	flagObs  float64
 	flagThr  float64
-	flagAt   int64
 	ips      HLL // credentials: addresses; usernames logged in as: failing clients
 	errPaths HLL
 	okPaths  HLL
@@ -363,6 +364,7 @@ type Engine struct {
 	mu     sync.Mutex // apis and byID
 	byID   map[string]*apiState
 	apis   atomic.Pointer[map[*apidef.API]apiRef]
+	byIdx  atomic.Pointer[map[uint64]*apiState] // End's way from a ticket to its API
 	nextID uint64
 
 	policies sync.Map // api id -> *Policy (kept for APIs not defined yet)
@@ -395,12 +397,21 @@ func New(cfg Config, report Reporter) *Engine {
 		cfg.Now = time.Now
 	}
 	e := &Engine{cfg: cfg, seed: maphash.MakeSeed(), report: report, byID: map[string]*apiState{}}
+	// One array for every shard's identities, hinted to huge pages: the
+	// identities of a busy API are met at random over tens of MiB, and with
+	// 4 KiB pages each would miss the TLB on top of the cache.
 	per := max(cfg.MaxIdentities/numShards, 1)
+	all := make([]slot[state], per*numShards)
+	lists.HugePages(unsafe.Pointer(&all[0]), uintptr(len(all))*unsafe.Sizeof(all[0]))
+	ref := make([]bool, len(all))
 	for i := range e.shards {
-		e.shards[i].t = NewTracker[state](per)
+		lo, hi := i*per, (i+1)*per
+		e.shards[i].t = newTrackerOn(all[lo:hi:hi], ref[lo:hi:hi])
 	}
 	m := map[*apidef.API]apiRef{}
 	e.apis.Store(&m)
+	bi := map[uint64]*apiState{}
+	e.byIdx.Store(&bi)
 	return e
 }
 
@@ -437,6 +448,11 @@ func (e *Engine) Sync(apis map[string]*apidef.API) {
 			delete(e.byID, id)
 		}
 	}
+	bi := make(map[uint64]*apiState, len(e.byID))
+	for _, st := range e.byID {
+		bi[st.idx] = st
+	}
+	e.byIdx.Store(&bi)
 	e.apis.Store(&m)
 }
 
@@ -471,25 +487,37 @@ func (e *Engine) SetPolicy(apiID string, p *Policy) {
 
 // Ticket carries a request's identities from Begin to End without their
 // strings: End may run after the request's buffers are gone (a streamed
-// answer, a sideband /ase/response). Its zero value observes nothing.
+// answer, a sideband /ase/response). It holds no pointer, so the tables
+// that keep tickets waiting (sideband's) cost the garbage collector
+// nothing to scan. Its zero value observes nothing.
 type Ticket struct {
-	api      *apiState
+	api      uint64 // the API's apiState.idx; 0: none
 	n        uint8
 	login    bool
 	slot     [maxIDs]uint8 // each identity's sample slot
+	sgen     [maxIDs]uint8 // and its generation
 	tslot    [maxIDs]int32 // each identity's tracker slot
 	keys     [maxIDs][2]uint64
 	target   [2]uint64 // the username a login is for; zero: none
 	now      int64
 	ipHash   uint64
 	pathHash uint64
-	ip       netip.Addr
+	ip       [16]byte
+	hasIP    bool
 	tlen     uint8
 	tname    [noteLen]byte // the username logged in as, for the evidence
 }
 
 // Observed reports whether t is waiting for its answer.
-func (t *Ticket) Observed() bool { return t.api != nil }
+func (t *Ticket) Observed() bool { return t.api != 0 }
+
+// addr is the ticket's client address (invalid when it had none).
+func (t *Ticket) addr() netip.Addr {
+	if !t.hasIP {
+		return netip.Addr{}
+	}
+	return netip.AddrFrom16(t.ip).Unmap()
+}
 
 func (e *Engine) hashString(s string) uint64 { return maphash.String(e.seed, s) }
 
@@ -513,6 +541,7 @@ type found struct {
 	value    string
 	note     string
 	samples  [samplesKept]sample
+	status   [samplesKept]uint16
 	nsamp    uint8
 	last     uint8
 }
@@ -530,7 +559,7 @@ func (e *Engine) Begin(api *apidef.API, id *lists.Identity, method, path string,
 	if !a.trained.Load() && now >= a.trainUntil.Load() {
 		e.endTraining(a)
 	}
-	*t = Ticket{api: a, now: now, ip: id.IP, pathHash: e.hashString(path)}
+	*t = Ticket{api: a.idx, now: now, ip: id.IP.As16(), hasIP: id.IP.IsValid(), pathHash: e.hashString(path)}
 	if id.IP.IsValid() {
 		b := id.IP.As16()
 		t.ipHash = maphash.Comparable(e.seed, b)
@@ -558,8 +587,8 @@ func (e *Engine) Begin(api *apidef.API, id *lists.Identity, method, path string,
 		}
 		e.roll(a, st, now)
 		st.reqs++
-		if sl := st.addSample(now, t.ip, mc, path); i < maxIDs {
-			t.slot[i] = sl
+		if sl, g := st.addSample(now, id.IP, mc, path); i < maxIDs {
+			t.slot[i], t.sgen[i] = sl, g
 		}
 		fig, obs, thr, note := NumFigures, 0.0, 0.0, ""
 		if st.flag != 0 {
@@ -581,7 +610,7 @@ func (e *Engine) Begin(api *apidef.API, id *lists.Identity, method, path string,
 				cls = classOf(lists.Username)
 			}
 			fs = append(fs, found{cls: cls, fig: fig, obs: obs, thr: thr, note: note, kind: kind, name: name, value: value,
-				samples: st.samples, nsamp: st.nsamp, last: st.lastSample})
+				samples: st.samples, status: st.status, nsamp: st.nsamp, last: st.lastSample})
 		}
 		sh.mu.Unlock()
 	}
@@ -612,7 +641,7 @@ func (e *Engine) Begin(api *apidef.API, id *lists.Identity, method, path string,
 	}
 	listed := false
 	for i := range fs {
-		if e.emit(a, &fs[i], t.ip, now) {
+		if e.emit(a, &fs[i], id.IP, now) {
 			listed = true
 		}
 	}
@@ -689,28 +718,30 @@ func (e *Engine) roll(a *apiState, st *state, now int64) {
 		start = st.start + (now-st.start)/w*w // windows stay aligned to the first
 	}
 	kind, flag := st.kind, st.flag
-	fobs, fthr, fat, fn, fnote := st.flagObs, st.flagThr, st.flagAt, st.flagNoteN, st.flagNote
-	samples, ns, last := st.samples, st.nsamp, st.lastSample
-	*st = state{start: start, kind: kind, samples: samples, nsamp: ns, lastSample: last}
+	fobs, fthr, fn, fnote := st.flagObs, st.flagThr, st.flagNoteN, st.flagNote
+	samples, status, ns, last, gen := st.samples, st.status, st.nsamp, st.lastSample, st.sgen
+	*st = state{start: start, kind: kind, samples: samples, status: status, nsamp: ns, lastSample: last, sgen: gen}
 	if flag != 0 { // a detection waiting for the identity's next request survives the window
-		st.flag, st.flagObs, st.flagThr, st.flagAt, st.flagNoteN, st.flagNote = flag, fobs, fthr, fat, fn, fnote
+		st.flag, st.flagObs, st.flagThr, st.flagNoteN, st.flagNote = flag, fobs, fthr, fn, fnote
 		st.reported = 1 << FigureDetector[flag-1]
 	}
 }
 
-func (st *state) addSample(now int64, ip netip.Addr, m uint8, path string) uint8 {
+func (st *state) addSample(now int64, ip netip.Addr, m uint8, path string) (uint8, uint8) {
 	i := (st.lastSample + 1) % samplesKept
 	if st.nsamp == 0 {
 		i = 0
 	}
 	s := &st.samples[i]
-	s.at, s.ip, s.status, s.method = now, ip.As16(), 0, m
+	s.at, s.ip, s.method = now, ip.As16(), m
 	s.plen = uint8(copy(s.path[:], path))
+	st.status[i] = 0
 	st.lastSample = i
+	st.sgen++
 	if st.nsamp < samplesKept {
 		st.nsamp++
 	}
-	return i
+	return i, st.sgen
 }
 
 // End counts the answer to t's request: its status (0: unknown, as on the
@@ -719,11 +750,11 @@ func (st *state) addSample(now int64, ip netip.Addr, m uint8, path string) uint8
 // value the ticket does not hold) is held and reported at the
 // credential's next request, before it is decided.
 func (e *Engine) End(t *Ticket, status int, bytes int64) {
-	a := t.api
+	a := (*e.byIdx.Load())[t.api]
+	t.api = 0
 	if a == nil {
-		return
+		return // the API is gone
 	}
-	t.api = nil
 	is4xx := status >= 400 && status < 500
 	is2xx := status >= 200 && status < 300
 	failed := t.login && is4xx
@@ -737,8 +768,8 @@ func (e *Engine) End(t *Ticket, status int, bytes int64) {
 			sh.mu.Unlock() // evicted, or its window ended meanwhile
 			continue
 		}
-		if s := &st.samples[t.slot[i]]; s.at == t.now {
-			s.status = uint16(status)
+		if st.sgen-t.sgen[i] < samplesKept { // its sample was not written over since
+			st.status[t.slot[i]] = uint16(status)
 		}
 		fig, v := NumFigures, 0.0
 		if bytes > 0 {
@@ -766,9 +797,9 @@ func (e *Engine) End(t *Ticket, status int, bytes int64) {
 		if fig != NumFigures {
 			thr, _ := e.over(a, st, fig, v)
 			if st.kind == lists.IP {
-				fs = append(fs, found{cls: classOf(lists.IP), fig: fig, obs: v, thr: thr, kind: lists.IP, samples: st.samples, nsamp: st.nsamp, last: st.lastSample})
+				fs = append(fs, found{cls: classOf(lists.IP), fig: fig, obs: v, thr: thr, kind: lists.IP, samples: st.samples, status: st.status, nsamp: st.nsamp, last: st.lastSample})
 			} else {
-				st.setFlag(fig, v, thr, t.now, "")
+				st.setFlag(fig, v, thr, "")
 			}
 		}
 		sh.mu.Unlock()
@@ -779,7 +810,7 @@ func (e *Engine) End(t *Ticket, status int, bytes int64) {
 		}
 	}
 	for i := range fs {
-		e.emit(a, &fs[i], t.ip, t.now)
+		e.emit(a, &fs[i], t.addr(), t.now)
 	}
 }
 
@@ -834,10 +865,10 @@ func (e *Engine) loginTarget(a *apiState, t *Ticket) (found, bool) {
 		if cst := csh.t.Peek(k); cst != nil && cst.reported&(1<<LoginAttack) == 0 {
 			cst.reported |= 1 << LoginAttack
 			if cst.kind == lists.IP {
-				out = found{cls: classOf(lists.Username), fig: FigFailingClients, obs: obs, thr: thr, kind: lists.IP, note: note, samples: cst.samples, nsamp: cst.nsamp, last: cst.lastSample}
+				out = found{cls: classOf(lists.Username), fig: FigFailingClients, obs: obs, thr: thr, kind: lists.IP, note: note, samples: cst.samples, status: cst.status, nsamp: cst.nsamp, last: cst.lastSample}
 				ok = true
 			} else {
-				cst.setFlag(FigFailingClients, obs, thr, t.now, note)
+				cst.setFlag(FigFailingClients, obs, thr, note)
 			}
 		}
 		csh.mu.Unlock()
@@ -845,8 +876,8 @@ func (e *Engine) loginTarget(a *apiState, t *Ticket) (found, bool) {
 	return out, ok
 }
 
-func (st *state) setFlag(f Figure, obs, thr float64, at int64, note string) {
-	st.flag, st.flagObs, st.flagThr, st.flagAt = uint8(f)+1, obs, thr, at
+func (st *state) setFlag(f Figure, obs, thr float64, note string) {
+	st.flag, st.flagObs, st.flagThr = uint8(f)+1, obs, thr
 	st.flagNoteN = uint8(copy(st.flagNote[:], note))
 }
 
@@ -878,10 +909,11 @@ func (e *Engine) emit(a *apiState, f *found, ip netip.Addr, now int64) bool {
 		a.mu.Unlock()
 	}
 	for j := uint8(0); j < f.nsamp; j++ {
-		s := &f.samples[(f.last+samplesKept-j)%samplesKept]
+		k := (f.last + samplesKept - j) % samplesKept
+		s := &f.samples[k]
 		det.Samples = append(det.Samples, Sample{
 			Time: time.Unix(0, s.at), Method: methods[s.method], Path: string(s.path[:s.plen]),
-			Status: int(s.status), IP: netip.AddrFrom16(s.ip).Unmap(),
+			Status: int(f.status[k]), IP: netip.AddrFrom16(s.ip).Unmap(),
 		})
 	}
 	listed := false

@@ -5,12 +5,13 @@ package behave
 // identity seen while the tracker is full takes the place of one not seen
 // recently (CLOCK, second chance), so a flood of new identities cannot grow
 // it and the identities that keep coming stay. Keys are 128-bit hashes
-// made with a per-process seed. Each slot holds its key, its CLOCK bit and
-// its state together, so finding an identity touches the index and the
-// slot's first cache line. Not safe for concurrent use: the caller shards
+// made with a per-process seed. Each slot holds its key and its state
+// together, so finding an identity touches the index and the slot's first
+// cache line (the CLOCK bits are a dense array of their own). Not safe for concurrent use: the caller shards
 // and locks.
 type Tracker[S any] struct {
 	slots []slot[S]
+	ref   []bool  // per slot: seen since the clock hand last passed (dense: apart from the slots)
 	index []int32 // open addressing: key hash -> slot+1 (0 = free)
 	mask  uint64
 	used  int
@@ -19,18 +20,24 @@ type Tracker[S any] struct {
 
 type slot[S any] struct {
 	key [2]uint64 // {0, 0} = empty
-	ref bool      // seen since the clock hand last passed
 	s   S
 }
 
 // NewTracker returns a tracker of capacity identities.
 func NewTracker[S any](capacity int) *Tracker[S] {
 	capacity = max(capacity, 1)
+	return newTrackerOn(make([]slot[S], capacity), make([]bool, capacity))
+}
+
+// newTrackerOn returns a tracker of len(slots) identities on slots and
+// ref, which the caller allocated (one array for several trackers, hinted
+// to huge pages: see New).
+func newTrackerOn[S any](slots []slot[S], ref []bool) *Tracker[S] {
 	size := 1
-	for size < 2*capacity {
+	for size < 2*len(slots) {
 		size <<= 1
 	}
-	return &Tracker[S]{slots: make([]slot[S], capacity), index: make([]int32, size), mask: uint64(size - 1)}
+	return &Tracker[S]{slots: slots, ref: ref, index: make([]int32, size), mask: uint64(size - 1)}
 }
 
 // Len is the number of identities tracked.
@@ -55,7 +62,7 @@ func (t *Tracker[S]) Get(key [2]uint64) (*S, int32, bool) {
 			break
 		}
 		if sl := &t.slots[s-1]; sl.key == key {
-			sl.ref = true
+			t.ref[s-1] = true
 			return &sl.s, s - 1, false
 		}
 		i = (i + 1) & t.mask
@@ -73,7 +80,8 @@ func (t *Tracker[S]) Get(key [2]uint64) (*S, int32, bool) {
 		}
 	}
 	var zero S
-	t.slots[n] = slot[S]{key: key, ref: true, s: zero}
+	t.slots[n] = slot[S]{key: key, s: zero}
+	t.ref[n] = true
 	t.index[i] = int32(n + 1)
 	return &t.slots[n].s, int32(n), true
 }
@@ -110,10 +118,10 @@ func (t *Tracker[S]) victim() int {
 	for {
 		s := t.hand
 		t.hand = (t.hand + 1) % len(t.slots)
-		if !t.slots[s].ref {
+		if !t.ref[s] {
 			return s
 		}
-		t.slots[s].ref = false
+		t.ref[s] = false
 	}
 }
 

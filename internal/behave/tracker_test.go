@@ -3,6 +3,7 @@ package behave
 import (
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 )
 
 // TestTrackerBounded: up to capacity every identity keeps its state; past
@@ -55,5 +56,20 @@ func TestTrackerBounded(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(1000, func() { tr.Get(key()) }); n != 0 {
 		t.Fatalf("%v allocations per new identity", n)
+	}
+}
+
+// The fields every request touches share the slot's first cache line
+// with its key; a sample is one line.
+func TestHotFieldsShareALine(t *testing.T) {
+	var sl slot[state]
+	if end := unsafe.Offsetof(sl.s) + unsafe.Offsetof(sl.s.lastIP) + unsafe.Sizeof(sl.s.lastIP); end > 64 {
+		t.Fatalf("the hot fields end at byte %d of the slot, past its first line", end)
+	}
+	if n := unsafe.Sizeof(sample{}); n != 64 {
+		t.Fatalf("a sample takes %d bytes, want one line (64)", n)
+	}
+	if n := unsafe.Sizeof(sl); n > StateBytes {
+		t.Fatalf("a slot takes %d bytes, more than the %d stated", n, StateBytes)
 	}
 }

@@ -26,6 +26,10 @@ const madvHugePage = 14
 // pages are hinted, so that a small table never holds a whole one.
 func hugePages(p unsafe.Pointer, size uintptr) { hugePagesFrom(p, size, 4*hugePageSize) }
 
+// HugePages is hugePages for other packages' big arrays read at random on
+// the data path (behavioural detection's tracked identities).
+func HugePages(p unsafe.Pointer, size uintptr) { hugePages(p, size) }
+
 // hugePagesFrom is hugePages for arrays of at least min bytes. A table's
 // filter (flat.go) is hinted from one huge page up: it is read all over
 // on every decision, and is too small to hold a page it does not fill.

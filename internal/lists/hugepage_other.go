@@ -8,6 +8,9 @@ import "unsafe"
 // with madvise (hugepage_linux.go).
 func hugePages(p unsafe.Pointer, size uintptr) {}
 
+// HugePages does nothing either.
+func HugePages(p unsafe.Pointer, size uintptr) {}
+
 // hugePageSize is the size hugepage_linux.go hints from.
 const hugePageSize = 2 << 20
 
