@@ -23,7 +23,9 @@
 # instance that is not counted. Reported per instance: the median req/s and
 # the median CPU per request of ASE's process (utime+stime from /proc over
 # the round, divided by the requests wrk counted); then the ratios abs on /
-# abs off of the median req/s, inline and sideband, PASS when >= 0.90. A FAIL
+# abs off of the median req/s, inline and sideband, and the median of each
+# round's ratio (the two run back to back in a round, so the machine's
+# drift between rounds cancels out), PASS when both are >= 0.90. A FAIL
 # is printed, not an exit status: this is a measurement.
 #
 # Training: the default abs_training_period (24h) is kept, so detection
@@ -141,6 +143,10 @@ m() { median <"$work/$1"; }
 ratio() { awk "BEGIN {printf \"%.3f\", $1 / $2}"; }
 verdict() { awk "BEGIN {print ($1 >= 0.90 ? \"PASS\" : \"FAIL\")}"; }
 ri=$(ratio "$(m rps_in_on)" "$(m rps_in_off)"); rs=$(ratio "$(m rps_sb_on)" "$(m rps_sb_off)")
+# paired ON OFF: the median of the rounds' ratios ON/OFF (each round runs
+# both back to back: the machine's drift between rounds cancels out).
+paired() { paste "$work/rps_$1" "$work/rps_$2" | awk '{printf "%.4f\n", $1 / $2}' | median; }
+pi=$(paired in_on in_off); ps=$(paired sb_on sb_off)
 {
 	echo "load at end: $(uptime)"
 	echo "== medians of $ROUNDS rounds of ${DUR}s"
@@ -149,8 +155,8 @@ ri=$(ratio "$(m rps_in_on)" "$(m rps_in_off)"); rs=$(ratio "$(m rps_sb_on)" "$(m
 		case $n in in_on) l="inline, abs on";; in_off) l="inline, abs off";; sb_on) l="sideband, abs on";; sb_off) l="sideband, abs off";; esac
 		printf "%-22s %12s %18s\n" "$l" "$(m rps_$n)" "$(m cpu_$n)"
 	done
-	echo "inline   abs on / abs off: throughput $ri ($(verdict "$ri"), target >= 0.90), CPU per request $(ratio "$(m cpu_in_on)" "$(m cpu_in_off)")"
-	echo "sideband abs on / abs off: throughput $rs ($(verdict "$rs"), target >= 0.90), CPU per call $(ratio "$(m cpu_sb_on)" "$(m cpu_sb_off)")"
+	echo "inline   abs on / abs off: throughput $ri, per round (median) $pi ($(verdict "$(awk "BEGIN {print ($ri < $pi ? $ri : $pi)}")"), target >= 0.90 both ways), CPU per request $(ratio "$(m cpu_in_on)" "$(m cpu_in_off)")"
+	echo "sideband abs on / abs off: throughput $rs, per round (median) $ps ($(verdict "$(awk "BEGIN {print ($rs < $ps ? $rs : $ps)}")"), target >= 0.90 both ways), CPU per call $(ratio "$(m cpu_sb_on)" "$(m cpu_sb_off)")"
 	echo "detection state at the end: inline abs on: $(tracked in_on); sideband abs on: $(tracked sb_on)"
 } | tee -a "$out"
 echo "written to $out"

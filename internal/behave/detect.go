@@ -297,21 +297,39 @@ type state struct {
 	sgen       uint8               // samples ever written (wrapping): End's check that its sample is still there
 	status     [samplesKept]uint16 // each sample's answer status (0: not known yet), here so End touches one line
 	flagNoteN  uint8
+	// warm is set once a figure of the window passes half its threshold:
+	// from then on every request is kept as a sample (before, only the
+	// window's first samplesKept are: a client far from every threshold,
+	// the usual case, does not touch its samples' lines).
+	warm bool
 	// lastIP is the hash of the address a credential came from last: the
 	// same address again (the usual case) skips its sketch's cache line.
-	lastIP   uint64
+	lastIP uint64
+	// The second line: the sketches a request (ips, for a credential)
+	// and its 2xx answer (okPaths) touch. Then what is seldom touched: the
+	// sketch of 4xx answers, a held detection, the samples (a line each).
+	ips      HLL // credentials: addresses; usernames logged in as: failing clients
+	okPaths  HLL
+	errPaths HLL
 	flagObs  float64
 	flagThr  float64
-	ips      HLL // credentials: addresses; usernames logged in as: failing clients
-	errPaths HLL
-	okPaths  HLL
 	flagNote [noteLen]byte
+	_        [32]byte // the samples start on a line
 	samples  [samplesKept]sample
 }
 
+// lineMask is the lines of an identity's slot a request touches,
+// prefetched before any is read (Tracker.Prefetch): the key and the
+// counters, and the line of the sketches of addresses (a credential's) and
+// of 2xx paths (its answer's).
+var lineMask = uint32(1 | 1<<((unsafe.Offsetof(slot[state]{}.s)+unsafe.Offsetof(slot[state]{}.s.ips))/64) |
+	1<<((unsafe.Offsetof(slot[state]{}.s)+unsafe.Offsetof(slot[state]{}.s.okPaths))/64))
+
 // StateBytes is the memory one tracked identity takes, with its share of
-// the tracker's index.
-const StateBytes = 512
+// the tracker's index (two 4-byte entries) and its CLOCK bit: a 448-byte
+// slot (the key, the counters, three 32-byte sketches, a held detection,
+// three 64-byte samples) and 9 bytes.
+const StateBytes = 464
 
 type shard struct {
 	mu sync.Mutex
@@ -397,16 +415,20 @@ func New(cfg Config, report Reporter) *Engine {
 		cfg.Now = time.Now
 	}
 	e := &Engine{cfg: cfg, seed: maphash.MakeSeed(), report: report, byID: map[string]*apiState{}}
-	// One array for every shard's identities, hinted to huge pages: the
-	// identities of a busy API are met at random over tens of MiB, and with
-	// 4 KiB pages each would miss the TLB on top of the cache.
+	// One array for every shard's identities, and one for their indexes,
+	// hinted to huge pages: the identities of a busy API are met at random
+	// over tens of MiB, and with 4 KiB pages each would miss the TLB on top
+	// of the cache.
 	per := max(cfg.MaxIdentities/numShards, 1)
 	all := make([]slot[state], per*numShards)
 	lists.HugePages(unsafe.Pointer(&all[0]), uintptr(len(all))*unsafe.Sizeof(all[0]))
 	ref := make([]bool, len(all))
+	isz := indexSize(per)
+	index := make([]atomic.Int32, isz*numShards)
+	lists.HugePages(unsafe.Pointer(&index[0]), uintptr(len(index))*unsafe.Sizeof(index[0]))
 	for i := range e.shards {
 		lo, hi := i*per, (i+1)*per
-		e.shards[i].t = newTrackerOn(all[lo:hi:hi], ref[lo:hi:hi])
+		e.shards[i].t = newTrackerOn(all[lo:hi:hi], ref[lo:hi:hi], index[i*isz:(i+1)*isz:(i+1)*isz])
 	}
 	m := map[*apidef.API]apiRef{}
 	e.apis.Store(&m)
@@ -492,6 +514,7 @@ func (e *Engine) SetPolicy(apiID string, p *Policy) {
 // nothing to scan. Its zero value observes nothing.
 type Ticket struct {
 	api      uint64 // the API's apiState.idx; 0: none
+	prep     uint64 // the API Prepare prepared the ticket for; 0: none
 	n        uint8
 	login    bool
 	slot     [maxIDs]uint8 // each identity's sample slot
@@ -506,7 +529,14 @@ type Ticket struct {
 	hasIP    bool
 	tlen     uint8
 	tname    [noteLen]byte // the username logged in as, for the evidence
+	method   uint8
+	plen     uint8
+	path     [samplePath]byte // the request's sample, for a detection its answer makes
 }
+
+// noSample is a ticket's sample slot for an identity whose request was
+// not kept as a sample (it was cold: see state.warm).
+const noSample = 0xff
 
 // Observed reports whether t is waiting for its answer.
 func (t *Ticket) Observed() bool { return t.api != 0 }
@@ -546,6 +576,88 @@ type found struct {
 	last     uint8
 }
 
+// Prepare computes the keys of id's identities on api into t and starts
+// loading their state into the cache, without waiting for it: a caller
+// with other work to do before Begin (the lists' lookups) calls it first,
+// and Begin, given the same t and id, finds the identities' memory on its
+// way. Begin without Prepare prepares itself.
+func (e *Engine) Prepare(api *apidef.API, id *lists.Identity, t *Ticket) {
+	if a := (*e.apis.Load())[api].st; a != nil {
+		e.prepare(a, id, t)
+	}
+}
+
+// prepare starts t for a request from id to a: its identities' keys (up
+// to maxIDs), each one's slot lines prefetched, so that their cache misses
+// overlap instead of coming one after the other (each visit's lock orders
+// its reads).
+func (e *Engine) prepare(a *apiState, id *lists.Identity, t *Ticket) {
+	*t = Ticket{prep: a.idx, ip: id.IP.As16(), hasIP: id.IP.IsValid()}
+	if t.hasIP {
+		t.ipHash = maphash.Comparable(e.seed, t.ip)
+	}
+	n := 0
+	eachIdentity(id, func(kind lists.Kind, name, value string) bool {
+		if n == maxIDs {
+			return false
+		}
+		k := e.identityKey(a, t, kind, name, value)
+		t.keys[n] = k
+		e.shardOf(k).t.Prefetch(k, lineMask)
+		n++
+		return true
+	})
+	t.n = uint8(n)
+}
+
+// identityKey is the tracker key of an identity of a request (t holds the
+// hash of its address).
+func (e *Engine) identityKey(a *apiState, t *Ticket, kind lists.Kind, name, value string) [2]uint64 {
+	if kind == lists.IP {
+		return [2]uint64{t.ipHash, a.idx<<8 | uint64(lists.IP)}
+	}
+	return e.key(a, kind, name, value)
+}
+
+// eachIdentity calls fn with each identity of a request (its address,
+// then its credentials), in an order that does not change, while fn
+// returns true. Every further value of a credential (a repeated header,
+// cookie or query parameter: the backend may read any of them) is an
+// identity too, so that a stolen token cannot hide behind a decoy value
+// sent first. Claimed usernames are never identities (anyone can claim
+// any).
+func eachIdentity(id *lists.Identity, fn func(kind lists.Kind, name, value string) bool) {
+	if id.IP.IsValid() && !fn(lists.IP, "", "") {
+		return
+	}
+	if id.Token != "" && !fn(lists.Token, "", id.Token) {
+		return
+	}
+	if id.APIKey != "" && !fn(lists.APIKey, id.APIKeyName, id.APIKey) {
+		return
+	}
+	if id.Cookie != "" && !fn(lists.Cookie, id.CookieName, id.Cookie) {
+		return
+	}
+	if id.Username != "" && !fn(lists.Username, "", id.Username) {
+		return
+	}
+	for _, c := range id.More {
+		if !c.Claimed && c.Value != "" && !fn(c.Kind, c.Name, c.Value) {
+			return
+		}
+	}
+}
+
+// Answering starts loading the state of t's identities, which End will
+// count the answer in: a caller with other work before End (writing the
+// answer out) calls it when the answer's status is known.
+func (e *Engine) Answering(t *Ticket) {
+	for i := uint8(0); i < t.n && t.api != 0; i++ {
+		e.shardOf(t.keys[i]).t.PrefetchSlot(t.tslot[i], lineMask)
+	}
+}
+
 // Begin counts a request to api from id (method and path as decided on)
 // at now (Unix ns), and fills t for End. It returns whether it deny-listed
 // one of the request's identities (the caller decides again). It does not
@@ -559,11 +671,12 @@ func (e *Engine) Begin(api *apidef.API, id *lists.Identity, method, path string,
 	if !a.trained.Load() && now >= a.trainUntil.Load() {
 		e.endTraining(a)
 	}
-	*t = Ticket{api: a.idx, now: now, ip: id.IP.As16(), hasIP: id.IP.IsValid(), pathHash: e.hashString(path)}
-	if id.IP.IsValid() {
-		b := id.IP.As16()
-		t.ipHash = maphash.Comparable(e.seed, b)
+	if t.prep != a.idx {
+		e.prepare(a, id, t)
 	}
+	prepared := int(t.n)
+	t.prep, t.api, t.now, t.pathHash = 0, a.idx, now, e.hashString(path)
+	t.method, t.plen = methodCode(method), uint8(copy(t.path[:], path))
 	t.login = ref.loginPath != "" && path == ref.loginPath
 	if t.login {
 		if u := loginName(id); u != "" {
@@ -572,24 +685,19 @@ func (e *Engine) Begin(api *apidef.API, id *lists.Identity, method, path string,
 		}
 	}
 	var fs []found // allocated only for a detection
-	mc := methodCode(method)
+	i := 0         // the identity visited
 	visit := func(kind lists.Kind, k [2]uint64, name, value string) {
-		i := int(t.n)
 		sh := e.shardOf(k)
 		sh.mu.Lock()
 		st, n, isNew := sh.t.Get(k)
 		if i < maxIDs {
 			t.keys[i], t.tslot[i] = k, n
-			t.n++
 		}
 		if isNew {
 			st.kind = kind
 		}
 		e.roll(a, st, now)
 		st.reqs++
-		if sl, g := st.addSample(now, id.IP, mc, path); i < maxIDs {
-			t.slot[i], t.sgen[i] = sl, g
-		}
 		fig, obs, thr, note := NumFigures, 0.0, 0.0, ""
 		if st.flag != 0 {
 			fig, obs, thr, note = Figure(st.flag-1), st.flagObs, st.flagThr, string(st.flagNote[:st.flagNoteN])
@@ -604,6 +712,20 @@ func (e *Engine) Begin(api *apidef.API, id *lists.Identity, method, path string,
 				}
 			}
 		}
+		// The request is a sample when it shows something (or may soon:
+		// warm), and the window's first few are, so that every detection
+		// has samples.
+		sl := uint8(noSample)
+		if fig != NumFigures || st.warm || st.reqs <= samplesKept {
+			var g uint8
+			sl, g = st.addSample(now, t.ip, t.method, path)
+			if i < maxIDs {
+				t.sgen[i] = g
+			}
+		}
+		if i < maxIDs {
+			t.slot[i] = sl
+		}
 		if fig != NumFigures {
 			cls := classOf(kind)
 			if fig == FigFailingClients {
@@ -613,32 +735,17 @@ func (e *Engine) Begin(api *apidef.API, id *lists.Identity, method, path string,
 				samples: st.samples, status: st.status, nsamp: st.nsamp, last: st.lastSample})
 		}
 		sh.mu.Unlock()
+		i++
 	}
-	if id.IP.IsValid() {
-		visit(lists.IP, [2]uint64{t.ipHash, a.idx<<8 | uint64(lists.IP)}, "", "")
-	}
-	if id.Token != "" {
-		visit(lists.Token, e.key(a, lists.Token, "", id.Token), "", id.Token)
-	}
-	if id.APIKey != "" {
-		visit(lists.APIKey, e.key(a, lists.APIKey, id.APIKeyName, id.APIKey), id.APIKeyName, id.APIKey)
-	}
-	if id.Cookie != "" {
-		visit(lists.Cookie, e.key(a, lists.Cookie, id.CookieName, id.Cookie), id.CookieName, id.Cookie)
-	}
-	if id.Username != "" {
-		visit(lists.Username, e.key(a, lists.Username, "", id.Username), "", id.Username)
-	}
-	// Every further value of a credential (a repeated header, cookie or
-	// query parameter: the backend may read any of them) is an identity
-	// too, so that a stolen token cannot hide behind a decoy value sent
-	// first. Claimed usernames are never identities (anyone can claim
-	// any). Past maxIDs, values are counted at the request only.
-	for _, c := range id.More {
-		if !c.Claimed && c.Value != "" {
-			visit(c.Kind, e.key(a, c.Kind, c.Name, c.Value), c.Name, c.Value)
+	eachIdentity(id, func(kind lists.Kind, name, value string) bool {
+		k := t.keys[min(i, maxIDs-1)]
+		if i >= prepared {
+			k = e.identityKey(a, t, kind, name, value)
 		}
-	}
+		visit(kind, k, name, value)
+		return true
+	})
+	t.n = uint8(min(i, maxIDs))
 	listed := false
 	for i := range fs {
 		if e.emit(a, &fs[i], id.IP, now) {
@@ -662,11 +769,14 @@ func loginName(id *lists.Identity) string {
 // an identity once per window.
 func (e *Engine) over(a *apiState, st *state, f Figure, v float64) (float64, bool) {
 	d := FigureDetector[f]
-	if st.reported&(1<<d) != 0 {
+	thr, ok := e.threshold(a, f, classOf(st.kind))
+	if !ok {
 		return 0, false
 	}
-	thr, ok := e.threshold(a, f, classOf(st.kind))
-	if !ok || v <= thr {
+	if v*2 > thr {
+		st.warm = true
+	}
+	if v <= thr || st.reported&(1<<d) != 0 {
 		return 0, false
 	}
 	if p := a.policy.Load(); p != nil && p.Modes[d] == Off {
@@ -727,13 +837,13 @@ func (e *Engine) roll(a *apiState, st *state, now int64) {
 	}
 }
 
-func (st *state) addSample(now int64, ip netip.Addr, m uint8, path string) (uint8, uint8) {
+func (st *state) addSample(now int64, ip [16]byte, m uint8, path string) (uint8, uint8) {
 	i := (st.lastSample + 1) % samplesKept
 	if st.nsamp == 0 {
 		i = 0
 	}
 	s := &st.samples[i]
-	s.at, s.ip, s.method = now, ip.As16(), m
+	s.at, s.ip, s.method = now, ip, m
 	s.plen = uint8(copy(s.path[:], path))
 	st.status[i] = 0
 	st.lastSample = i
@@ -758,6 +868,10 @@ func (e *Engine) End(t *Ticket, status int, bytes int64) {
 	is4xx := status >= 400 && status < 500
 	is2xx := status >= 200 && status < 300
 	failed := t.login && is4xx
+	// Each identity's lines first, all at once (see Begin).
+	for i := uint8(0); i < t.n; i++ {
+		e.shardOf(t.keys[i]).t.PrefetchSlot(t.tslot[i], lineMask)
+	}
 	var fs []found // allocated only for a detection
 	for i := uint8(0); i < t.n; i++ {
 		k := t.keys[i]
@@ -768,7 +882,7 @@ func (e *Engine) End(t *Ticket, status int, bytes int64) {
 			sh.mu.Unlock() // evicted, or its window ended meanwhile
 			continue
 		}
-		if st.sgen-t.sgen[i] < samplesKept { // its sample was not written over since
+		if t.slot[i] != noSample && st.sgen-t.sgen[i] < samplesKept { // its sample was not written over since
 			st.status[t.slot[i]] = uint16(status)
 		}
 		fig, v := NumFigures, 0.0
@@ -796,6 +910,7 @@ func (e *Engine) End(t *Ticket, status int, bytes int64) {
 		}
 		if fig != NumFigures {
 			thr, _ := e.over(a, st, fig, v)
+			t.sample(st, i, status)
 			if st.kind == lists.IP {
 				fs = append(fs, found{cls: classOf(lists.IP), fig: fig, obs: v, thr: thr, kind: lists.IP, samples: st.samples, status: st.status, nsamp: st.nsamp, last: st.lastSample})
 			} else {
@@ -805,7 +920,7 @@ func (e *Engine) End(t *Ticket, status int, bytes int64) {
 		sh.mu.Unlock()
 	}
 	if failed && t.target != ([2]uint64{}) {
-		if f, ok := e.loginTarget(a, t); ok {
+		if f, ok := e.loginTarget(a, t, status); ok {
 			fs = append(fs, f)
 		}
 	}
@@ -814,14 +929,28 @@ func (e *Engine) End(t *Ticket, status int, bytes int64) {
 	}
 }
 
+// sample keeps t's request as a sample of st, its i-th identity, with
+// its answer's status, if it was not kept when it came (st was cold).
+func (t *Ticket) sample(st *state, i uint8, status int) {
+	if t.slot[i] != noSample {
+		return
+	}
+	sl, g := st.addSample(t.now, t.ip, t.method, string(t.path[:t.plen]))
+	st.status[sl] = uint16(status)
+	t.slot[i], t.sgen[i] = sl, g
+}
+
 // passes reports whether figure f's value v would be a detection on st
 // (over without its effect).
 func (e *Engine) passes(a *apiState, st *state, f Figure, v float64) bool {
-	if st.flag != 0 || st.reported&(1<<FigureDetector[f]) != 0 {
+	thr, ok := e.threshold(a, f, classOf(st.kind))
+	if !ok {
 		return false
 	}
-	thr, ok := e.threshold(a, f, classOf(st.kind))
-	if !ok || v <= thr {
+	if v*2 > thr {
+		st.warm = true
+	}
+	if v <= thr || st.flag != 0 || st.reported&(1<<FigureDetector[f]) != 0 {
 		return false
 	}
 	p := a.policy.Load()
@@ -833,7 +962,7 @@ func (e *Engine) passes(a *apiState, st *state, f Figure, v float64) bool {
 // the rest of its window, and every client that fails against it then is
 // found (credential stuffing): its address at once (returned), its
 // credentials at their next request.
-func (e *Engine) loginTarget(a *apiState, t *Ticket) (found, bool) {
+func (e *Engine) loginTarget(a *apiState, t *Ticket, status int) (found, bool) {
 	sh := e.shardOf(t.target)
 	sh.mu.Lock()
 	st, _, isNew := sh.t.Get(t.target)
@@ -864,6 +993,7 @@ func (e *Engine) loginTarget(a *apiState, t *Ticket) (found, bool) {
 		csh.mu.Lock()
 		if cst := csh.t.Peek(k); cst != nil && cst.reported&(1<<LoginAttack) == 0 {
 			cst.reported |= 1 << LoginAttack
+			t.sample(cst, i, status)
 			if cst.kind == lists.IP {
 				out = found{cls: classOf(lists.Username), fig: FigFailingClients, obs: obs, thr: thr, kind: lists.IP, note: note, samples: cst.samples, status: cst.status, nsamp: cst.nsamp, last: cst.lastSample}
 				ok = true

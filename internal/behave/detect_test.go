@@ -2,6 +2,7 @@ package behave
 
 import (
 	"fmt"
+	"hash/maphash"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -191,4 +192,53 @@ func TestEveryCredentialValueCounts(t *testing.T) {
 		}
 	}
 	t.Fatalf("the token sent second was not found stolen: %+v", s.found)
+}
+
+// A client far from every threshold keeps only its window's first
+// requests as samples (its later ones do not touch the samples' lines); a
+// detection's evidence still shows the request that made it, with its
+// answer's status, and a client nearing a threshold keeps its latest
+// requests.
+func TestSamplesOfColdAndWarmClients(t *testing.T) {
+	s := newSim(t, time.Minute, 30*time.Minute)
+	s.run(t, 31*60, nil)
+	cold := lists.Identity{IP: ip(1000)}
+	for i := range 20 {
+		s.do(cold, "GET", fmt.Sprintf("/shop/items/%d", i%4), 200, 2000)
+		s.now += int64(100 * time.Millisecond)
+	}
+	a := (*s.e.apis.Load())[s.api].st
+	k := [2]uint64{maphash.Comparable(s.e.seed, cold.IP.As16()), a.idx<<8 | uint64(lists.IP)}
+	sh := s.e.shardOf(k)
+	sh.mu.Lock()
+	st := sh.t.Peek(k)
+	gen, warm := st.sgen, st.warm
+	sh.mu.Unlock()
+	if gen != samplesKept || warm {
+		t.Fatalf("a cold client wrote %d samples in 20 requests (warm %v), want the first %d", gen, warm, samplesKept)
+	}
+	s.do(cold, "GET", "/shop/export", 200, 5<<20)
+	if len(s.found) != 1 || s.found[0].Detector != Exfiltration {
+		t.Fatalf("found %+v, want the exfiltration", s.found)
+	}
+	sm := s.found[0].Samples
+	if len(sm) != samplesKept || sm[0].Path != "/shop/export" || sm[0].Status != 200 || sm[1].Path != "/shop/items/2" {
+		t.Fatalf("samples %+v, want the exfiltrating request first, then the window's first ones", sm)
+	}
+
+	// A client ramping up its rate is warm past half the threshold: its
+	// samples are its latest requests when it is found.
+	s.found = nil
+	hot := lists.Identity{IP: ip(1001)}
+	for i := 0; len(s.found) == 0 && i < 100_000; i++ {
+		s.do(hot, "GET", fmt.Sprintf("/shop/items/%d", i%4), 200, 2000)
+		s.now += int64(time.Millisecond)
+	}
+	if len(s.found) == 0 || s.found[0].Detector != ExtremeActivity {
+		t.Fatalf("found %+v, want extreme activity", s.found)
+	}
+	d := s.found[0]
+	if len(d.Samples) != samplesKept || !d.Samples[0].Time.Equal(d.At) || d.Samples[2].Time.Before(d.At.Add(-3*time.Millisecond)) {
+		t.Fatalf("samples %+v of a detection at %v, want its last 3 requests", d.Samples, d.At)
+	}
 }

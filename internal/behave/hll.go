@@ -11,37 +11,38 @@ import (
 	"math/bits"
 )
 
-// hllP is the HyperLogLog precision: 2^hllP one-byte registers. 64
+// hllP is the HyperLogLog precision: 2^hllP registers of 4 bits. 64
 // registers give a standard error of 1.04/sqrt(64) = 13%, enough to tell
-// "one credential from 3 addresses" from "from 40", in 64 bytes.
+// "one credential from 3 addresses" from "from 40", in 32 bytes: two
+// sketches share a cache line, so a request that counts its address for
+// its credential and its answer's path touches one line for both.
 const (
 	hllP = 6
 	hllM = 1 << hllP
+	// hllMaxRank is the largest rank a 4-bit register holds: a register
+	// reaches it after about 64 x 2^14 (a million) distinct values, past
+	// what one identity meets in a window, and stays there.
+	hllMaxRank = 15
 )
 
-// HLL counts distinct 64-bit hashes approximately in 64 bytes. The zero
+// HLL counts distinct 64-bit hashes approximately in 32 bytes. The zero
 // value is an empty sketch. Small counts are exact in practice (linear
 // counting below 2.5 m).
-type HLL struct{ reg [hllM]uint8 }
+type HLL struct{ reg [hllM / 2]uint8 } // register i: the low nibble of byte i/2 when i is even
 
 // Add records a hash (of an address, a path...); the caller hashes with a
 // per-process seed, so a client cannot choose collisions.
-func (h *HLL) Add(x uint64) {
-	i := x >> (64 - hllP)
-	rank := uint8(bits.LeadingZeros64(x<<hllP|1<<(hllP-1))) + 1
-	if rank > h.reg[i] {
-		h.reg[i] = rank
-	}
-}
+func (h *HLL) Add(x uint64) { h.AddChanged(x) }
 
 // AddChanged records a hash like Add and reports whether the sketch
 // changed: when it did not, Count is what it was, and need not be read
 // again.
 func (h *HLL) AddChanged(x uint64) bool {
 	i := x >> (64 - hllP)
-	rank := uint8(bits.LeadingZeros64(x<<hllP|1<<(hllP-1))) + 1
-	if rank > h.reg[i] {
-		h.reg[i] = rank
+	rank := min(uint8(bits.LeadingZeros64(x<<hllP|1<<(hllP-1)))+1, hllMaxRank)
+	b, sh := &h.reg[i>>1], (i&1)*4
+	if rank > *b>>sh&0xf {
+		*b = *b&^(0xf<<sh) | rank<<sh
 		return true
 	}
 	return false
@@ -50,10 +51,12 @@ func (h *HLL) AddChanged(x uint64) bool {
 // Count estimates the number of distinct hashes added.
 func (h *HLL) Count() float64 {
 	sum, zeros := 0.0, 0
-	for _, r := range h.reg {
-		sum += pow2neg[r&63]
-		if r == 0 {
-			zeros++
+	for _, b := range h.reg {
+		for _, r := range [2]uint8{b & 0xf, b >> 4} {
+			sum += pow2neg[r]
+			if r == 0 {
+				zeros++
+			}
 		}
 	}
 	const alpha = 0.709 // for m = 64
@@ -65,7 +68,7 @@ func (h *HLL) Count() float64 {
 }
 
 // pow2neg[r] is 2^-r: a register's weight in Count.
-var pow2neg = func() (t [64]float64) {
+var pow2neg = func() (t [16]float64) {
 	for r := range t {
 		t[r] = math.Ldexp(1, -r)
 	}
@@ -74,12 +77,11 @@ var pow2neg = func() (t [64]float64) {
 
 // Merge adds o's hashes into h.
 func (h *HLL) Merge(o *HLL) {
-	for i, r := range o.reg {
-		if r > h.reg[i] {
-			h.reg[i] = r
-		}
+	for i, b := range o.reg {
+		lo, hi := max(b&0xf, h.reg[i]&0xf), max(b>>4, h.reg[i]>>4)
+		h.reg[i] = lo | hi<<4
 	}
 }
 
 // Reset empties the sketch.
-func (h *HLL) Reset() { h.reg = [hllM]uint8{} }
+func (h *HLL) Reset() { h.reg = [hllM / 2]uint8{} }

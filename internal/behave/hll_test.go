@@ -15,11 +15,11 @@ func splitmix(i uint64) uint64 {
 }
 
 // TestHLLCounts: within 3 standard errors (39%) of the truth from 5 to
-// 100,000 distinct values (64 registers), within 1 below 5, and repeats do
+// 1,000,000 distinct values (4-bit registers saturate beyond) (64 registers), within 1 below 5, and repeats do
 // not count. The values of each size are several different sets, so the
 // bound holds for sets in general, not one lucky set.
 func TestHLLCounts(t *testing.T) {
-	for _, n := range []int{1, 2, 4, 5, 9, 40, 200, 1000, 10_000, 100_000} {
+	for _, n := range []int{1, 2, 4, 5, 9, 40, 200, 1000, 10_000, 100_000, 1_000_000} {
 		for set := range 5 {
 			var h HLL
 			for i := range n {

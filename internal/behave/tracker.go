@@ -1,5 +1,12 @@
 package behave
 
+import (
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/ase-project/ase/internal/prefetch"
+)
+
 // Tracker keeps a state S for at most a fixed number of identities (a
 // client address, a token's hash...), in memory allocated once: an
 // identity seen while the tracker is full takes the place of one not seen
@@ -11,8 +18,12 @@ package behave
 // and locks.
 type Tracker[S any] struct {
 	slots []slot[S]
-	ref   []bool  // per slot: seen since the clock hand last passed (dense: apart from the slots)
-	index []int32 // open addressing: key hash -> slot+1 (0 = free)
+	ref   []bool // per slot: seen since the clock hand last passed (dense: apart from the slots)
+	// index is open addressing: key hash -> slot+1 (0 = free). Its
+	// entries are atomic so that Prefetch may read them without the
+	// caller's lock (a load on amd64 is a plain MOV; stores happen only
+	// when an identity comes or goes).
+	index []atomic.Int32
 	mask  uint64
 	used  int
 	hand  int
@@ -26,18 +37,45 @@ type slot[S any] struct {
 // NewTracker returns a tracker of capacity identities.
 func NewTracker[S any](capacity int) *Tracker[S] {
 	capacity = max(capacity, 1)
-	return newTrackerOn(make([]slot[S], capacity), make([]bool, capacity))
+	return newTrackerOn(make([]slot[S], capacity), make([]bool, capacity), make([]atomic.Int32, indexSize(capacity)))
 }
 
-// newTrackerOn returns a tracker of len(slots) identities on slots and
-// ref, which the caller allocated (one array for several trackers, hinted
-// to huge pages: see New).
-func newTrackerOn[S any](slots []slot[S], ref []bool) *Tracker[S] {
+// indexSize is the size of the index of a tracker of capacity identities:
+// the power of two at least twice it.
+func indexSize(capacity int) int {
 	size := 1
-	for size < 2*len(slots) {
+	for size < 2*capacity {
 		size <<= 1
 	}
-	return &Tracker[S]{slots: slots, ref: ref, index: make([]int32, size), mask: uint64(size - 1)}
+	return size
+}
+
+// newTrackerOn returns a tracker of len(slots) identities on slots, ref
+// and index (of indexSize(len(slots))), which the caller allocated (one
+// array of each for several trackers, hinted to huge pages: see New).
+func newTrackerOn[S any](slots []slot[S], ref []bool, index []atomic.Int32) *Tracker[S] {
+	return &Tracker[S]{slots: slots, ref: ref, index: index, mask: uint64(len(index) - 1)}
+}
+
+// Prefetch starts loading the lines of key's slot that mask selects
+// (bit i: bytes 64*i to 64*i+63 of the slot), if the index's first entry
+// for key is a slot, without the caller's lock: a caller that will visit
+// several identities prefetches them all first, so that their cache misses
+// overlap. It reads only the index (atomically) and changes nothing; a
+// wrong guess (another key's slot, an entry moved meanwhile) costs only
+// the prefetch.
+func (t *Tracker[S]) Prefetch(key [2]uint64, mask uint32) {
+	if s := t.index[fixKey(key)[0]&t.mask].Load(); s > 0 && int(s) <= len(t.slots) {
+		prefetch.Lines(unsafe.Pointer(&t.slots[s-1]), mask)
+	}
+}
+
+// PrefetchSlot is Prefetch for an identity whose slot is known (Get
+// returned it): it reads nothing.
+func (t *Tracker[S]) PrefetchSlot(n int32, mask uint32) {
+	if n >= 0 && int(n) < len(t.slots) {
+		prefetch.Lines(unsafe.Pointer(&t.slots[n]), mask)
+	}
 }
 
 // Len is the number of identities tracked.
@@ -57,7 +95,7 @@ func (t *Tracker[S]) Get(key [2]uint64) (*S, int32, bool) {
 	key = fixKey(key)
 	i := key[0] & t.mask
 	for {
-		s := t.index[i]
+		s := t.index[i].Load()
 		if s == 0 {
 			break
 		}
@@ -75,14 +113,14 @@ func (t *Tracker[S]) Get(key [2]uint64) (*S, int32, bool) {
 		n = t.victim()
 		t.unindex(t.slots[n].key)
 		i = key[0] & t.mask // the removal may have moved entries
-		for t.index[i] != 0 {
+		for t.index[i].Load() != 0 {
 			i = (i + 1) & t.mask
 		}
 	}
 	var zero S
 	t.slots[n] = slot[S]{key: key, s: zero}
 	t.ref[n] = true
-	t.index[i] = int32(n + 1)
+	t.index[i].Store(int32(n + 1))
 	return &t.slots[n].s, int32(n), true
 }
 
@@ -92,7 +130,7 @@ func (t *Tracker[S]) Peek(key [2]uint64) *S {
 	key = fixKey(key)
 	i := key[0] & t.mask
 	for {
-		s := t.index[i]
+		s := t.index[i].Load()
 		if s == 0 {
 			return nil
 		}
@@ -129,21 +167,22 @@ func (t *Tracker[S]) victim() int {
 // so that every probe still finds its key (no tombstones).
 func (t *Tracker[S]) unindex(key [2]uint64) {
 	i := key[0] & t.mask
-	for t.slots[t.index[i]-1].key != key {
+	for t.slots[t.index[i].Load()-1].key != key {
 		i = (i + 1) & t.mask
 	}
 	for {
-		t.index[i] = 0
+		t.index[i].Store(0)
 		j := i
 		for {
 			j = (j + 1) & t.mask
-			if t.index[j] == 0 {
+			sj := t.index[j].Load()
+			if sj == 0 {
 				return
 			}
-			home := t.slots[t.index[j]-1].key[0] & t.mask
+			home := t.slots[sj-1].key[0] & t.mask
 			// j's entry may move to i if its home is not within (i, j].
 			if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
-				t.index[i] = t.index[j]
+				t.index[i].Store(sj)
 				i = j
 				break
 			}

@@ -69,7 +69,18 @@ func TestHotFieldsShareALine(t *testing.T) {
 	if n := unsafe.Sizeof(sample{}); n != 64 {
 		t.Fatalf("a sample takes %d bytes, want one line (64)", n)
 	}
-	if n := unsafe.Sizeof(sl); n > StateBytes {
+	if off := unsafe.Offsetof(sl.s) + unsafe.Offsetof(sl.s.samples); off%64 != 0 {
+		t.Fatalf("the samples start at byte %d of the slot, not on a line", off)
+	}
+	// A credential's request and its answer touch a second line only.
+	ips, ok := unsafe.Offsetof(sl.s)+unsafe.Offsetof(sl.s.ips), unsafe.Offsetof(sl.s)+unsafe.Offsetof(sl.s.okPaths)
+	if ips/64 != 1 || (ips+unsafe.Sizeof(sl.s.ips)-1)/64 != 1 || ok/64 != 1 || (ok+unsafe.Sizeof(sl.s.okPaths)-1)/64 != 1 {
+		t.Fatalf("the sketches of addresses (bytes %d-) and of 2xx paths (bytes %d-) are not both in the slot's second line", ips, ok)
+	}
+	if lineMask != 0b11 {
+		t.Fatalf("a request prefetches lines %b, want the first two", lineMask)
+	}
+	if n := unsafe.Sizeof(sl) + 2*4 + 1; n > StateBytes {
 		t.Fatalf("a slot takes %d bytes, more than the %d stated", n, StateBytes)
 	}
 }

@@ -114,6 +114,15 @@ func (e *Engine) Answered(r *Request, status int, bytes int64) {
 	e.AnsweredTicket(&r.Obs, status, bytes)
 }
 
+// Answering tells behavioural detection that r's answer is coming: the
+// state it will count it in starts loading (call it when the status is
+// known, before writing the answer out).
+func (e *Engine) Answering(r *Request) {
+	if e.behave != nil {
+		e.behave.Answering(&r.Obs)
+	}
+}
+
 // AnsweredTicket is Answered for a ticket kept apart from its request (a
 // streamed answer, a sideband response call).
 func (e *Engine) AnsweredTicket(t *behave.Ticket, status int, bytes int64) {
@@ -141,6 +150,12 @@ func (e *Engine) Decide(r *Request) Decision {
 	if !e.live.Setting(catalog.Firewall) {
 		return Decision{Action: Allow, Reason: ReasonFirewallDisabled}
 	}
+	abs := e.behave != nil && r.API != nil && e.live.Setting(catalog.ABS)
+	if abs {
+		// Detection's state of the request's identities starts loading
+		// now and arrives while the lists are looked up.
+		e.behave.Prepare(r.API, &r.ID, &r.Obs)
+	}
 	keys := e.lists.Keys(&r.ID)
 	if m, ok := e.lists.Match(lists.Allow, &r.ID, &keys); ok {
 		return Decision{Action: Allow, Reason: ReasonAllowList, Match: m}
@@ -149,7 +164,7 @@ func (e *Engine) Decide(r *Request) Decision {
 	if m, ok := e.lists.Match(lists.Deny, &r.ID, &keys); ok {
 		return enforce(api, Decision{Action: Block, Reason: ReasonDenyList, Match: m})
 	}
-	if e.behave != nil && api != nil && e.live.Setting(catalog.ABS) {
+	if abs {
 		if r.Now == 0 {
 			r.Now = time.Now().UnixNano()
 		}

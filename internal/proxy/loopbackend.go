@@ -245,6 +245,7 @@ func (c *cconn) relay() {
 		}
 		c.started = true
 		c.rec.Status = c.resp.Code
+		c.w.s.p.o.Engine.Answering(&c.x.Req) // counted once the answer is out (log)
 		switch {
 		case c.headReq || c.resp.Code == 204 || c.resp.Code == 304:
 			c.body = bodyNone
