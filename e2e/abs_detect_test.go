@@ -286,6 +286,26 @@ func TestBehaviouralDetection(t *testing.T) {
 						return "127.0.2.110", "GET", "/abs/export", nil
 					})
 				}},
+				// An answer-side detection on a credential lists it at once,
+				// before its next request: each answer is given (never a 403)
+				// until the token is listed, and the request after is refused.
+				{"exfiltration by a token", "data_exfiltration", "response_bytes", "token", "exfil-token", func() {
+					for k := 0; k < 20; k++ {
+						h := hdr("Authorization", "Bearer exfil-token")
+						if code := do(fmt.Sprintf("127.0.2.%d", 130+k), "GET", "/abs/export", h); code != 200 {
+							t.Fatalf("exfiltrating request %d got %d before the token was listed", k, code)
+						}
+						for _, e := range absListed(t, i) {
+							if e.Type == "token" && e.Value == "exfil-token" {
+								if code := do("127.0.2.160", "GET", "/abs/items/1", h); code != 403 {
+									t.Fatalf("the listed token's next request got %d, want 403", code)
+								}
+								return
+							}
+						}
+					}
+					t.Fatal("the exfiltrating token was not listed by its answers")
+				}},
 				{"scraping", "content_scraping", "distinct_paths", "ip", "127.0.2.120", func() {
 					until(300, func(k int) (string, string, string, map[string]string) {
 						return "127.0.2.120", "GET", fmt.Sprintf("/abs/items/%d", 100+k), nil

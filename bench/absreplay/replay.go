@@ -445,7 +445,7 @@ func (r *replay) do(id *lists.Identity, method, path string, status int, bytes i
 	}
 	var t behave.Ticket
 	r.e.Begin(r.api, id, method, path, r.now, &t)
-	r.e.End(&t, status, bytes)
+	r.e.End(&t, status, bytes, behave.IdentityValues(id)) // as inline: the answer's detections on credentials are listed at once
 }
 
 func (r *replay) seeNormal(k lists.Kind, name, value string) {

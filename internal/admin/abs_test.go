@@ -65,7 +65,7 @@ func (n *absNode) flood(api string, ip netip.Addr, count int) {
 	for range count {
 		var tk behave.Ticket
 		n.eng.Begin(n.apis[api], &lists.Identity{IP: ip}, "GET", "/"+api+"/items", n.clk.now().UnixNano(), &tk)
-		n.eng.End(&tk, 200, 10)
+		n.eng.End(&tk, 200, 10, nil)
 	}
 }
 

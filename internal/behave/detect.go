@@ -856,10 +856,11 @@ func (st *state) addSample(now int64, ip [16]byte, m uint8, path string) (uint8,
 
 // End counts the answer to t's request: its status (0: unknown, as on the
 // forward-auth path) and the response body's bytes. A detection it makes
-// on the request's address is reported at once; one on a credential (whose
-// value the ticket does not hold) is held and reported at the
-// credential's next request, before it is decided.
-func (e *Engine) End(t *Ticket, status int, bytes int64) {
+// is reported at once: on the request's address, and on a credential
+// whose value vals gives (the ticket holds none); one on a credential vals
+// does not know (vals nil, or a value too long to have been kept) is held
+// and reported at the credential's next request, before it is decided.
+func (e *Engine) End(t *Ticket, status int, bytes int64, vals Values) {
 	a := (*e.byIdx.Load())[t.api]
 	t.api = 0
 	if a == nil {
@@ -911,8 +912,9 @@ func (e *Engine) End(t *Ticket, status int, bytes int64) {
 		if fig != NumFigures {
 			thr, _ := e.over(a, st, fig, v)
 			t.sample(st, i, status)
-			if st.kind == lists.IP {
-				fs = append(fs, found{cls: classOf(lists.IP), fig: fig, obs: v, thr: thr, kind: lists.IP, samples: st.samples, status: st.status, nsamp: st.nsamp, last: st.lastSample})
+			f := found{cls: classOf(st.kind), fig: fig, obs: v, thr: thr, kind: st.kind, samples: st.samples, status: st.status, nsamp: st.nsamp, last: st.lastSample}
+			if f.credential(vals, i) {
+				fs = append(fs, f)
 			} else {
 				st.setFlag(fig, v, thr, "")
 			}
@@ -920,9 +922,7 @@ func (e *Engine) End(t *Ticket, status int, bytes int64) {
 		sh.mu.Unlock()
 	}
 	if failed && t.target != ([2]uint64{}) {
-		if f, ok := e.loginTarget(a, t, status); ok {
-			fs = append(fs, f)
-		}
+		fs = e.loginTarget(a, t, status, vals, fs)
 	}
 	for i := range fs {
 		e.emit(a, &fs[i], t.addr(), t.now)
@@ -962,7 +962,7 @@ func (e *Engine) passes(a *apiState, st *state, f Figure, v float64) bool {
 // the rest of its window, and every client that fails against it then is
 // found (credential stuffing): its address at once (returned), its
 // credentials at their next request.
-func (e *Engine) loginTarget(a *apiState, t *Ticket, status int) (found, bool) {
+func (e *Engine) loginTarget(a *apiState, t *Ticket, status int, vals Values, fs []found) []found {
 	sh := e.shardOf(t.target)
 	sh.mu.Lock()
 	st, _, isNew := sh.t.Get(t.target)
@@ -982,11 +982,9 @@ func (e *Engine) loginTarget(a *apiState, t *Ticket, status int) (found, bool) {
 	}
 	sh.mu.Unlock()
 	if !attacked {
-		return found{}, false
+		return fs
 	}
 	note := "against username " + string(t.tname[:t.tlen])
-	var out found
-	ok := false
 	for i := uint8(0); i < t.n; i++ {
 		k := t.keys[i]
 		csh := e.shardOf(k)
@@ -994,16 +992,34 @@ func (e *Engine) loginTarget(a *apiState, t *Ticket, status int) (found, bool) {
 		if cst := csh.t.Peek(k); cst != nil && cst.reported&(1<<LoginAttack) == 0 {
 			cst.reported |= 1 << LoginAttack
 			t.sample(cst, i, status)
-			if cst.kind == lists.IP {
-				out = found{cls: classOf(lists.Username), fig: FigFailingClients, obs: obs, thr: thr, kind: lists.IP, note: note, samples: cst.samples, status: cst.status, nsamp: cst.nsamp, last: cst.lastSample}
-				ok = true
+			f := found{cls: classOf(lists.Username), fig: FigFailingClients, obs: obs, thr: thr, kind: cst.kind, note: note, samples: cst.samples, status: cst.status, nsamp: cst.nsamp, last: cst.lastSample}
+			if f.credential(vals, i) {
+				fs = append(fs, f)
 			} else {
 				cst.setFlag(FigFailingClients, obs, thr, note)
 			}
 		}
 		csh.mu.Unlock()
 	}
-	return out, ok
+	return fs
+}
+
+// credential reports whether f, found on a request's i-th identity, can be
+// reported now: an address always (the ticket holds it), a credential when
+// vals gives its value (set in f).
+func (f *found) credential(vals Values, i uint8) bool {
+	if f.kind == lists.IP {
+		return true
+	}
+	if vals == nil {
+		return false
+	}
+	kind, name, value, ok := vals.Identity(int(i))
+	if !ok || kind != f.kind {
+		return false
+	}
+	f.name, f.value = name, value
+	return true
 }
 
 func (st *state) setFlag(f Figure, obs, thr float64, note string) {

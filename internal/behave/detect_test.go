@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +19,10 @@ type sim struct {
 	api   *apidef.API
 	now   int64
 	found []Detection
+	// noValues: End is not given the credentials' values (a sideband
+	// response call whose request's values were not kept).
+	noValues bool
+	id       lists.Identity
 }
 
 func newSim(t testing.TB, window, training time.Duration) *sim {
@@ -32,7 +37,12 @@ func newSim(t testing.TB, window, training time.Duration) *sim {
 func (s *sim) do(id lists.Identity, method, path string, status int, bytes int64) bool {
 	var t Ticket
 	listed := s.e.Begin(s.api, &id, method, path, s.now, &t)
-	s.e.End(&t, status, bytes)
+	var vals Values
+	if !s.noValues {
+		s.id = id // a request's identity lives on the heap (vals escapes)
+		vals = IdentityValues(&s.id)
+	}
+	s.e.End(&t, status, bytes, vals)
 	return listed
 }
 
@@ -240,5 +250,71 @@ func TestSamplesOfColdAndWarmClients(t *testing.T) {
 	d := s.found[0]
 	if len(d.Samples) != samplesKept || !d.Samples[0].Time.Equal(d.At) || d.Samples[2].Time.Before(d.At.Add(-3*time.Millisecond)) {
 		t.Fatalf("samples %+v of a detection at %v, want its last 3 requests", d.Samples, d.At)
+	}
+}
+
+// A detection an answer makes on a credential is reported at once when
+// End is given the credential's value (inline; sideband when its request's
+// values were kept), else at the credential's next request.
+func TestAnswerSideCredentialDetection(t *testing.T) {
+	for _, known := range []bool{true, false} {
+		s := newSim(t, time.Minute, 30*time.Minute)
+		s.run(t, 31*60, nil)
+		s.noValues = !known
+		id := lists.Identity{IP: ip(1000), Token: "tok-x", CookieName: "JSESSIONID", Cookie: "c-x"}
+		s.do(id, "GET", "/shop/export", 200, 5<<20)
+		var got []string
+		for _, d := range s.found {
+			got = append(got, d.Kind.String()+" "+d.Value)
+		}
+		if known && (len(got) != 3 || got[1] != "token tok-x" || got[2] != "cookie c-x" || s.found[1].Name != "" || s.found[2].Name != "JSESSIONID") {
+			t.Fatalf("values known: found %v at the answer, want the address, the token and the cookie", got)
+		}
+		if !known {
+			if len(got) != 1 || s.found[0].Kind != lists.IP {
+				t.Fatalf("values unknown: found %v at the answer, want the address only", got)
+			}
+			s.do(id, "GET", "/shop/items/1", 200, 100)
+			if len(s.found) != 3 || s.found[1].Value != "tok-x" || s.found[2].Value != "c-x" || s.found[2].Samples[0].Path != "/shop/items/1" {
+				t.Fatalf("values unknown: found %+v by the next request, want the token and the cookie", s.found)
+			}
+		}
+		if d := s.found[1]; d.Detector != Exfiltration || d.Samples[len(d.Samples)-1].Path == "" {
+			t.Fatalf("credential's detection %+v", d)
+		}
+	}
+}
+
+// A Packed gives back the identities it took, in Begin's order, and the
+// first that does not fit and every one after it are unknown.
+func TestPacked(t *testing.T) {
+	id := lists.Identity{IP: ip(1), Token: "tok", APIKeyName: "X-Key", APIKey: "k1", CookieName: "SID", Cookie: "c1", Username: "alice",
+		More: []lists.Credential{{Kind: lists.Token, Value: "tok2"}, {Kind: lists.Username, Value: "mallory", Claimed: true}, {Kind: lists.Cookie, Name: "SID", Value: strings.Repeat("x", PackedBytes)}, {Kind: lists.Token, Value: "tok3"}}}
+	var p Packed
+	p.Pack(&id)
+	want := IdentityValues(&id)
+	for i := range 6 {
+		k, n, v, ok := p.Identity(i)
+		wk, wn, wv, wok := want.Identity(i)
+		if !ok || !wok || k != wk || n != wn || v != wv {
+			t.Fatalf("identity %d: %v %q %q %v, want %v %q %q", i, k, n, v, ok, wk, wn, wv)
+		}
+	}
+	for i := 6; i < 9; i++ {
+		if _, _, _, ok := p.Identity(i); ok {
+			t.Fatalf("identity %d known, past the one too long", i)
+		}
+	}
+	if _, _, _, ok := want.Identity(6); !ok {
+		t.Fatal("the long cookie is an identity")
+	}
+	var q Packed
+	q.CopyFrom(&p)
+	if k, _, v, ok := q.Identity(5); !ok || k != lists.Token || v != "tok2" {
+		t.Fatalf("a copy: %v %q %v", k, v, ok)
+	}
+	p.Pack(&lists.Identity{})
+	if _, _, _, ok := p.Identity(0); ok {
+		t.Fatal("an empty identity packed something")
 	}
 }

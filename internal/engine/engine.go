@@ -109,9 +109,10 @@ func (e *Engine) SetBehave(b *behave.Engine) {
 
 // Answered counts r's answer for behavioural detection: its status (0
 // when unknown) and response body bytes. Safe to call for any request,
-// once.
+// once, while r's identity is still valid (a detection on a credential is
+// listed with its value).
 func (e *Engine) Answered(r *Request, status int, bytes int64) {
-	e.AnsweredTicket(&r.Obs, status, bytes)
+	e.AnsweredTicket(&r.Obs, status, bytes, behave.IdentityValues(&r.ID))
 }
 
 // Answering tells behavioural detection that r's answer is coming: the
@@ -124,10 +125,11 @@ func (e *Engine) Answering(r *Request) {
 }
 
 // AnsweredTicket is Answered for a ticket kept apart from its request (a
-// streamed answer, a sideband response call).
-func (e *Engine) AnsweredTicket(t *behave.Ticket, status int, bytes int64) {
+// streamed answer, a sideband response call), with the values of its
+// identities kept with it (vals, a behave.Packed; nil: none kept).
+func (e *Engine) AnsweredTicket(t *behave.Ticket, status int, bytes int64, vals behave.Values) {
 	if e.behave != nil && t.Observed() {
-		e.behave.End(t, status, bytes)
+		e.behave.End(t, status, bytes, vals)
 	}
 }
 

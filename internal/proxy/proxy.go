@@ -344,6 +344,9 @@ func (p *Proxy) Serve(ctx *fasthttp.RequestCtx) {
 		rec.BytesIn = int64(len(ctx.Request.Body()))
 		if streaming != nil {
 			streaming.obs = x.Req.Obs
+			if streaming.obs.Observed() {
+				streaming.obsVals.Pack(&x.Req.ID)
+			}
 			streaming.serveReturned(&rec, start, p) // logged when the body is done
 			return
 		}

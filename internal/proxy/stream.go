@@ -35,6 +35,7 @@ type bodyRelay struct {
 	closed   bool
 	rec      *accesslog.Record // set when Serve returns; logged at Close
 	obs      behave.Ticket     // behavioural detection's count of the answer, at Close
+	obsVals  behave.Packed     // the values of its identities (the request's memory is gone by then)
 	start    time.Time
 	p        *Proxy
 	closeErr error
@@ -88,7 +89,7 @@ func (r *bodyRelay) serveReturned(rec *accesslog.Record, start time.Time, p *Pro
 
 func (r *bodyRelay) log(rec *accesslog.Record) {
 	rec.BytesOut, rec.Latency = r.n, time.Since(r.start)
-	r.p.o.Engine.AnsweredTicket(&r.obs, rec.Status, rec.BytesOut)
+	r.p.o.Engine.AnsweredTicket(&r.obs, rec.Status, rec.BytesOut, &r.obsVals)
 	r.p.o.Log.Write(rec)
 	r.p.o.Metrics.Request(rec.APIID, "inline", rec.Decision, rec.Reason, rec.Latency, rec.ClientIP)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ase-project/ase/internal/behave"
 	"github.com/ase-project/ase/internal/engine"
+	"github.com/ase-project/ase/internal/lists"
 )
 
 // Behavioural detection counts a request's answer (its status and bytes)
@@ -29,6 +30,10 @@ type pendingSlot struct {
 	hash uint64 // 0: empty
 	at   int64
 	t    behave.Ticket
+	// vals is a copy of the request's identities (the response call
+	// carries none), so that a detection its answer makes on a credential
+	// lists the credential at once.
+	vals behave.Packed
 }
 
 type pendingTable struct {
@@ -47,8 +52,9 @@ func (p *pendingTable) init() {
 
 func (p *pendingTable) hash(id []byte) uint64 { return maphash.Bytes(p.seed, id) | 1 }
 
-// put keeps t for the response call of correlation id.
-func (p *pendingTable) put(id []byte, t *behave.Ticket, now int64) {
+// put keeps t, and the values of ident, for the response call of
+// correlation id.
+func (p *pendingTable) put(id []byte, t *behave.Ticket, ident *lists.Identity, now int64) {
 	if len(id) == 0 || !t.Observed() {
 		return
 	}
@@ -57,12 +63,14 @@ func (p *pendingTable) put(id []byte, t *behave.Ticket, now int64) {
 	i := h % pendingSlots
 	mu := &p.locks[i%pendingLocks]
 	mu.Lock()
-	p.slots[i] = pendingSlot{hash: h, at: now, t: *t}
+	s := &p.slots[i]
+	s.hash, s.at, s.t = h, now, *t
+	s.vals.Pack(ident)
 	mu.Unlock()
 }
 
-// take returns the ticket kept for correlation id, once.
-func (p *pendingTable) take(id []byte, now int64, out *behave.Ticket) bool {
+// take returns the ticket (and values) kept for correlation id, once.
+func (p *pendingTable) take(id []byte, now int64, out *behave.Ticket, vals *behave.Packed) bool {
 	if len(id) == 0 {
 		return false
 	}
@@ -77,7 +85,8 @@ func (p *pendingTable) take(id []byte, now int64, out *behave.Ticket) bool {
 		return false
 	}
 	*out = s.t
-	*s = pendingSlot{}
+	vals.CopyFrom(&s.vals)
+	s.hash = 0
 	return true
 }
 
@@ -85,10 +94,11 @@ func (p *pendingTable) take(id []byte, now int64, out *behave.Ticket) bool {
 // body's length (n).
 func answered(eng *engine.Engine, p *pendingTable, corr []byte, code int, n int64) {
 	var t behave.Ticket
-	if !p.take(corr, time.Now().UnixNano(), &t) {
+	var vals behave.Packed
+	if !p.take(corr, time.Now().UnixNano(), &t, &vals) {
 		return
 	}
-	eng.AnsweredTicket(&t, code, n)
+	eng.AnsweredTicket(&t, code, n, &vals)
 }
 
 // contentLength is the Content-Length among headers, 0 without one.

@@ -175,7 +175,7 @@ func (h *Handler) requestCall(ctx *fasthttp.RequestCtx, start time.Time, protoco
 	}
 	d := h.Engine.Decide(&req.Request)
 	if d.Action == engine.Allow {
-		h.pending.put(ctx.Request.Header.Peek("X-CorrelationID"), &req.Obs, start.UnixNano())
+		h.pending.put(ctx.Request.Header.Peek("X-CorrelationID"), &req.Obs, &req.ID, start.UnixNano())
 	}
 	h.record(&rec, api, d)
 	frontdoor.LogUser(&rec, api, &req.ID, c.headers, c.reading.Query)
