@@ -271,9 +271,7 @@ func TestBehaviouralDetectionReportOnly(t *testing.T) {
 	wantJSON(t, i.Do("PUT", "/v5/ase/abs/shop/policy", `{"modes": {"extreme_client_activity": "report"}, "thresholds": {"requests": 3}}`, nil), 200,
 		`{"status": "success", "status_message": "detection policy of api shop updated", "api_id": "shop", "policy": {"modes": {"extreme_client_activity": "report"}, "thresholds": {"requests": 3}}}`)
 	burst("127.0.0.21")
-	if !reported("127.0.0.21") {
-		t.Fatalf("127.0.0.21 not reported: %+v", absAttackList(t, i, "/v4/abs/attacklist"))
-	}
+	eventually(t, "127.0.0.21 in the attack list as reported", func() bool { return reported("127.0.0.21") })
 	// Every detector enforcing, but enable_abs_attack off.
 	wantJSON(t, i.Do("PUT", "/v5/ase/abs/shop/policy", `{"thresholds": {"requests": 3}}`, nil), 200,
 		`{"status": "success", "status_message": "detection policy of api shop updated", "api_id": "shop", "policy": {"thresholds": {"requests": 3}}}`)
@@ -281,9 +279,7 @@ func TestBehaviouralDetectionReportOnly(t *testing.T) {
 		t.Fatal("disable_abs_attack failed")
 	}
 	burst("127.0.0.22")
-	if !reported("127.0.0.22") {
-		t.Fatalf("127.0.0.22 not reported: %+v", absAttackList(t, i, "/v4/abs/attacklist"))
-	}
+	eventually(t, "127.0.0.22 in the attack list as reported", func() bool { return reported("127.0.0.22") })
 	if l := absAttackList(t, i, "/v4/abs/attacklist?status=active"); len(l.IPs) != 0 {
 		t.Fatalf("listed in report-only mode: %+v", l.IPs)
 	}

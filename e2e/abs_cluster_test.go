@@ -82,4 +82,23 @@ func TestBehaviouralDetectionCluster(t *testing.T) {
 	if n := refused.Load(); n > 0 {
 		t.Errorf("%d requests of normal clients were refused", n)
 	}
+
+	// What node b only reported is in node a's attack list: every node
+	// keeps its last detections in the shared store.
+	if r := a.Do("PUT", "/v5/ase/abs/abs/policy", `{"modes": {"extreme_client_activity": "report"}, "thresholds": {"requests": 3}}`, nil); r.Code != 200 {
+		t.Fatalf("PUT policy: %d %s", r.Code, r.Body)
+	}
+	eventually(t, "node a's attack list showing what node b reported", func() bool {
+		for k := 0; k < 5; k++ {
+			if code := doB("127.0.4.1", "GET", "/abs/items/1", nil); code != 200 {
+				t.Fatalf("a request reported only got %d", code)
+			}
+		}
+		for _, it := range absAttackList(t, a, "/v4/abs/attacklist?status=reported").IPs {
+			if it.IP == "127.0.4.1" && it.Detector == "extreme_client_activity" {
+				return true
+			}
+		}
+		return false
+	})
 }

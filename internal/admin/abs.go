@@ -152,8 +152,9 @@ func setIdentity(a *wire.ABSAttack, k lists.Kind, name, value string) {
 
 // absAttackList answers the vendor ABS's attack list: the deny list's
 // abs_generated entries (every node's: the store is shared) are active;
-// what this node detected and is not listed any more is expired (it was
-// enforced) or reported (it never was).
+// what any node detected (its last behave.FoundKept detections, in the
+// store) and is not listed any more is expired (it was enforced) or
+// reported (it never was).
 func (h *Handler) absAttackList(c *call) (any, error) {
 	q, err := parseABSQuery(c)
 	if err != nil {
@@ -189,30 +190,41 @@ func (h *Handler) absAttackList(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if h.d.Behave != nil {
-		for _, d := range h.d.Behave.Recent() {
-			value := d.Value
-			if d.Kind == lists.IP {
-				value = d.IP.Unmap().String()
-			}
-			if active[identityKey(d.Kind, d.Name, value)] {
-				continue // the active entry stands for it
-			}
-			it := absItem{kind: d.Kind, at: d.At}
-			it.Status = wire.ABSReported
-			if d.Mode == behave.Enforce {
-				it.Status = wire.ABSExpired
-				if ttl := h.absTTL(d.Kind); ttl > 0 {
-					s := format(d.At.Add(ttl))
-					it.Expires = &s
-				}
-			}
-			setIdentity(&it.ABSAttack, d.Kind, d.Name, value)
-			ev := d.Evidence()
-			it.AttackType, it.Detector, it.APIName = ev.AttackType, ev.Detector, ev.API
-			it.Evidence, _ = json.Marshal(ev)
-			items = append(items, it)
+	// Every node's last detections (the store's rings: a detection is
+	// written there within moments of being made).
+	foundItem := func(f behave.Found) {
+		k := f.Kind()
+		if active[identityKey(k, f.Name, f.Value)] {
+			return // the active entry stands for it
 		}
+		it := absItem{kind: k, at: f.Detected}
+		it.Status = wire.ABSReported
+		if f.Mode == behave.Enforce.String() {
+			it.Status = wire.ABSExpired
+			if f.Expires != nil {
+				s := format(*f.Expires)
+				it.Expires = &s
+			}
+		}
+		setIdentity(&it.ABSAttack, k, f.Name, f.Value)
+		var ev behave.Evidence
+		if json.Unmarshal(f.Evidence, &ev) == nil {
+			it.AttackType, it.Detector, it.APIName = ev.AttackType, ev.Detector, ev.API
+		}
+		it.Evidence = f.Evidence
+		items = append(items, it)
+	}
+	err = c.reader().Scan(c.ctx, behave.FoundPrefix, func(key string, value []byte) error {
+		f, err := behave.DecodeFound(value)
+		if err != nil {
+			h.d.Log.Warn("ignoring a malformed detection record in the store", "key", key, "error", err)
+			return nil
+		}
+		foundItem(f)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	sort.SliceStable(items, func(i, j int) bool { return items[i].at.After(items[j].at) })
 	status := q.status

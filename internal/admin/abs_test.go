@@ -40,7 +40,15 @@ func newABSNode(t *testing.T) *absNode {
 	clk.ns.Store(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
 	n := &absNode{node: newNode(t, base, clk), base: base, clk: clk, apis: map[string]*apidef.API{}}
 	lst := n.h.d.Lists
+	found := 0
 	n.eng = behave.New(behave.Config{Training: time.Minute, Window: time.Minute, MaxIdentities: 1 << 12, Now: clk.now}, func(d *behave.Detection) bool {
+		// As the server's reporter: the record in this node's ring (at
+		// once here), and the entry when enforced.
+		v, _ := json.Marshal(behave.NewFound(d, d.Evidence().Encode(), time.Hour))
+		if _, err := base.Commit(context.Background(), store.Batch{Ops: []store.Op{store.Put(behave.FoundKey("node-a", found), v)}}); err != nil {
+			t.Error(err)
+		}
+		found++
 		if d.Mode != behave.Enforce {
 			return false
 		}
@@ -210,7 +218,7 @@ func TestABSAttackList(t *testing.T) {
 	if err != nil || len(res.Deny) != 1 || res.Deny[0].Tag != lists.Manual {
 		t.Fatalf("the manual entry: %+v %v", res, err)
 	}
-	// The detection is expired now.
+	// The detection is expired now (its record stays).
 	if l := n.attackList("?status=expired"); len(l.IPs) != 1 || l.IPs[0].IP != "127.0.0.9" || l.IPs[0].Expires == nil {
 		t.Fatalf("expired: %+v", l.IPs)
 	}

@@ -91,7 +91,7 @@ func newNode(t *testing.T, base store.Store, clk *clock) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lst, err := lists.Open(ctx, st, lists.Options{Limit: 1 << 20, Log: log})
+	lst, err := lists.Open(ctx, st, lists.Options{Limit: 1 << 20, Log: log, Now: clk.now})
 	if err != nil {
 		t.Fatal(err)
 	}

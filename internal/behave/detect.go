@@ -389,16 +389,10 @@ type Engine struct {
 
 	detections [NumDetectors][3]atomic.Int64 // by mode
 
-	recentMu sync.Mutex
-	recent   []Detection // a ring of the last detections
-	nRecent  int
 	// onTrained is called (in its own goroutine) when an API's training
 	// ends, to keep what was learned.
 	onTrained func(id string, l Learned)
 }
-
-// RecentKept is how many past detections the engine keeps.
-const RecentKept = 1024
 
 // New returns an engine reporting to report.
 func New(cfg Config, report Reporter) *Engine {
@@ -1067,31 +1061,7 @@ func (e *Engine) emit(a *apiState, f *found, ip netip.Addr, now int64) bool {
 		listed = e.report(&det) // it may say the detection was reported only
 	}
 	e.detections[d][det.Mode].Add(1)
-	e.remember(&det)
 	return listed
-}
-
-func (e *Engine) remember(d *Detection) {
-	e.recentMu.Lock()
-	defer e.recentMu.Unlock()
-	if e.recent == nil {
-		e.recent = make([]Detection, RecentKept)
-	}
-	e.recent[e.nRecent%RecentKept] = *d
-	e.nRecent++
-}
-
-// Recent returns the detections this node made (at most RecentKept),
-// newest first.
-func (e *Engine) Recent() []Detection {
-	e.recentMu.Lock()
-	defer e.recentMu.Unlock()
-	n := min(e.nRecent, RecentKept)
-	out := make([]Detection, 0, n)
-	for i := 1; i <= n; i++ {
-		out = append(out, e.recent[(e.nRecent-i)%RecentKept])
-	}
-	return out
 }
 
 // Counts returns the detections made since start, by detector and mode.

@@ -19,6 +19,7 @@ func TestABSMetrics(t *testing.T) {
 	m := New(Sources{
 		ABSDetections: func() [behave.NumDetectors][3]int64 { return counts },
 		ABSTracked:    func() int { return 17 },
+		ABSDropped:    func() (int64, int64) { return 3, 5 },
 		ABSStatus: func(id string) ([]behave.APIStatus, bool) {
 			return []behave.APIStatus{{API: "chat", Training: true, TrainingUntil: time.Now()}, {API: "shop"}}, true
 		},
@@ -32,6 +33,8 @@ func TestABSMetrics(t *testing.T) {
 		`ase_abs_detections_total{detector="api_probing",mode="report"} 2`,
 		`ase_abs_detections_total{detector="content_scraping",mode="enforce"} 0`,
 		"ase_abs_tracked_clients 17",
+		`ase_abs_dropped_total{what="audit"} 3`,
+		`ase_abs_dropped_total{what="record"} 5`,
 		`ase_abs_training{api_id="chat"} 1`,
 		`ase_abs_training{api_id="shop"} 0`,
 	} {

@@ -75,6 +75,9 @@ type Sources struct {
 	ABSDetections func() [behave.NumDetectors][3]int64
 	ABSTracked    func() int
 	ABSStatus     func(apiID string) ([]behave.APIStatus, bool)
+	// ABSDropped: detections whose audit line, or whose record in the
+	// store (the cluster's attack list), was dropped, its queue full.
+	ABSDropped func() (audit, records int64)
 }
 
 // Metrics is the registry and the counters.
@@ -217,6 +220,7 @@ var (
 	descSecrets   = prometheus.NewDesc("ase_sideband_secret_checks_total", "Presented shared secrets not verified before, by result: checked (an argon2id check), refused (unchecked: over 20 checks a second).", []string{"result"}, nil)
 	descABS       = prometheus.NewDesc("ase_abs_detections_total", "Behavioural detections by detector and mode: enforce (deny-listed, or listed already) or report (reported only: the detector's mode, or abs_attack disabled).", []string{"detector", "mode"}, nil)
 	descABSClient = prometheus.NewDesc("ase_abs_tracked_clients", "Client identities (addresses and credentials, per API) behavioural detection is tracking.", nil, nil)
+	descABSDrop   = prometheus.NewDesc("ase_abs_dropped_total", "Behavioural detections whose audit line (what=audit) or record in the store for the attack list (what=record) was dropped because its queue was full; the deny list and ase_abs_detections_total still have them.", []string{"what"}, nil)
 	descABSTrain  = prometheus.NewDesc("ase_abs_training", "Whether behavioural detection is learning an API's traffic (1) or enforcing (0).", []string{"api_id"}, nil)
 )
 
@@ -225,7 +229,7 @@ var (
 var descBackendHealth = prometheus.NewDesc("ase_backend_health", "A backend server's health: 1 for its current state (up, down, or unknown until the first probe answers), 0 for the others.", []string{"api_id", "server", "state"}, nil)
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descBackendUp, descBackendHealth, descInFlight, descEntries, descMemory, descWS, descDropped, descClients, descDetected, descPending, descSecrets, descABS, descABSClient, descABSTrain} {
+	for _, d := range []*prometheus.Desc{descRequests, descBackendUp, descBackendHealth, descInFlight, descEntries, descMemory, descWS, descDropped, descClients, descDetected, descPending, descSecrets, descABS, descABSClient, descABSTrain, descABSDrop} {
 		ch <- d
 	}
 }
@@ -302,6 +306,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if src.ABSTracked != nil {
 		ch <- prometheus.MustNewConstMetric(descABSClient, prometheus.GaugeValue, float64(src.ABSTracked()))
+	}
+	if src.ABSDropped != nil {
+		a, r := src.ABSDropped()
+		ch <- prometheus.MustNewConstMetric(descABSDrop, prometheus.CounterValue, float64(a), "audit")
+		ch <- prometheus.MustNewConstMetric(descABSDrop, prometheus.CounterValue, float64(r), "record")
 	}
 	if src.ABSStatus != nil {
 		all, _ := src.ABSStatus("")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/ase-project/ase/internal/audit"
 	"github.com/ase-project/ase/internal/behave"
 	"github.com/ase-project/ase/internal/catalog"
+	"github.com/ase-project/ase/internal/cluster"
 	"github.com/ase-project/ase/internal/config"
 	"github.com/ase-project/ase/internal/engine"
 	"github.com/ase-project/ase/internal/lists"
@@ -34,21 +36,35 @@ const absAuditQueue = 1024
 // entries (tag abs_generated, the TTL of their kind, their evidence as
 // reason), audit lines and log lines.
 type absReporter struct {
-	lists   *lists.Lists
-	live    *catalog.Live
-	now     func() time.Time
-	ttl     [8]time.Duration // by lists.Kind
-	log     *slog.Logger
-	audit   chan audit.Entry
-	dropped atomic.Int64
-	logged  atomic.Int64 // Unix seconds of the last log line
+	lists        *lists.Lists
+	live         *catalog.Live
+	now          func() time.Time
+	ttl          [8]time.Duration // by lists.Kind
+	log          *slog.Logger
+	audit        chan audit.Entry
+	droppedAudit atomic.Int64
+	logged       atomic.Int64 // Unix seconds of the last log line
+	// found queues detections for this node's ring in the store
+	// (behave.FoundPrefix), written in batches; past absAuditQueue
+	// waiting, they are counted in foundDropped and dropped.
+	found        chan behave.Found
+	foundDropped atomic.Int64
 }
 
 // setupABS builds the detection engine, makes eng count for it, and
 // follows the policies and learned state in the store until ctx ends.
 func setupABS(ctx context.Context, cfg *config.Config, st store.Store, live *catalog.Live, lst *lists.Lists, eng *engine.Engine,
-	auditLog *audit.Log, now func() time.Time, log *slog.Logger) (*behave.Engine, error) {
-	r := &absReporter{lists: lst, live: live, now: now, log: log, audit: make(chan audit.Entry, absAuditQueue)}
+	auditLog *audit.Log, now func() time.Time, log *slog.Logger) (*behave.Engine, *absReporter, error) {
+	r := &absReporter{lists: lst, live: live, now: now, log: log, audit: make(chan audit.Entry, absAuditQueue), found: make(chan behave.Found, absAuditQueue)}
+	node, err := cluster.NodeUUID(cfg.DataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	next, err := nextFoundSlot(ctx, st, node)
+	if err != nil {
+		return nil, nil, err
+	}
+	go r.writeFound(ctx, st, node, next)
 	r.ttl[lists.IP] = cfg.ABSTTLIP.Std()
 	r.ttl[lists.Token] = cfg.ABSTTLToken.Std()
 	r.ttl[lists.Cookie] = cfg.ABSTTLCookie.Std()
@@ -103,7 +119,7 @@ func setupABS(ctx context.Context, cfg *config.Config, st store.Store, live *cat
 		}
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	context.AfterFunc(ctx, stop)
 	policy := func(key string, value []byte, deleted bool) {
@@ -128,11 +144,15 @@ func setupABS(ctx context.Context, cfg *config.Config, st store.Store, live *cat
 		}
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	context.AfterFunc(ctx, stop)
-	return b, nil
+	return b, r, nil
 }
+
+// dropped returns the detections whose audit line, and whose record in
+// the store, were dropped.
+func (r *absReporter) dropped() (int64, int64) { return r.droppedAudit.Load(), r.foundDropped.Load() }
 
 // report deny-lists d's identity (unless it is reported only: the
 // detector's mode, or enable_abs_attack off) and audits it. It runs on the
@@ -166,6 +186,11 @@ func (r *absReporter) report(d *behave.Detection) bool {
 			result = "not_listed" // listed already, or past attack_list_memory
 		}
 	}
+	select {
+	case r.found <- behave.NewFound(d, reason, r.ttl[d.Kind]):
+	default:
+		r.foundDropped.Add(1)
+	}
 	params := map[string]any{"type": d.Kind.String(), "value": d.Value, "evidence": json.RawMessage(reason)}
 	if d.Name != "" {
 		params["name"] = d.Name
@@ -173,7 +198,7 @@ func (r *absReporter) report(d *behave.Detection) bool {
 	select {
 	case r.audit <- audit.Entry{User: "ase", Via: "behavioural_detection", Auth: "none", Client: d.IP.String(), Action: "abs_detection", Params: params, Result: result}:
 	default:
-		r.dropped.Add(1)
+		r.droppedAudit.Add(1)
 	}
 	// One log line per 10 seconds at most, whatever the flood.
 	sec := r.now().Unix()
@@ -182,4 +207,66 @@ func (r *absReporter) report(d *behave.Detection) bool {
 			"type", d.Kind.String(), "observed", d.Observed, "threshold", d.Threshold, "result", result)
 	}
 	return listed
+}
+
+// nextFoundSlot is the slot of node's ring after its newest record (0 for
+// a node that has none).
+func nextFoundSlot(ctx context.Context, st store.Reader, node string) (int, error) {
+	next, newest := 0, time.Time{}
+	prefix := behave.FoundPrefix + node + "/"
+	err := st.Scan(ctx, prefix, func(key string, value []byte) error {
+		i, err := strconv.Atoi(strings.TrimPrefix(key, prefix))
+		if err != nil {
+			return nil // not a slot of the ring: ignored
+		}
+		if f, err := behave.DecodeFound(value); err == nil && f.Detected.After(newest) {
+			next, newest = (i+1)%behave.FoundKept, f.Detected
+		}
+		return nil
+	})
+	return next, err
+}
+
+// writeFound writes queued detections to node's ring, from slot next, as
+// many as are waiting in one batch, until ctx ends. A failed write is
+// logged and its records dropped: the deny list, the audit log and the
+// metrics have them.
+func (r *absReporter) writeFound(ctx context.Context, st store.Store, node string, next int) {
+	// A batch takes at most what the store's limits allow (etcd's: 128
+	// records of at most 2 KiB or so).
+	most := 256
+	if l := st.Limits().MaxOps; l > 0 {
+		most = min(most, l)
+	}
+	for {
+		var b store.Batch
+		select {
+		case f := <-r.found:
+			b.Ops = append(b.Ops, r.foundOp(node, &next, f))
+		case <-ctx.Done():
+			return
+		}
+	more:
+		for len(b.Ops) < most {
+			select {
+			case f := <-r.found:
+				b.Ops = append(b.Ops, r.foundOp(node, &next, f))
+			default:
+				break more
+			}
+		}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := st.Commit(wctx, b)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			r.log.Warn("detections could not be kept in the store for the cluster's attack list", "count", len(b.Ops), "error", err)
+		}
+	}
+}
+
+func (r *absReporter) foundOp(node string, next *int, f behave.Found) store.Op {
+	v, _ := json.Marshal(f)
+	op := store.Put(behave.FoundKey(node, *next), v)
+	*next = (*next + 1) % behave.FoundKept
+	return op
 }

@@ -190,7 +190,7 @@ func Run(ctx context.Context, cfg *config.Config, logOut io.Writer, version stri
 
 	absCtx, stopABS := context.WithCancel(ctx)
 	defer stopABS()
-	abs, err := setupABS(absCtx, cfg, st, live, lst, eng, auditLog, now, log)
+	abs, absRep, err := setupABS(absCtx, cfg, st, live, lst, eng, auditLog, now, log)
 	if err != nil {
 		return err
 	}
@@ -221,6 +221,7 @@ func Run(ctx context.Context, cfg *config.Config, logOut io.Writer, version stri
 		ABSDetections: abs.Counts,
 		ABSTracked:    abs.Tracked,
 		ABSStatus:     abs.Status,
+		ABSDropped:    absRep.dropped,
 		RecentDetections: func() []metrics.Detection {
 			var out []metrics.Detection
 			for _, e := range lst.Recent() {
