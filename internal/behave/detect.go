@@ -251,7 +251,8 @@ type Detection struct {
 type Reporter func(d *Detection) bool
 
 const (
-	numShards = 64
+	shardBits = 6
+	numShards = 1 << shardBits
 	// maxIDs is how many of a request's identities have their answer
 	// counted: its address and up to seven credential values. Every value
 	// is counted at the request (see Begin).
@@ -553,7 +554,10 @@ func (e *Engine) key(a *apiState, kind lists.Kind, name, value string) [2]uint64
 	return [2]uint64{h, a.idx<<8 | uint64(kind)}
 }
 
-func (e *Engine) shardOf(k [2]uint64) *shard { return &e.shards[k[0]%numShards] }
+// shardOf is the shard of key k, from the top bits of its hash: a
+// tracker's index places keys by their low bits, which must not be the
+// same for every key of a shard.
+func (e *Engine) shardOf(k [2]uint64) *shard { return &e.shards[k[0]>>(64-shardBits)] }
 
 // found is a detection made under a shard's lock, reported after.
 type found struct {

@@ -2,8 +2,12 @@ package behave
 
 import (
 	"math/rand/v2"
+	"net/netip"
 	"testing"
+	"time"
 	"unsafe"
+
+	"github.com/ase-project/ase/internal/lists"
 )
 
 // TestTrackerBounded: up to capacity every identity keeps its state; past
@@ -82,5 +86,38 @@ func TestHotFieldsShareALine(t *testing.T) {
 	}
 	if n := unsafe.Sizeof(sl) + 2*4 + 1; n > StateBytes {
 		t.Fatalf("a slot takes %d bytes, more than the %d stated", n, StateBytes)
+	}
+}
+
+// The identities of one shard are spread over its tracker's index: a
+// lookup probes about one entry, whatever the number of identities (a
+// shard chosen by the low bits of the hash, which the index places keys
+// by, crowded each shard's keys into 1/64 of its index).
+func TestShardsSpreadOverTheirIndex(t *testing.T) {
+	s := newSim(t, time.Minute, time.Hour)
+	for i := range 12_000 {
+		s.do(lists.Identity{IP: netip.AddrFrom4([4]byte{127, byte(i >> 16), byte(i >> 8), byte(i)})}, "GET", "/shop/items/1", 200, 10)
+	}
+	probes, keys := 0, 0
+	for i := range s.e.shards {
+		tr := s.e.shards[i].t
+		for n := range tr.used {
+			k := tr.slots[n].key
+			j := k[0] & tr.mask
+			for p := 1; ; p++ {
+				if tr.index[j].Load() == int32(n+1) {
+					probes += p
+					break
+				}
+				j = (j + 1) & tr.mask
+			}
+			keys++
+		}
+	}
+	if keys != 12_000 {
+		t.Fatalf("%d identities tracked", keys)
+	}
+	if avg := float64(probes) / float64(keys); avg > 2 {
+		t.Fatalf("a lookup probes %.1f index entries on average, want about 1", avg)
 	}
 }
