@@ -5,11 +5,14 @@ import (
 	"hash/maphash"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/ase-project/ase/internal/behave"
 	"github.com/ase-project/ase/internal/engine"
 	"github.com/ase-project/ase/internal/lists"
+	"github.com/ase-project/ase/internal/prefetch"
 )
 
 // Behavioural detection counts a request's answer (its status and bytes)
@@ -22,11 +25,13 @@ import (
 // answer, and the request was counted already.
 const (
 	pendingSlots = 1 << 14
-	pendingLocks = 64
 	pendingTTL   = int64(2 * time.Minute)
 )
 
 type pendingSlot struct {
+	// mu is the slot's own lock, in the line put and take touch first
+	// anyway (a few shared locks would bounce between the cores).
+	mu   sync.Mutex
 	hash uint64 // 0: empty
 	at   int64
 	t    behave.Ticket
@@ -38,8 +43,8 @@ type pendingSlot struct {
 
 type pendingTable struct {
 	once  sync.Once
+	ready atomic.Bool // set once seed and slots are
 	seed  maphash.Seed
-	locks [pendingLocks]sync.Mutex
 	slots []pendingSlot
 }
 
@@ -47,8 +52,25 @@ func (p *pendingTable) init() {
 	p.once.Do(func() {
 		p.seed = maphash.MakeSeed()
 		p.slots = make([]pendingSlot, pendingSlots)
+		p.ready.Store(true)
 	})
 }
+
+// prefetch starts loading the slot of correlation id (the ticket's lines
+// and the first of its values) while the call is parsed, before put or
+// take reads it: the table is far bigger than the caches. It does nothing
+// before the table is made (detection has counted no request yet).
+func (p *pendingTable) prefetch(id []byte) {
+	if len(id) == 0 || !p.ready.Load() {
+		return
+	}
+	s := &p.slots[p.hash(id)%pendingSlots]
+	prefetch.Lines(unsafe.Pointer(s), pendingLines)
+}
+
+// pendingLines is the lines of a slot put and take touch: its lock, hash,
+// time and ticket, and the start of its values.
+var pendingLines = uint32(1)<<((unsafe.Offsetof(pendingSlot{}.vals)+64)/64+1) - 1
 
 func (p *pendingTable) hash(id []byte) uint64 { return maphash.Bytes(p.seed, id) | 1 }
 
@@ -60,13 +82,11 @@ func (p *pendingTable) put(id []byte, t *behave.Ticket, ident *lists.Identity, n
 	}
 	p.init()
 	h := p.hash(id)
-	i := h % pendingSlots
-	mu := &p.locks[i%pendingLocks]
-	mu.Lock()
-	s := &p.slots[i]
+	s := &p.slots[h%pendingSlots]
+	s.mu.Lock()
 	s.hash, s.at, s.t = h, now, *t
 	s.vals.Pack(ident)
-	mu.Unlock()
+	s.mu.Unlock()
 }
 
 // take returns the ticket (and values) kept for correlation id, once.
@@ -76,11 +96,9 @@ func (p *pendingTable) take(id []byte, now int64, out *behave.Ticket, vals *beha
 	}
 	p.init()
 	h := p.hash(id)
-	i := h % pendingSlots
-	mu := &p.locks[i%pendingLocks]
-	mu.Lock()
-	defer mu.Unlock()
-	s := &p.slots[i]
+	s := &p.slots[h%pendingSlots]
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.hash != h || now-s.at > pendingTTL {
 		return false
 	}

@@ -16,6 +16,11 @@ import (
 func TestPendingKeepsTicketAndValues(t *testing.T) {
 	e := behave.New(behave.Config{}, nil)
 	var p pendingTable
+	// Prefetching before the table is made makes nothing.
+	p.prefetch([]byte("corr-1"))
+	if p.slots != nil {
+		t.Fatal("a prefetch made the table")
+	}
 	id := lists.Identity{IP: netip.MustParseAddr("127.0.0.1"), Token: "tok-1", CookieName: "SID", Cookie: "c-1"}
 	var tk behave.Ticket
 	// A ticket no API observed is not kept.
@@ -29,6 +34,7 @@ func TestPendingKeepsTicketAndValues(t *testing.T) {
 	e.Sync(map[string]*apidef.API{"shop": api})
 	e.Begin(api, &id, "GET", "/shop/items", 1, &tk)
 	now := time.Now().UnixNano()
+	p.prefetch([]byte("corr-1"))
 	p.put([]byte("corr-1"), &tk, &id, now)
 	if p.take([]byte("corr-2"), now, &out, &vals) {
 		t.Fatal("another correlation id took the ticket")

@@ -62,6 +62,7 @@ func (h *Handler) authorizeResponse(ctx *fasthttp.RequestCtx, start time.Time) {
 		unauthorized(ctx)
 		return
 	}
+	h.pending.prefetch(ctx.Request.Header.Peek("X-CorrelationID")) // arrives while the body is parsed
 	p := h.parsers.Get()
 	defer h.parsers.Put(p)
 	v, err := p.ParseBytes(ctx.PostBody())

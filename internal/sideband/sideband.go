@@ -145,6 +145,7 @@ func (h *Handler) requestCall(ctx *fasthttp.RequestCtx, start time.Time, protoco
 	defer putCall(c)
 	rec := accesslog.Record{Protocol: protocol, Call: "request", CorrelationID: string(ctx.Request.Header.Peek("X-CorrelationID"))}
 	defer h.logCall(ctx, &rec, start)
+	h.pending.prefetch(ctx.Request.Header.Peek("X-CorrelationID")) // arrives while the call is parsed and decided
 	if !h.authenticated(ctx) {
 		rec.Decision, rec.Reason = "refuse", "authentication"
 		unauthorized(ctx)
@@ -327,6 +328,7 @@ func (h *Handler) aseResponse(ctx *fasthttp.RequestCtx, start time.Time) {
 		unauthorized(ctx)
 		return
 	}
+	h.pending.prefetch(ctx.Request.Header.Peek("X-CorrelationID")) // arrives while the body is parsed
 	p := h.parsers.Get()
 	defer h.parsers.Put(p)
 	v, err := p.ParseBytes(ctx.PostBody())
