@@ -199,6 +199,21 @@
 
   // when shows an RFC 3339 time as the API gives it, more readably.
   const when = (s) => (s || '').replace('T', ' ').replace(/Z$/, ' UTC');
+  // relative: "in 3h 59m", "2d 4h ago": when a time is, from now.
+  function relative(iso) {
+    const ms = new Date(iso) - Date.now();
+    if (!Number.isFinite(ms)) return '';
+    let s = Math.round(Math.abs(ms) / 1000);
+    const parts = [];
+    for (const [unit, n] of [['d', 86400], ['h', 3600], ['m', 60], ['s', 1]]) {
+      if (s >= n && parts.length < 2) {
+        parts.push(Math.floor(s / n) + unit);
+        s %= n;
+      }
+    }
+    const d = parts.join(' ') || '0s';
+    return ms >= 0 ? 'in ' + d : d + ' ago';
+  }
 
   // ---- charts ----
   const colours = ['#2f7d4f', '#b3261e', '#1f5fbf', '#9a6700', '#6f42c1', '#0f7b8a', '#c2410c', '#4b5563', '#be185d', '#15803d'];
@@ -263,7 +278,7 @@
     if (typeof stop === 'function') stopPage = stop;
     main.focus();
   }
-  window.ASE = { el, sv, toast, fmt, canWrite, writeButton, call, busy, APIError, chart, colours, register, route, main, state, onceBox, when };
+  window.ASE = { el, sv, toast, fmt, canWrite, writeButton, call, busy, APIError, chart, colours, register, route, main, state, onceBox, when, relative };
   document.addEventListener('DOMContentLoaded', () => {
     const entries = [...pages.entries()].sort((a, b) => a[1].order - b[1].order);
     nav.replaceChildren(...entries.map(([name, p]) => el('a', { href: '#/' + name }, p.label)));

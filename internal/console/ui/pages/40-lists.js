@@ -5,7 +5,7 @@
 // plain-text feed) with its upload's progress, all or nothing.
 'use strict';
 (() => {
-  const { el, toast, writeButton, canWrite, call, register, main } = window.ASE;
+  const { el, toast, writeButton, canWrite, call, register, main, relative } = window.ASE;
 
   const LISTS = {
     blacklist: { label: 'Deny list', noun: 'deny list (blacklist)' },
@@ -25,21 +25,6 @@
   // An entry as the add and delete endpoints take it.
   const ident = (e) => (e.name ? { type: e.type, name: e.name, value: e.value } : { type: e.type, value: e.value });
 
-  // "in 3h 59m", "2d 4h ago": when a time is, from now.
-  function relative(iso) {
-    const ms = new Date(iso) - Date.now();
-    if (!Number.isFinite(ms)) return '';
-    let s = Math.round(Math.abs(ms) / 1000);
-    const parts = [];
-    for (const [unit, n] of [['d', 86400], ['h', 3600], ['m', 60], ['s', 1]]) {
-      if (s >= n && parts.length < 2) {
-        parts.push(Math.floor(s / n) + unit);
-        s %= n;
-      }
-    }
-    const d = parts.join(' ') || '0s';
-    return ms >= 0 ? 'in ' + d : d + ' ago';
-  }
   // A time as the server gives it (in its configured timezone), and how
   // far it is from now beneath (or in its title only).
   function timeCell(iso, none, below) {

@@ -9,7 +9,7 @@
 // train again. Read users see everything and are offered no change.
 'use strict';
 (() => {
-  const { el, toast, fmt, writeButton, canWrite, call, register, main, when } = window.ASE;
+  const { el, toast, fmt, writeButton, canWrite, call, register, main, when, relative } = window.ASE;
   const READ_ONLY = 'Your role (read) sees everything and changes nothing';
   const STATUSES = ['active', 'expired', 'reported'];
   // The attack list's sections: its key, the identity's type, and how
@@ -31,21 +31,6 @@
   const why = (e) => e.message;
   const apiPath = (id) => '/v5/ase/abs/' + encodeURIComponent(id);
 
-  // "in 3h 59m", "2d 4h ago": when a time is, from now.
-  function relative(iso) {
-    const ms = new Date(iso) - Date.now();
-    if (!Number.isFinite(ms)) return '';
-    let s = Math.round(Math.abs(ms) / 1000);
-    const parts = [];
-    for (const [unit, n] of [['d', 86400], ['h', 3600], ['m', 60], ['s', 1]]) {
-      if (s >= n && parts.length < 2) {
-        parts.push(Math.floor(s / n) + unit);
-        s %= n;
-      }
-    }
-    const d = parts.join(' ') || '0s';
-    return ms >= 0 ? 'in ' + d : d + ' ago';
-  }
   function timeCell(iso, none) {
     if (!iso) return el('td', { class: 'muted' }, none);
     const td = el('td', { title: relative(iso) }, el('time', { datetime: iso }, when(iso)), el('br'), el('small', { class: 'muted' }, relative(iso)));
@@ -340,30 +325,26 @@
         el('button', { type: 'submit', class: 'primary', id: 'abs-threshold-set' }, 'Set threshold')),
       el('p', { class: 'muted', id: 'abs-threshold-help' }, 'Per window, for every kind of identity; 0 removes the override (the learned threshold applies).'));
 
-      const reset = writeButton('Reset policy', { id: 'abs-policy-reset', class: 'danger' }, async () => {
-        if (!confirm('Reset the detection policy of API ' + id + '? Every detector enforces, with the learned thresholds.')) return;
+      // A confirmed change of the whole API: its question, its call, and
+      // what to say when it fails or is done.
+      const confirmed = (label, attrs, question, method, path, failure, success) => writeButton(label, attrs, async () => {
+        if (!confirm(question)) return;
         show('', '');
         let r;
         try {
-          r = await call('DELETE', apiPath(id) + '/policy');
+          r = await call(method, path);
         } catch (e) {
-          if (alive) failed('Could not reset the policy', e);
+          if (alive) failed(failure, e);
           return;
         }
-        if (alive) await done((r && r.status_message) || 'Policy reset');
+        if (alive) await done((r && r.status_message) || success);
       });
-      const retrain = writeButton('Train again', { id: 'abs-retrain', class: 'danger' }, async () => {
-        if (!confirm('Forget what API ' + id + ' learned and train it again (on every node)? Until training ends, only threshold overrides are enforced.')) return;
-        show('', '');
-        let r;
-        try {
-          r = await call('POST', apiPath(id) + '/retrain');
-        } catch (e) {
-          if (alive) failed('Could not retrain', e);
-          return;
-        }
-        if (alive) await done((r && r.status_message) || 'Training again');
-      });
+      const reset = confirmed('Reset policy', { id: 'abs-policy-reset', class: 'danger' },
+        'Reset the detection policy of API ' + id + '? Every detector enforces, with the learned thresholds.',
+        'DELETE', apiPath(id) + '/policy', 'Could not reset the policy', 'Policy reset');
+      const retrain = confirmed('Train again', { id: 'abs-retrain', class: 'danger' },
+        'Forget what API ' + id + ' learned and train it again (on every node)? Until training ends, only threshold overrides are enforced.',
+        'POST', apiPath(id) + '/retrain', 'Could not retrain', 'Training again');
       return el('div', { id: 'abs-policy' },
         el('h3', {}, 'Policy'),
         modeForm, thrForm,
