@@ -23,6 +23,9 @@ type Live struct {
 	log      *slog.Logger
 	snap     atomic.Pointer[Snapshot]
 	settings map[Setting]*atomic.Bool
+	// firewall and abs are settings[Firewall] and settings[ABS], which
+	// every decision reads: a field is one load, the map a string hash.
+	firewall, abs *atomic.Bool
 
 	mu        sync.Mutex // serializes event handling and watcher registration
 	watchers  []func(*Snapshot)
@@ -41,6 +44,7 @@ func NewLive(ctx context.Context, st store.Store, defaults Defaults, log *slog.L
 		b.Store(defaults[s])
 		l.settings[s] = b
 	}
+	l.firewall, l.abs = l.settings[Firewall], l.settings[ABS]
 	l.snap.Store(&Snapshot{APIs: map[string]*apidef.API{}})
 
 	apis := map[string]*apidef.API{}
@@ -121,7 +125,15 @@ func (l *Live) setSetting(key string, value []byte, deleted bool) {
 func (l *Live) Snapshot() *Snapshot { return l.snap.Load() }
 
 // Setting returns the enforced value of s.
-func (l *Live) Setting(s Setting) bool { return l.settings[s].Load() }
+func (l *Live) Setting(s Setting) bool {
+	switch s {
+	case Firewall:
+		return l.firewall.Load()
+	case ABS:
+		return l.abs.Load()
+	}
+	return l.settings[s].Load()
+}
 
 // Watch calls fn with the current snapshot and then with every new one, in
 // order. fn runs on the store's commit path and must be quick.

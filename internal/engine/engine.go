@@ -158,7 +158,8 @@ func (e *Engine) Decide(r *Request) Decision {
 		// now and arrives while the lists are looked up.
 		e.behave.Prepare(r.API, &r.ID, &r.Obs)
 	}
-	keys := e.lists.Keys(&r.ID)
+	var keys lists.Keys
+	e.lists.KeysInto(&keys, &r.ID)
 	if m, ok := e.lists.Match(lists.Allow, &r.ID, &keys); ok {
 		return Decision{Action: Allow, Reason: ReasonAllowList, Match: m}
 	}

@@ -1,10 +1,14 @@
 package lists
 
 import (
+	"encoding/binary"
 	"math/bits"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/ase-project/ase/internal/prefetch"
 )
 
 // The flat tables below hold the two big kinds of entries — IPv4
@@ -243,6 +247,16 @@ func (t *table4) first(k uint32) (*slots4, uint64, uint64) {
 	}
 	i := index(h, len(tab.s))
 	return tab, i, tab.s[i].Load()
+}
+
+// prefetch starts loading the filter word first will read for addr, an
+// IPv4 address.
+func (t *table4) prefetch(addr netip.Addr) {
+	if tab := t.tab.Load(); tab.f != nil {
+		a := addr.As4()
+		b, _ := bloom4(mix(uint64(binary.BigEndian.Uint32(a[:]))))
+		prefetch.Lines(unsafe.Pointer(&tab.f[index(b, len(tab.f))]), 1)
+	}
 }
 
 // resolve finishes a lookup begun by first.

@@ -403,19 +403,37 @@ var idKinds = [numIDs]Kind{Token, Cookie, APIKey, Username}
 // Keys hashes id's identities.
 func (l *Lists) Keys(id *Identity) Keys {
 	var k Keys
+	l.KeysInto(&k, id)
+	return k
+}
+
+// KeysInto is Keys into k, which must be zero: a decision's keys are
+// made where they are used, not copied there. It first starts loading the
+// deny list's filter word for an IPv4 address: the biggest filter, the
+// likeliest cache miss, which then arrives while the identities are
+// hashed. (The identities' own filter words are known only once hashed,
+// just before Match loads them anyway: prefetching those too cost more
+// than it saved.)
+func (l *Lists) KeysInto(k *Keys, id *Identity) {
+	if id.IP.Is4() {
+		l.sets[Deny].v4.prefetch(id.IP)
+	}
 	if id.Token != "" {
-		k.k[idToken], k.v[idToken], k.has = l.h.half(Token, "", id.Token), id.Token, k.has|1<<idToken
+		k0, k1 := l.h.half(Token, "", id.Token)
+		k.k[idToken], k.v[idToken], k.has = idKey{k0, k1}, id.Token, k.has|1<<idToken
 	}
 	if id.Cookie != "" {
-		k.k[idCookie], k.v[idCookie], k.has = l.h.half(Cookie, id.CookieName, id.Cookie), id.Cookie, k.has|1<<idCookie
+		k0, k1 := l.h.half(Cookie, id.CookieName, id.Cookie)
+		k.k[idCookie], k.v[idCookie], k.has = idKey{k0, k1}, id.Cookie, k.has|1<<idCookie
 	}
 	if id.APIKey != "" {
-		k.k[idAPIKey], k.v[idAPIKey], k.has = l.h.half(APIKey, id.APIKeyName, id.APIKey), id.APIKey, k.has|1<<idAPIKey
+		k0, k1 := l.h.half(APIKey, id.APIKeyName, id.APIKey)
+		k.k[idAPIKey], k.v[idAPIKey], k.has = idKey{k0, k1}, id.APIKey, k.has|1<<idAPIKey
 	}
 	if id.Username != "" {
-		k.k[idUsername], k.v[idUsername], k.has = l.h.half(Username, "", id.Username), id.Username, k.has|1<<idUsername
+		k0, k1 := l.h.half(Username, "", id.Username)
+		k.k[idUsername], k.v[idUsername], k.has = idKey{k0, k1}, id.Username, k.has|1<<idUsername
 	}
-	return k
 }
 
 // key returns the whole key of identity j (present in k).

@@ -244,7 +244,8 @@ func (n *nameHashes) remember(name string, h1, h2 uint64) {
 // word is set, the low byte of the second is clear), so that a key read
 // back from a slot is the key itself (tableID.each).
 func (h hasher) key(kind Kind, name, value string) idKey {
-	k := h.half(kind, name, value)
+	k0, k1 := h.half(kind, name, value)
+	k := idKey{k0, k1}
 	h.finish(&k, value)
 	return k
 }
@@ -253,14 +254,18 @@ func (h hasher) key(kind Kind, name, value string) idKey {
 // name's share of the second: a table's filter needs only the first
 // word, and a decision hashes a value the second time only when the
 // filter does not rule it out (Keys, Set.match). finish completes it.
-func (h hasher) half(kind Kind, name, value string) idKey {
+//
+// It returns two words, not an idKey: an array is returned through memory,
+// and the caller's wide load of two narrow stores stalls (it cannot be
+// forwarded); two words come back in registers.
+func (h hasher) half(kind Kind, name, value string) (uint64, uint64) {
 	n1, n2 := uint64(kind), uint64(kind)<<1
 	if name != "" {
 		h1, h2 := h.name(name)
 		n1 += h1
 		n2 += h2
 	}
-	return idKey{(maphash.String(h.s1, value) ^ (n1 * 0x9E3779B97F4A7C15)) | liveBit, n2 * 0xC2B2AE3D27D4EB4F}
+	return (maphash.String(h.s1, value) ^ (n1 * 0x9E3779B97F4A7C15)) | liveBit, n2 * 0xC2B2AE3D27D4EB4F
 }
 
 // finish makes k, half's key of value, whole.
