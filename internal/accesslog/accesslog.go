@@ -269,27 +269,45 @@ const hex = "0123456789abcdef"
 // replacing invalid UTF-8, so a hostile path cannot break the line.
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
+	// Runs of bytes that need no escaping (nearly every byte of a path or
+	// a user agent) are copied whole, not a byte at a time.
+	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
+			if plain[c] {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			if c == '"' || c == '\\' {
 				b = append(b, '\\', c)
-			case c < 0x20 || c == 0x7f:
+			} else {
 				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			default:
-				b = append(b, c)
 			}
 			i++
+			start = i
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
 			b = append(b, `\ufffd`...)
-		} else {
-			b = append(b, s[i:i+size]...)
+			i++
+			start = i
+			continue
 		}
 		i += size
 	}
+	b = append(b, s[start:]...)
 	return append(b, '"')
 }
+
+// plain holds the ASCII bytes a JSON string carries as they are: not a
+// control character, DEL, a quote or a backslash.
+var plain = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 type syncBuf struct {
@@ -44,11 +45,59 @@ func TestLinesAreJSON(t *testing.T) {
 
 func FuzzAppendString(f *testing.F) {
 	f.Add("/a\"b\\c\n\x00\xff")
+	f.Add("/api/é/\x7f/\xe2\x82/ok")
 	f.Fuzz(func(t *testing.T, s string) {
 		b := appendString(nil, s)
 		var back string
 		if err := json.Unmarshal(b, &back); err != nil {
 			t.Fatalf("%q encoded as invalid JSON %s: %v", s, b, err)
 		}
+		if want := appendStringByByte(nil, s); string(b) != string(want) {
+			t.Fatalf("%q encoded as %s, the byte-at-a-time encoder as %s", s, b, want)
+		}
 	})
+}
+
+// appendStringByByte is appendString as it was written first, a byte at a
+// time: the reference its runs-at-once version must agree with.
+func appendStringByByte(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20 || c == 0x7f:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}
+
+func BenchmarkAppendString(b *testing.B) {
+	const path = "/api/v1/customers/1234567/orders?since=2026-11-01&limit=50"
+	buf := make([]byte, 0, 256)
+	for _, tc := range []struct {
+		name string
+		fn   func([]byte, string) []byte
+	}{{"runs", appendString}, {"bytes", appendStringByByte}} {
+		b.Run(tc.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				buf = tc.fn(buf[:0], path)
+			}
+		})
+	}
 }
