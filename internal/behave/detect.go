@@ -651,7 +651,15 @@ func eachIdentity(id *lists.Identity, fn func(kind lists.Kind, name, value strin
 // count the answer in: a caller with other work before End (writing the
 // answer out) calls it when the answer's status is known.
 func (e *Engine) Answering(t *Ticket) {
-	for i := uint8(0); i < t.n && t.api != 0; i++ {
+	if t.api != 0 {
+		e.prefetchSlots(t)
+	}
+}
+
+// prefetchSlots starts loading the lines of every identity Begin counted
+// t's request for, so that their misses overlap (see Begin).
+func (e *Engine) prefetchSlots(t *Ticket) {
+	for i := uint8(0); i < t.n; i++ {
 		e.shardOf(t.keys[i]).t.PrefetchSlot(t.tslot[i], lineMask)
 	}
 }
@@ -766,7 +774,18 @@ func loginName(id *lists.Identity) string {
 // trained API whose detector is on, and the threshold; a detector finds
 // an identity once per window.
 func (e *Engine) over(a *apiState, st *state, f Figure, v float64) (float64, bool) {
-	d := FigureDetector[f]
+	thr, ok := e.crossing(a, st, f, v)
+	if ok {
+		st.reported |= 1 << FigureDetector[f]
+	}
+	return thr, ok
+}
+
+// crossing returns figure f's threshold on st and whether v passes it
+// for a detector that has not reported st in this window and is not off
+// (over and passes, without their effects). Past half the threshold, st
+// is warm (see state.warm).
+func (e *Engine) crossing(a *apiState, st *state, f Figure, v float64) (float64, bool) {
 	thr, ok := e.threshold(a, f, classOf(st.kind))
 	if !ok {
 		return 0, false
@@ -774,13 +793,13 @@ func (e *Engine) over(a *apiState, st *state, f Figure, v float64) (float64, boo
 	if v*2 > thr {
 		st.warm = true
 	}
+	d := FigureDetector[f]
 	if v <= thr || st.reported&(1<<d) != 0 {
 		return 0, false
 	}
 	if p := a.policy.Load(); p != nil && p.Modes[d] == Off {
 		return 0, false
 	}
-	st.reported |= 1 << d
 	return thr, true
 }
 
@@ -867,10 +886,8 @@ func (e *Engine) End(t *Ticket, status int, bytes int64, vals Values) {
 	is4xx := status >= 400 && status < 500
 	is2xx := status >= 200 && status < 300
 	failed := t.login && is4xx
-	// Each identity's lines first, all at once (see Begin).
-	for i := uint8(0); i < t.n; i++ {
-		e.shardOf(t.keys[i]).t.PrefetchSlot(t.tslot[i], lineMask)
-	}
+	// Each identity's lines first, all at once.
+	e.prefetchSlots(t)
 	var fs []found // allocated only for a detection
 	for i := uint8(0); i < t.n; i++ {
 		k := t.keys[i]
@@ -941,18 +958,8 @@ func (t *Ticket) sample(st *state, i uint8, status int) {
 // passes reports whether figure f's value v would be a detection on st
 // (over without its effect).
 func (e *Engine) passes(a *apiState, st *state, f Figure, v float64) bool {
-	thr, ok := e.threshold(a, f, classOf(st.kind))
-	if !ok {
-		return false
-	}
-	if v*2 > thr {
-		st.warm = true
-	}
-	if v <= thr || st.flag != 0 || st.reported&(1<<FigureDetector[f]) != 0 {
-		return false
-	}
-	p := a.policy.Load()
-	return p == nil || p.Modes[FigureDetector[f]] != Off
+	_, ok := e.crossing(a, st, f, v)
+	return ok && st.flag == 0
 }
 
 // loginTarget counts a failed login against a username: past the
