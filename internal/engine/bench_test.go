@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/ase-project/ase/internal/flow"
 	"github.com/ase-project/ase/internal/lists"
 )
 
@@ -52,8 +53,11 @@ func loadBig(b *testing.B, f *fixture) {
 // BenchmarkDecide is a full decision for a client that presents an IP, a
 // bearer token, a cookie and an API key, none of them listed: every
 // structure of both lists is consulted.
+//
+// The engine has flow control's limiter, as the server gives it: the
+// API has no client spike threshold, so a decision must not pay for it.
 func BenchmarkDecide(b *testing.B) {
-	f := newFixture(b, nil)
+	f := newFixture(b, flow.NewClients(nil))
 	loadBig(b, f)
 	api := mustAPI(b, `{"api_metadata": {"url": "/shop", "cookie": "SID", "oauth2_access_token": true, "apikey_header": "X-API-KEY",
 		"api_pattern_enforcement": {"methods_allowed": ["GET", "POST"], "content_type_allowed": "application/json"},

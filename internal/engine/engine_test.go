@@ -83,7 +83,7 @@ func mustAPI(t testing.TB, doc string) *apidef.API {
 
 type stubLimiter struct{ over bool }
 
-func (s *stubLimiter) Allow(*apidef.API, lists.Identity, int64) (bool, time.Duration) {
+func (s *stubLimiter) Allow(*apidef.API, *lists.Identity, int64) (bool, time.Duration) {
 	if s.over {
 		return false, 3 * time.Second
 	}
@@ -96,11 +96,11 @@ func TestDecisionOrder(t *testing.T) {
 	f.list(t, lists.Deny, `[{"type": "ip", "value": "192.0.2.66"}, {"type": "ip", "value": "198.51.100.0/24"}, {"type": "token", "value": "stolen"}]`)
 	f.list(t, lists.Allow, `[{"type": "ip", "value": "198.51.100.7"}]`)
 
-	shop := mustAPI(t, `{"api_metadata": {"url": "/shop", "oauth2_access_token": true,
+	shop := mustAPI(t, `{"api_metadata": {"url": "/shop", "oauth2_access_token": true, "flow_control": {"client_spike_threshold": "10/second"},
 		"api_pattern_enforcement": {"protocol_allowed": "https", "methods_allowed": ["GET", "POST"], "content_type_allowed": "application/json",
 			"error_code": "405", "error_def": "Method Not Allowed", "error_message_body": "no"},
 		"decoy_config": {"decoy_enabled": true, "decoy_subpaths": ["/admin"]}}}`)
-	monitor := mustAPI(t, `{"api_metadata": {"url": "/m", "enable_blocking": false, "api_pattern_enforcement": {"methods_allowed": ["GET"]}}}`)
+	monitor := mustAPI(t, `{"api_metadata": {"url": "/m", "enable_blocking": false, "flow_control": {"client_spike_threshold": "10/second"}, "api_pattern_enforcement": {"methods_allowed": ["GET"]}}}`)
 	redirect := mustAPI(t, `{"api_metadata": {"url": "/r", "api_pattern_enforcement": {"protocol_allowed": "https",
 		"http_redirect": {"response_code": "301", "response_def": "Moved", "https_url": "https://example.com"}}}}`)
 	trap := mustAPI(t, `{"api_metadata": {"url": "/trap", "decoy_config": {"decoy_enabled": true}}}`)
@@ -140,6 +140,8 @@ func TestDecisionOrder(t *testing.T) {
 		{"monitor deny", req(monitor, netip.MustParseAddr("192.0.2.66"), nil), false, Decision{Action: Allow, Reason: ReasonDenyList, Monitor: true, Match: lists.Match{Kind: lists.IP}}},
 		{"monitor pattern", req(monitor, good, func(r *Request) { r.Method = "POST" }), false, Decision{Action: Allow, Reason: ReasonInvalidMethod, Monitor: true}},
 		{"monitor flow", req(monitor, good, nil), true, Decision{Action: Allow, Reason: ReasonRateLimited, Monitor: true, RetryAfter: 3 * time.Second}},
+		// flow control is asked only about APIs with a client spike threshold
+		{"no threshold, no flow control", req(trap, good, func(r *Request) { r.API = redirect; r.Path = "/r/items" }), true, Decision{Action: Allow}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -121,15 +121,15 @@ func (c *Clients) key(apiID string, id *lists.Identity) [2]uint64 {
 // Allow implements engine.Limiter: whether the client may make one more
 // request to api at now (Unix ns: the front door read the clock already),
 // and if not, when it may.
-func (c *Clients) Allow(api *apidef.API, id lists.Identity, now int64) (bool, time.Duration) {
+func (c *Clients) Allow(api *apidef.API, id *lists.Identity, now int64) (bool, time.Duration) {
 	r := api.FlowControl.ClientSpikeThreshold
 	if r.IsZero() {
 		return true, 0
 	}
 	if c.cl != nil {
-		return c.allowCluster(api.ID, &id, max(int64(r.Per.Duration())/int64(r.Count), 1), now)
+		return c.allowCluster(api.ID, id, max(int64(r.Per.Duration())/int64(r.Count), 1), now)
 	}
-	k := c.key(api.ID, &id)
+	k := c.key(api.ID, id)
 	g := newGCRA(r)
 	s := &c.shards[k[0]%numShards]
 	s.mu.Lock()

@@ -28,7 +28,7 @@ func BenchmarkClientAllowCluster(b *testing.B) {
 	now := time.Now().UnixNano()
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		l.Allow(a, ids[i%len(ids)], now+int64(i))
+		l.Allow(a, &ids[i%len(ids)], now+int64(i))
 	}
 }
 
@@ -60,7 +60,7 @@ func BenchmarkTick(b *testing.B) {
 		b.StopTimer()
 		c.advance(time.Second)
 		for j := 0; j < 100_000; j++ {
-			l.Allow(a, lists.Identity{IP: netip.AddrFrom4([4]byte{10, byte(j >> 16), byte(j >> 8), byte(j)})}, c.now())
+			l.Allow(a, &lists.Identity{IP: netip.AddrFrom4([4]byte{10, byte(j >> 16), byte(j >> 8), byte(j)})}, c.now())
 		}
 		b.StartTimer()
 		n.Tick()

@@ -194,7 +194,7 @@ func (s *sim) runClient(threshold string, mult float64, d time.Duration, sp *spr
 		}
 		s.until(start + int64(at))
 		n := s.nodes[sp.pick(s.up())]
-		if ok, _ := n.clients.Allow(a, id, s.clk.now()); ok {
+		if ok, _ := n.clients.Allow(a, &id, s.clk.now()); ok {
 			admitted++
 			perWindow[at/unit]++
 		}
@@ -576,13 +576,13 @@ func TestClusterSummaryBounded(t *testing.T) {
 	for step := 0; step < 4; step++ {
 		for i := 0; i < flood/4; i++ {
 			id := lists.Identity{IP: netip.AddrFrom4([4]byte{10, byte(step), byte(i >> 8), byte(i)})}
-			n.clients.Allow(a, id, s.clk.now())
-			n.clients.Allow(a, id, s.clk.now())
+			n.clients.Allow(a, &id, s.clk.now())
+			n.clients.Allow(a, &id, s.clk.now())
 			if i%1000 == 0 {
-				n.clients.Allow(a, heavy, s.clk.now())
-				n.clients.Allow(a, heavy, s.clk.now())
-				n.clients.Allow(a, heavy, s.clk.now())
-				n.clients.Allow(a, heavy, s.clk.now())
+				n.clients.Allow(a, &heavy, s.clk.now())
+				n.clients.Allow(a, &heavy, s.clk.now())
+				n.clients.Allow(a, &heavy, s.clk.now())
+				n.clients.Allow(a, &heavy, s.clk.now())
 				s.until(s.clk.now() + int64(time.Second/50))
 			}
 		}
@@ -707,7 +707,7 @@ func TestClusterConcurrent(t *testing.T) {
 			defer wg.Done()
 			c := n.Clients()
 			for i := 0; i < 20000; i++ {
-				c.Allow(a, lists.Identity{IP: netip.AddrFrom4([4]byte{10, 0, 0, byte(i % 7)})}, time.Now().UnixNano())
+				c.Allow(a, &lists.Identity{IP: netip.AddrFrom4([4]byte{10, 0, 0, byte(i % 7)})}, time.Now().UnixNano())
 			}
 		}()
 	}

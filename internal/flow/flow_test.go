@@ -48,7 +48,7 @@ func TestClientAccuracy(t *testing.T) {
 			admitted := 0
 			var lastWait time.Duration
 			for i := 0; i < sent; i++ {
-				if ok, wait := l.Allow(a, *id, c.now()); ok {
+				if ok, wait := l.Allow(a, id, c.now()); ok {
 					admitted++
 				} else {
 					lastWait = wait
@@ -85,14 +85,14 @@ func TestClientsAreSeparate(t *testing.T) {
 		{a, keyed, true}, // the same address with an API key is another client
 		{a, keyed, false},
 	} {
-		if ok, _ := l.Allow(tt.api, *tt.id, c.now()); ok != tt.want {
+		if ok, _ := l.Allow(tt.api, tt.id, c.now()); ok != tt.want {
 			t.Fatalf("%s %v: got %v, want %v", tt.api.ID, tt.id, ok, tt.want)
 		}
 	}
 	// 0/second is no limit.
 	free := api(t, "free", "0/second")
 	for i := 0; i < 1000; i++ {
-		if ok, _ := l.Allow(free, *ip, c.now()); !ok {
+		if ok, _ := l.Allow(free, ip, c.now()); !ok {
 			t.Fatal("0/second limited a client")
 		}
 	}
@@ -103,7 +103,7 @@ func TestClientsEvictIdle(t *testing.T) {
 	l := NewClients(c.now)
 	a := api(t, "a", "10/second")
 	for i := 0; i < 1000; i++ {
-		l.Allow(a, lists.Identity{IP: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})}, c.now())
+		l.Allow(a, &lists.Identity{IP: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})}, c.now())
 	}
 	if l.Clients() != 1000 {
 		t.Fatalf("tracking %d clients", l.Clients())
@@ -270,7 +270,7 @@ func BenchmarkClientAllow(b *testing.B) {
 	now := time.Now().UnixNano()
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		l.Allow(a, ids[i%len(ids)], now+int64(i))
+		l.Allow(a, &ids[i%len(ids)], now+int64(i))
 	}
 }
 
@@ -283,7 +283,7 @@ func BenchmarkClientMemory(b *testing.B) {
 		l := NewClients(nil)
 		a := api(b, "shop", "10/second")
 		for i := 0; i < 1_000_000; i++ {
-			l.Allow(a, lists.Identity{IP: netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})}, time.Now().UnixNano())
+			l.Allow(a, &lists.Identity{IP: netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})}, time.Now().UnixNano())
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)
