@@ -17,6 +17,7 @@ cores=$(nproc)
 
 backend=$(free_port); ase=$(free_port); mgmt=$(free_port); ngx=$(free_port)
 setsid "$BENCH_DIR/bin/nullserver" -addr 127.0.0.1:$backend &
+nullpid=$!
 
 cat >"$work/ase.conf" <<CONF
 mode=inline
@@ -44,22 +45,31 @@ wait_http "http://127.0.0.1:$ase/"
 
 url() { case $1 in direct) echo "http://127.0.0.1:$backend/api/items/42";; nginx) echo "http://127.0.0.1:$ngx/api/items/42";; ase) echo "http://127.0.0.1:$ase/api/items/42";; esac; }
 out="$RESULTS/inline-$(date -u +%Y%m%dT%H%M%SZ).txt"
-for t in direct nginx ase; do : >"$work/rps_$t"; : >"$work/p99_$t"; : >"$work/cpu_$t"; done
+for t in direct nginx ase; do
+	for f in rps p99 cpu user sys backend wrk; do : >"$work/${f}_$t"; done
+done
 ngxpid=$(cat "$work/nginx/nginx.pid")
 pid_of() { case $1 in nginx) echo "$ngxpid";; ase) echo "$asepid";; esac; }
 echo "== throughput: wrk -t1 -c64 -d${DUR}s, $ROUNDS alternating rounds" | tee -a "$out"
 order=(direct nginx ase)
 for r in $(seq 1 "$ROUNDS"); do
 	for t in "${order[@]}"; do
-		[ $t = direct ] || c0=$(ticks "$(pid_of $t)")
-		res=$(wrk -t1 -c64 -d${DUR}s -H 'Cookie: SID=clean' -H 'Authorization: Bearer clean-token' "$(url $t)")
+		[ $t = direct ] || read -r u0 s0 < <(ticks_split "$(pid_of $t)")
+		b0=$(ticks "$nullpid")
+		res=$(with_cpu "$work/wrkcpu" wrk -t1 -c64 -d${DUR}s -H 'Cookie: SID=clean' -H 'Authorization: Bearer clean-token' "$(url $t)")
+		n=$(requests "$res")
 		v=$(rps "$res"); echo "$v" >>"$work/rps_$t"
+		us_per $(($(ticks "$nullpid") - b0)) "$n" >>"$work/backend_$t"
+		awk -v c="$(cat "$work/wrkcpu")" -v n="$n" 'BEGIN {printf "%.1f\n", c * 1e6 / n}' >>"$work/wrk_$t"
 		cpu=""
 		if [ $t != direct ]; then
-			us_per $(($(ticks "$(pid_of $t)") - c0)) "$(requests "$res")" >>"$work/cpu_$t"
-			cpu=", $(tail -1 "$work/cpu_$t") us CPU/request"
+			read -r u1 s1 < <(ticks_split "$(pid_of $t)")
+			us_per $((u1 - u0 + s1 - s0)) "$n" >>"$work/cpu_$t"
+			us_per $((u1 - u0)) "$n" >>"$work/user_$t"
+			us_per $((s1 - s0)) "$n" >>"$work/sys_$t"
+			cpu=", $(tail -1 "$work/cpu_$t") us CPU/request ($(tail -1 "$work/user_$t") user, $(tail -1 "$work/sys_$t") kernel)"
 		fi
-		echo "round $r $t $v req/s$cpu" | tee -a "$out"
+		echo "round $r $t $v req/s$cpu; backend $(tail -1 "$work/backend_$t") us, wrk $(tail -1 "$work/wrk_$t") us" | tee -a "$out"
 	done
 	order=("${order[@]:1}" "${order[0]}") # rotate who goes first
 done
@@ -79,5 +89,15 @@ pd=$(median <"$work/p99_direct"); pn=$(median <"$work/p99_nginx"); pa=$(median <
 	echo "== medians (1,000,000 deny-list entries in ASE; $cores cores; backend: do-nothing fasthttp server)"
 	echo "throughput: direct $direct req/s, nginx $nginx req/s, ASE $asev req/s; ASE/nginx $(awk "BEGIN {printf \"%.2f\", $asev/$nginx}") (target >= 1.20)"
 	echo "CPU per request (the proxy's own, workers included): nginx $(median <"$work/cpu_nginx") us, ASE $(median <"$work/cpu_ase") us (target: ASE below nginx)"
+	# Where the two cores go per request, and what that allows: the cores
+	# are saturated, so throughput follows the CPU every party spends on a
+	# request. The ceiling is the throughput ASE would reach, the others
+	# spending what they did beside it, if its own user-space CPU were zero
+	# (only its kernel time left: the system calls and TCP over loopback).
+	m() { median <"$work/$1"; }
+	echo "CPU per request, medians: nginx $(m user_nginx) user + $(m sys_nginx) kernel, backend $(m backend_nginx), wrk $(m wrk_nginx); ASE $(m user_ase) user + $(m sys_ase) kernel, backend $(m backend_ase), wrk $(m wrk_ase) (us)"
+	awk -v n="$(m user_nginx)" -v ns="$(m sys_nginx)" -v nb="$(m backend_nginx)" -v nw="$(m wrk_nginx)" \
+		-v as="$(m sys_ase)" -v ab="$(m backend_ase)" -v aw="$(m wrk_ase)" \
+		'BEGIN {printf "ceiling: with no user-space CPU at all, ASE would reach %.2fx nginx (all parties %.1f us per request through nginx, %.1f us through ASE with only its kernel time)\n", (n+ns+nb+nw)/(as+ab+aw), n+ns+nb+nw, as+ab+aw}'
 	echo "p99 at $rate req/s: direct $pd ms, nginx $pn ms (+$(awk "BEGIN {printf \"%.3f\", $pn-$pd}")), ASE $pa ms (+$(awk "BEGIN {printf \"%.3f\", $pa-$pd}")) (target: ASE's added p99 <= nginx's)"
 } | tee -a "$out"

@@ -33,6 +33,25 @@ ticks() {
 	done
 	echo $t
 }
+# ticks_split PID...: ticks as "user system" (the same processes)
+ticks_split() {
+	local u=0 s=0 p a b
+	for p in "$@" $(pgrep -P "$1" || true); do
+		read -r a b < <(awk '{print $14, $15}' "/proc/$p/stat")
+		u=$((u + a)); s=$((s + b))
+	done
+	echo "$u $s"
+}
+# with_cpu FILE CMD...: runs CMD (its output passes through) and writes the
+# CPU time it and its children used, in seconds (user+system), to FILE
+with_cpu() {
+	local f=$1; shift
+	python3 -c 'import resource, subprocess, sys
+r = subprocess.run(sys.argv[2:])
+u = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1], "w").write("%.6f\n" % (u.ru_utime + u.ru_stime))
+sys.exit(r.returncode)' "$f" "$@"
+}
 # requests OUTPUT: the requests wrk completed
 requests() { awk '/requests in/ {print $1}' <<<"$1"; }
 us_per() { awk "BEGIN {printf \"%.1f\n\", $1 * 1000000 / $HZ / $2}"; } # us_per TICKS REQUESTS
