@@ -27,11 +27,9 @@ HZ=$(getconf CLK_TCK)
 # ticks PID...: CPU time (utime+stime, clock ticks) of the processes and
 # the first one's children (nginx's workers).
 ticks() {
-	local t=0 p
-	for p in "$@" $(pgrep -P "$1" || true); do
-		t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
-	done
-	echo $t
+	local u s
+	read -r u s < <(ticks_split "$@")
+	echo $((u + s))
 }
 # ticks_split PID...: ticks as "user system" (the same processes)
 ticks_split() {
